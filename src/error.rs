@@ -1,0 +1,45 @@
+//! Typed errors. Every error that concerns a file names it.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot decode image: {msg}")]
+    Decode { path: PathBuf, msg: String },
+    #[error("{path}: {msg}")]
+    BadImage { path: PathBuf, msg: String },
+    #[error("{path}: not a usable .npy dictionary: {msg}")]
+    BadNpy { path: PathBuf, msg: String },
+    #[error("{path}: {msg}")]
+    BadDictionary { path: PathBuf, msg: String },
+    #[error("images differ in size: {a} is {aw}x{ah}, {b} is {bw}x{bh}")]
+    SizeMismatch {
+        a: PathBuf,
+        aw: usize,
+        ah: usize,
+        b: PathBuf,
+        bw: usize,
+        bh: usize,
+    },
+    #[error("{path}: {msg}")]
+    BadOutput { path: PathBuf, msg: String },
+    #[error("invalid parameter: {0}")]
+    Param(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

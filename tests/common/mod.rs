@@ -1,0 +1,30 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// `../shared/data/csmca_reference` beside the repository. Tests that need it fail loudly if it is missing.
+pub fn reference_dir() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/csmca_reference");
+    assert!(
+        d.join("source1.tif").exists(),
+        "reference data not found at {} (the project's shared/ folder must sit beside the repository)",
+        d.display()
+    );
+    d
+}
+
+pub fn reference(name: &str) -> PathBuf {
+    reference_dir().join(name)
+}
+
+/// PSNR in dB of two 8-bit images given as values in 0..=255, and the max abs difference.
+pub fn psnr_u8(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let mse = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / a.len() as f64;
+    let maxd = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    (10.0 * (255.0f64 * 255.0 / mse).log10(), maxd)
+}

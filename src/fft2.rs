@@ -106,22 +106,39 @@ impl<T: Real> Fft2<T> {
         }
     }
 
+    /// Planes per parallel task: one group per worker thread, so scratch is set up once per thread.
+    fn group(&self, planes: usize) -> usize {
+        planes.div_ceil(rayon::current_num_threads()).max(1)
+    }
+
     /// Forward transforms of a batch of planes (destroyed), in parallel across planes.
     pub fn forward_batch(&self, planes: &mut [T], specs: &mut [Complex<T>]) {
         let (np, ns) = (self.h * self.w, self.spectrum_len());
+        let g = self.group(specs.len() / ns);
         planes
-            .par_chunks_exact_mut(np)
-            .zip(specs.par_chunks_exact_mut(ns))
-            .for_each_init(|| self.scratch(), |s, (p, f)| self.forward(p, f, s));
+            .par_chunks_mut(np * g)
+            .zip(specs.par_chunks_mut(ns * g))
+            .for_each(|(ps, fs)| {
+                let mut s = self.scratch();
+                for (p, f) in ps.chunks_exact_mut(np).zip(fs.chunks_exact_mut(ns)) {
+                    self.forward(p, f, &mut s);
+                }
+            });
     }
 
     /// Inverse transforms of a batch of spectra, in parallel across planes.
     pub fn inverse_batch(&self, specs: &[Complex<T>], planes: &mut [T]) {
         let (np, ns) = (self.h * self.w, self.spectrum_len());
+        let g = self.group(specs.len() / ns);
         specs
-            .par_chunks_exact(ns)
-            .zip(planes.par_chunks_exact_mut(np))
-            .for_each_init(|| self.scratch(), |s, (f, p)| self.inverse(f, p, s));
+            .par_chunks(ns * g)
+            .zip(planes.par_chunks_mut(np * g))
+            .for_each(|(fs, ps)| {
+                let mut s = self.scratch();
+                for (f, p) in fs.chunks_exact(ns).zip(ps.chunks_exact_mut(np)) {
+                    self.inverse(f, p, &mut s);
+                }
+            });
     }
 
     /// Spectra of filters of size `fh x fw` (filter-major, row-major, f64), zero-padded to the plane

@@ -588,6 +588,18 @@ impl<T: Real> Cbpdn<T> {
         }
     }
 
+    /// The primal X of the last iteration (inverse FFT of the kept X spectra).
+    pub fn primal(&self) -> CoefMaps {
+        let mut x = vec![T::zero(); self.y.len()];
+        self.fft.inverse_batch(&self.spec, &mut x);
+        CoefMaps {
+            m: self.m,
+            h: self.fft.h,
+            w: self.fft.w,
+            data: x.iter().map(|v| v.as_f64()).collect(),
+        }
+    }
+
     /// Y in the solver's own precision (dictionary learning works on it directly).
     pub fn y(&self) -> &[T] {
         &self.y

@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn reference(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/csmca_reference").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/csmca_reference")
+        .join(name)
 }
 
 /// The reference cartoon dictionary when shared/ is present, else the project's own (same shape).
@@ -31,7 +33,10 @@ fn per_iteration(c: &mut Criterion) {
         let (ct, _) = head_pair(size);
         let detail = tikhonov_split(&ct, 60.0, 16).1;
         for threads in [1usize, 2] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             let mut opts = CbpdnOptions::new(0.1);
             opts.rel_tol = 0.0;
             let fft = CpuEngine::<f32>::default().plan(size, size);
@@ -45,7 +50,10 @@ fn per_iteration(c: &mut Criterion) {
 }
 
 fn fuse_reference_pair(c: &mut Criterion) {
-    let (Ok(a), Ok(b)) = (read_gray(&reference("source1.tif")), read_gray(&reference("source2.tif"))) else {
+    let (Ok(a), Ok(b)) = (
+        read_gray(&reference("source1.tif")),
+        read_gray(&reference("source2.tif")),
+    ) else {
         eprintln!("fuse benchmark skipped: ../shared/data/csmca_reference not found");
         return;
     };
@@ -56,7 +64,15 @@ fn fuse_reference_pair(c: &mut Criterion) {
     g.bench_function("reference_pair_256", |bch| {
         bch.iter(|| {
             let mut eng = cpu_engine(Precision::F32);
-            fuse_pair(eng.as_mut(), &a.plane, &b.plane, &dc, &dt, &FuseParams::default()).unwrap()
+            fuse_pair(
+                eng.as_mut(),
+                &a.plane,
+                &b.plane,
+                &dc,
+                &dt,
+                &FuseParams::default(),
+            )
+            .unwrap()
         })
     });
     g.finish();

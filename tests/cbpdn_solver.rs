@@ -18,7 +18,9 @@ fn detail_of(name: &str) -> Plane {
 }
 
 fn crop(p: &Plane, h: usize, w: usize) -> Plane {
-    let data = (0..h).flat_map(|y| p.data[y * p.w..y * p.w + w].to_vec()).collect();
+    let data = (0..h)
+        .flat_map(|y| p.data[y * p.w..y * p.w + w].to_vec())
+        .collect();
     Plane::from_vec(h, w, data)
 }
 
@@ -37,7 +39,9 @@ fn x_step_solves_its_linear_system() {
     let mut sf = vec![Complex::default(); n];
     fft.forward(&mut s, &mut sf, &mut fft.scratch());
     // A realistic YU: spectra of a smooth pseudo-random coefficient field.
-    let mut yu_sp: Vec<f64> = (0..dict.m * h * w).map(|i| ((i * 2654435761usize) % 1000) as f64 / 1000.0 - 0.5).collect();
+    let mut yu_sp: Vec<f64> = (0..dict.m * h * w)
+        .map(|i| ((i * 2654435761usize) % 1000) as f64 / 1000.0 - 0.5)
+        .collect();
     let mut yu = vec![Complex::default(); dict.m * n];
     fft.forward_batch(&mut yu_sp, &mut yu);
     for rho in [0.3, 1.0, 26.0] {
@@ -58,7 +62,11 @@ fn x_step_solves_its_linear_system() {
     }
 }
 
-fn solve<T: Real>(s: &Plane, dict: &Dictionary, opts: &CbpdnOptions) -> (Vec<f64>, csfuse::cbpdn::SolveStats, Vec<f64>) {
+fn solve<T: Real>(
+    s: &Plane,
+    dict: &Dictionary,
+    opts: &CbpdnOptions,
+) -> (Vec<f64>, csfuse::cbpdn::SolveStats, Vec<f64>) {
     let fft = Arc::new(Fft2::<T>::new(s.h, s.w));
     let mut solver = Cbpdn::<T>::new(fft, dict, &s.data, opts).unwrap();
     let mut objs = Vec::new();
@@ -80,18 +88,34 @@ fn objective_falls_on_a_real_image_and_f32_matches_f64() {
     // ADMM's objective is not monotone early on, but it must settle and fall substantially.
     let first = o64[1];
     let last = *o64.last().unwrap();
-    assert!(last < 0.6 * first, "objective did not fall: {first} -> {last}");
+    assert!(
+        last < 0.6 * first,
+        "objective did not fall: {first} -> {last}"
+    );
     for w in o64[30..].windows(10).step_by(10) {
         assert!(w[9] <= w[0] * 1.001, "objective rose late: {w:?}");
     }
-    assert!(st64.r < 0.05 && st64.s < 0.05, "residuals did not shrink: r {} s {}", st64.r, st64.s);
+    assert!(
+        st64.r < 0.05 && st64.s < 0.05,
+        "residuals did not shrink: r {} s {}",
+        st64.r,
+        st64.s
+    );
     let (_, st32, c32) = solve::<f32>(&s, &dict, &opts);
     let rel_obj = (st32.objective - st64.objective).abs() / st64.objective;
-    assert!(rel_obj < 1e-4, "f32 objective {} vs f64 {}: rel {rel_obj:e}", st32.objective, st64.objective);
+    assert!(
+        rel_obj < 1e-4,
+        "f32 objective {} vs f64 {}: rel {rel_obj:e}",
+        st32.objective,
+        st64.objective
+    );
     let num: f64 = c32.iter().zip(&c64).map(|(a, b)| (a - b).powi(2)).sum();
     let den: f64 = c64.iter().map(|b| b * b).sum();
     let rel = (num / den).sqrt();
-    assert!(rel < 1e-3, "f32 vs f64 coefficient maps: relative difference {rel:e}");
+    assert!(
+        rel < 1e-3,
+        "f32 vs f64 coefficient maps: relative difference {rel:e}"
+    );
 }
 
 /// The reported objective equals a direct spatial evaluation of 1/2||D*X - s||^2 + lam ||X||_1 for
@@ -109,18 +133,41 @@ fn reported_objective_matches_direct_evaluation() {
     let x = solver.primal();
     let mut eng = csfuse::engine::CpuEngine::<f64>::default();
     let recon = csfuse::engine::Engine::synthesize(&mut eng, &dict, &x).unwrap();
-    let dfid: f64 = 0.5 * recon.data.iter().zip(&s.data).map(|(a, b)| (a - b).powi(2)).sum::<f64>();
+    let dfid: f64 = 0.5
+        * recon
+            .data
+            .iter()
+            .zip(&s.data)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>();
     let l1: f64 = x.data.iter().map(|v| v.abs()).sum();
-    assert!((dfid - st.dfid).abs() < 1e-9 * dfid, "dfid {dfid} vs reported {}", st.dfid);
-    assert!((l1 - st.l1).abs() < 1e-9 * l1, "l1 {l1} vs reported {}", st.l1);
+    assert!(
+        (dfid - st.dfid).abs() < 1e-9 * dfid,
+        "dfid {dfid} vs reported {}",
+        st.dfid
+    );
+    assert!(
+        (l1 - st.l1).abs() < 1e-9 * l1,
+        "l1 {l1} vs reported {}",
+        st.l1
+    );
     assert!((st.objective - (dfid + lam * l1)).abs() < 1e-9 * st.objective);
 }
 
 #[test]
 fn fft_roundtrip_on_odd_and_prime_sizes() {
-    for (h, w) in [(8, 8), (181, 217), (97, 101), (243, 125), (49, 343), (512, 512)] {
+    for (h, w) in [
+        (8, 8),
+        (181, 217),
+        (97, 101),
+        (243, 125),
+        (49, 343),
+        (512, 512),
+    ] {
         let f = Fft2::<f32>::new(h, w);
-        let x: Vec<f32> = (0..h * w).map(|i| ((i * 7919) % 997) as f32 / 997.0).collect();
+        let x: Vec<f32> = (0..h * w)
+            .map(|i| ((i * 7919) % 997) as f32 / 997.0)
+            .collect();
         let mut inp = x.clone();
         let mut spec = vec![Complex::default(); f.spectrum_len()];
         let mut s = f.scratch();
@@ -130,8 +177,16 @@ fn fft_roundtrip_on_odd_and_prime_sizes() {
         assert!((spec[0].re as f64 - sum).abs() < 1e-5 * sum);
         let mut back = vec![0.0f32; h * w];
         f.inverse(&spec, &mut back, &mut s);
-        let e: f64 = back.iter().zip(&x).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+        let e: f64 = back
+            .iter()
+            .zip(&x)
+            .map(|(a, b)| ((a - b) as f64).powi(2))
+            .sum();
         let n: f64 = x.iter().map(|v| (*v as f64).powi(2)).sum();
-        assert!((e / n).sqrt() < 1e-6, "{h}x{w}: roundtrip error {:e}", (e / n).sqrt());
+        assert!(
+            (e / n).sqrt() < 1e-6,
+            "{h}x{w}: roundtrip error {:e}",
+            (e / n).sqrt()
+        );
     }
 }

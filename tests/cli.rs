@@ -27,7 +27,10 @@ fn workdir() -> tempfile::TempDir {
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     v.sort();
     v
 }
@@ -45,28 +48,67 @@ fn fails(dir: &Path, args: &[&str], needles: &[&str]) {
 }
 
 fn write_npy(path: &Path, shape: &[usize], data: &[f64]) {
-    std::fs::write(path, csfuse::npy::to_bytes(shape, data, csfuse::npy::NpyDtype::F32)).unwrap();
+    std::fs::write(
+        path,
+        csfuse::npy::to_bytes(shape, data, csfuse::npy::NpyDtype::F32),
+    )
+    .unwrap();
 }
 
 #[test]
 fn fuse_writes_image_and_report() {
     let d = workdir();
-    let o = csfuse(&["fuse", "ct_like.png", "mr_like.png", "-o", "f.png", "--report", "r.json"], d.path());
+    let o = csfuse(
+        &[
+            "fuse",
+            "ct_like.png",
+            "mr_like.png",
+            "-o",
+            "f.png",
+            "--report",
+            "r.json",
+        ],
+        d.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let img = image::open(d.path().join("f.png")).unwrap();
     assert_eq!((img.width(), img.height()), (64, 64));
     assert!(matches!(img, image::DynamicImage::ImageLuma8(_)));
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("r.json")).unwrap()).unwrap();
-    for key in ["params", "timings_ms", "objectives", "backend", "dictionaries", "inputs"] {
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("r.json")).unwrap()).unwrap();
+    for key in [
+        "params",
+        "timings_ms",
+        "objectives",
+        "backend",
+        "dictionaries",
+        "inputs",
+    ] {
         assert!(r.get(key).is_some(), "report lacks {key}");
     }
     assert_eq!(r["params"]["lowpass_lambda"], 60.0);
-    let obj = r["objectives"]["a"]["cartoon"]["objective"].as_f64().unwrap();
+    let obj = r["objectives"]["a"]["cartoon"]["objective"]
+        .as_f64()
+        .unwrap();
     assert!(obj.is_finite() && obj > 0.0);
     assert!(r["timings_ms"]["fusion_total"].as_f64().unwrap() > 0.0);
     // A second run refuses to replace the result unless --force.
-    fails(d.path(), &["fuse", "ct_like.png", "mr_like.png", "-o", "f.png"], &["f.png", "exists", "--force"]);
-    let o = csfuse(&["fuse", "ct_like.png", "mr_like.png", "-o", "f.png", "--force"], d.path());
+    fails(
+        d.path(),
+        &["fuse", "ct_like.png", "mr_like.png", "-o", "f.png"],
+        &["f.png", "exists", "--force"],
+    );
+    let o = csfuse(
+        &[
+            "fuse",
+            "ct_like.png",
+            "mr_like.png",
+            "-o",
+            "f.png",
+            "--force",
+        ],
+        d.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -74,20 +116,35 @@ fn fuse_writes_image_and_report() {
 fn sixteen_bit_pair_gives_sixteen_bit_tiff() {
     let d = workdir();
     for name in ["ct_like", "mr_like"] {
-        let g = image::open(d.path().join(format!("{name}.png"))).unwrap().to_luma16();
+        let g = image::open(d.path().join(format!("{name}.png")))
+            .unwrap()
+            .to_luma16();
         g.save(d.path().join(format!("{name}16.png"))).unwrap();
     }
-    let o = csfuse(&["fuse", "ct_like16.png", "mr_like16.png", "-o", "f16.tif"], d.path());
+    let o = csfuse(
+        &["fuse", "ct_like16.png", "mr_like16.png", "-o", "f16.tif"],
+        d.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let f16 = image::open(d.path().join("f16.tif")).unwrap();
     assert!(matches!(f16, image::DynamicImage::ImageLuma16(_)));
     // Same data as the 8-bit run up to quantisation.
-    let o = csfuse(&["fuse", "ct_like.png", "mr_like.png", "-o", "f8.png"], d.path());
+    let o = csfuse(
+        &["fuse", "ct_like.png", "mr_like.png", "-o", "f8.png"],
+        d.path(),
+    );
     assert!(o.status.success());
     let a = f16.to_luma16();
     let b = image::open(d.path().join("f8.png")).unwrap().to_luma8();
-    let maxd = a.pixels().zip(b.pixels()).map(|(p, q)| (p[0] as f64 / 65535.0 - q[0] as f64 / 255.0).abs()).fold(0.0, f64::max);
-    assert!(maxd < 3.0 / 255.0, "16-bit and 8-bit results differ by {maxd}");
+    let maxd = a
+        .pixels()
+        .zip(b.pixels())
+        .map(|(p, q)| (p[0] as f64 / 65535.0 - q[0] as f64 / 255.0).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        maxd < 3.0 / 255.0,
+        "16-bit and 8-bit results differ by {maxd}"
+    );
 }
 
 #[test]
@@ -95,13 +152,36 @@ fn sparse_code_prints_json_and_writes_hwm_npy() {
     let d = workdir();
     let dict = reference("Dc_8_8_32.npy");
     let o = csfuse(
-        &["sparse-code", "mr_like.png", "--dict", dict.to_str().unwrap(), "--lambda", "0.1", "--highpass", "60",
-          "--iters", "12", "--tol", "0", "--out-coef", "x.npy"],
+        &[
+            "sparse-code",
+            "mr_like.png",
+            "--dict",
+            dict.to_str().unwrap(),
+            "--lambda",
+            "0.1",
+            "--highpass",
+            "60",
+            "--iters",
+            "12",
+            "--tol",
+            "0",
+            "--out-coef",
+            "x.npy",
+        ],
         d.path(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    for key in ["iterations", "objective", "dfid", "l1", "r", "s", "rho", "ms_per_iter"] {
+    for key in [
+        "iterations",
+        "objective",
+        "dfid",
+        "l1",
+        "r",
+        "s",
+        "rho",
+        "ms_per_iter",
+    ] {
         assert!(line[key].is_number(), "JSON line lacks {key}: {line}");
     }
     assert_eq!(line["iterations"], 12);
@@ -112,26 +192,55 @@ fn sparse_code_prints_json_and_writes_hwm_npy() {
 #[test]
 fn missing_corrupt_and_empty_inputs() {
     let d = workdir();
-    fails(d.path(), &["fuse", "nope.png", "mr_like.png", "-o", "f.png"], &["nope.png", "No such file"]);
-    std::fs::write(d.path().join("junk.png"), b"\x89PNG\r\n\x1a\nthis is not a png").unwrap();
-    fails(d.path(), &["fuse", "junk.png", "mr_like.png", "-o", "f.png"], &["junk.png", "cannot decode"]);
+    fails(
+        d.path(),
+        &["fuse", "nope.png", "mr_like.png", "-o", "f.png"],
+        &["nope.png", "No such file"],
+    );
+    std::fs::write(
+        d.path().join("junk.png"),
+        b"\x89PNG\r\n\x1a\nthis is not a png",
+    )
+    .unwrap();
+    fails(
+        d.path(),
+        &["fuse", "junk.png", "mr_like.png", "-o", "f.png"],
+        &["junk.png", "cannot decode"],
+    );
     std::fs::write(d.path().join("empty.tif"), b"").unwrap();
-    fails(d.path(), &["fuse", "ct_like.png", "empty.tif", "-o", "f.png"], &["empty.tif"]);
+    fails(
+        d.path(),
+        &["fuse", "ct_like.png", "empty.tif", "-o", "f.png"],
+        &["empty.tif"],
+    );
 }
 
 #[test]
 fn size_mismatch_and_colour_are_refused() {
     let d = workdir();
-    image::GrayImage::new(64, 48).save(d.path().join("small.png")).unwrap();
-    fails(d.path(), &["fuse", "ct_like.png", "small.png", "-o", "f.png"], &["differ in size", "small.png", "64x48"]);
+    image::GrayImage::new(64, 48)
+        .save(d.path().join("small.png"))
+        .unwrap();
+    fails(
+        d.path(),
+        &["fuse", "ct_like.png", "small.png", "-o", "f.png"],
+        &["differ in size", "small.png", "64x48"],
+    );
     let mut rgb = image::RgbImage::new(64, 64);
     rgb.put_pixel(3, 3, image::Rgb([200, 10, 10]));
     rgb.save(d.path().join("pet.png")).unwrap();
-    fails(d.path(), &["fuse", "ct_like.png", "pet.png", "-o", "f.png"], &["pet.png", "colour"]);
+    fails(
+        d.path(),
+        &["fuse", "ct_like.png", "pet.png", "-o", "f.png"],
+        &["pet.png", "colour"],
+    );
     // Gray stored as RGB is accepted.
     let grey_rgb = image::open(d.path().join("mr_like.png")).unwrap().to_rgb8();
     grey_rgb.save(d.path().join("mr_rgb.png")).unwrap();
-    let o = csfuse(&["fuse", "ct_like.png", "mr_rgb.png", "-o", "g.png"], d.path());
+    let o = csfuse(
+        &["fuse", "ct_like.png", "mr_rgb.png", "-o", "g.png"],
+        d.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -139,27 +248,121 @@ fn size_mismatch_and_colour_are_refused() {
 fn bad_dictionaries_are_refused() {
     let d = workdir();
     write_npy(&d.path().join("flat.npy"), &[8, 32], &vec![0.1; 256]);
-    fails(d.path(), &["fuse", "ct_like.png", "mr_like.png", "-o", "f.png", "--cartoon-dict", "flat.npy"], &["flat.npy", "(h, w, M)"]);
+    fails(
+        d.path(),
+        &[
+            "fuse",
+            "ct_like.png",
+            "mr_like.png",
+            "-o",
+            "f.png",
+            "--cartoon-dict",
+            "flat.npy",
+        ],
+        &["flat.npy", "(h, w, M)"],
+    );
     let mut v = vec![0.1; 8 * 8 * 4];
     v[17] = f64::NAN;
     write_npy(&d.path().join("nan.npy"), &[8, 8, 4], &v);
-    fails(d.path(), &["fuse", "ct_like.png", "mr_like.png", "-o", "f.png", "--texture-dict", "nan.npy"], &["nan.npy", "non-finite"]);
-    write_npy(&d.path().join("big.npy"), &[80, 80, 2], &vec![0.1; 80 * 80 * 2]);
-    fails(d.path(), &["fuse", "ct_like.png", "mr_like.png", "-o", "f.png", "--texture-dict", "big.npy"], &["big.npy", "80x80"]);
+    fails(
+        d.path(),
+        &[
+            "fuse",
+            "ct_like.png",
+            "mr_like.png",
+            "-o",
+            "f.png",
+            "--texture-dict",
+            "nan.npy",
+        ],
+        &["nan.npy", "non-finite"],
+    );
+    write_npy(
+        &d.path().join("big.npy"),
+        &[80, 80, 2],
+        &vec![0.1; 80 * 80 * 2],
+    );
+    fails(
+        d.path(),
+        &[
+            "fuse",
+            "ct_like.png",
+            "mr_like.png",
+            "-o",
+            "f.png",
+            "--texture-dict",
+            "big.npy",
+        ],
+        &["big.npy", "80x80"],
+    );
     std::fs::write(d.path().join("text.npy"), b"hello").unwrap();
-    fails(d.path(), &["fuse", "ct_like.png", "mr_like.png", "-o", "f.png", "--cartoon-dict", "text.npy"], &["text.npy", "magic"]);
+    fails(
+        d.path(),
+        &[
+            "fuse",
+            "ct_like.png",
+            "mr_like.png",
+            "-o",
+            "f.png",
+            "--cartoon-dict",
+            "text.npy",
+        ],
+        &["text.npy", "magic"],
+    );
 }
 
 #[test]
 fn outputs_that_would_lose_data_are_refused() {
     let d = workdir();
     let before = std::fs::read(d.path().join("mr_like.png")).unwrap();
-    fails(d.path(), &["fuse", "ct_like.png", "mr_like.png", "-o", "mr_like.png", "--force"], &["mr_like.png", "same file as input"]);
+    fails(
+        d.path(),
+        &[
+            "fuse",
+            "ct_like.png",
+            "mr_like.png",
+            "-o",
+            "mr_like.png",
+            "--force",
+        ],
+        &["mr_like.png", "same file as input"],
+    );
     // The same file reached by another path is still the same file.
     std::fs::create_dir(d.path().join("sub")).unwrap();
-    fails(d.path(), &["fuse", "ct_like.png", "mr_like.png", "-o", "./sub/../ct_like.png", "--force"], &["same file"]);
+    fails(
+        d.path(),
+        &[
+            "fuse",
+            "ct_like.png",
+            "mr_like.png",
+            "-o",
+            "./sub/../ct_like.png",
+            "--force",
+        ],
+        &["same file"],
+    );
     assert_eq!(std::fs::read(d.path().join("mr_like.png")).unwrap(), before);
-    fails(d.path(), &["fuse", "ct_like.png", "mr_like.png", "-o", "f.xyz"], &["f.xyz", "extension"]);
-    fails(d.path(), &["fuse", "ct_like.png", "mr_like.png", "-o", "nodir/f.png"], &["nodir", "does not exist"]);
-    fails(d.path(), &["fuse", "ct_like.png", "mr_like.png", "-o", "f.png", "--report", "f.png"], &["f.png", "two outputs"]);
+    fails(
+        d.path(),
+        &["fuse", "ct_like.png", "mr_like.png", "-o", "f.xyz"],
+        &["f.xyz", "extension"],
+    );
+    fails(
+        d.path(),
+        &["fuse", "ct_like.png", "mr_like.png", "-o", "nodir/f.png"],
+        &["nodir", "does not exist"],
+    );
+    fails(
+        d.path(),
+        &[
+            "fuse",
+            "ct_like.png",
+            "mr_like.png",
+            "-o",
+            "f.png",
+            "--report",
+            "f.png",
+        ],
+        &["f.png", "two outputs"],
+    );
 }

@@ -83,26 +83,14 @@ pub fn read_gray(path: &Path) -> Result<GrayImage> {
                 "grayscale image with an alpha channel; save it without transparency".into(),
             ))
         }
-        DynamicImage::ImageRgb8(b) => {
-            let px: Vec<_> = b.pixels().collect();
-            if px.iter().any(|p| p[0] != p[1] || p[1] != p[2]) {
-                return Err(bad(colour_msg("RGB")));
-            }
-            (
-                px.iter().map(|p| p[0] as f64 / 255.0).collect(),
-                BitDepth::U8,
-            )
-        }
-        DynamicImage::ImageRgb16(b) => {
-            let px: Vec<_> = b.pixels().collect();
-            if px.iter().any(|p| p[0] != p[1] || p[1] != p[2]) {
-                return Err(bad(colour_msg("RGB")));
-            }
-            (
-                px.iter().map(|p| p[0] as f64 / 65535.0).collect(),
-                BitDepth::U16,
-            )
-        }
+        DynamicImage::ImageRgb8(b) => (
+            equal_channels(b.as_raw(), 255.0).ok_or_else(|| bad(colour_msg("RGB")))?,
+            BitDepth::U8,
+        ),
+        DynamicImage::ImageRgb16(b) => (
+            equal_channels(b.as_raw(), 65535.0).ok_or_else(|| bad(colour_msg("RGB")))?,
+            BitDepth::U16,
+        ),
         DynamicImage::ImageRgba8(_) | DynamicImage::ImageRgba16(_) => {
             return Err(bad(colour_msg("RGBA")))
         }
@@ -117,6 +105,14 @@ pub fn read_gray(path: &Path) -> Result<GrayImage> {
         plane: Plane::from_vec(h, w, data),
         depth,
     })
+}
+
+/// Gray values of an RGB image whose three channels are equal everywhere (grayscale saved as RGB),
+/// scaled by `max`; `None` for a true colour image.
+fn equal_channels<S: Copy + PartialEq + Into<f64>>(rgb: &[S], max: f64) -> Option<Vec<f64>> {
+    rgb.chunks_exact(3)
+        .map(|p| (p[0] == p[1] && p[1] == p[2]).then(|| p[0].into() / max))
+        .collect()
 }
 
 /// The image format an output path names by its extension, checked before any work is done.

@@ -141,16 +141,6 @@ pub fn learn(
     let mut opts = CbpdnOptions::new(p.lambda);
     opts.rho = Some(50.0 * p.lambda + 0.5);
     opts.auto_rho.enabled = false;
-    let gf = spectra(&g);
-    let mut solvers: Vec<Cbpdn<f64>> = tiles
-        .iter()
-        .map(|t| {
-            let mut s = t.data.clone();
-            let mut sf = vec![C64::default(); n];
-            fft.forward(&mut s, &mut sf, &mut fft.scratch());
-            Cbpdn::with_spectra(fft.clone(), m, gf.clone(), sf, &opts)
-        })
-        .collect();
     let sfs: Vec<Vec<C64>> = tiles
         .iter()
         .map(|t| {
@@ -159,6 +149,11 @@ pub fn learn(
             fft.forward(&mut s, &mut sf, &mut fft.scratch());
             sf
         })
+        .collect();
+    let gf = spectra(&g);
+    let mut solvers: Vec<Cbpdn<f64>> = sfs
+        .iter()
+        .map(|sf| Cbpdn::with_spectra(fft.clone(), m, gf.clone(), sf.clone(), &opts))
         .collect();
 
     for it in 1..=p.iters {

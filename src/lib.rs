@@ -4,6 +4,23 @@
 //! [`io`] (read) -> [`lowpass`] (base/detail split) -> [`decompose`] (CS-MCA, via [`cbpdn`] on [`fft2`])
 //! -> [`fusion_rule`] (choose-max) -> synthesis ([`engine`]) -> [`io`] (write). [`fuse`] strings the
 //! stages together behind the [`engine::Engine`] seam; [`learn`] trains dictionaries.
+//!
+//! Fusing a pair with the built-in dictionaries:
+//!
+//! ```
+//! use csfuse::{assets, engine::cpu_engine, fuse::{fuse_pair, FuseParams}, phantom, real::Precision};
+//!
+//! let (ct, mr) = phantom::head_pair(48);
+//! let mut engine = cpu_engine(Precision::F32);
+//! let out = fuse_pair(engine.as_mut(), &ct, &mr, &assets::cartoon(), &assets::texture(),
+//!                     &FuseParams::default())?;
+//! assert_eq!((out.fused.h, out.fused.w), (48, 48));
+//! // The bright CT bone survives in the fused image where the MR shows it dark.
+//! let bone: Vec<usize> = (0..48 * 48).filter(|&i| ct.data[i] > 0.8).collect();
+//! let mean = |v: &[f64]| bone.iter().map(|&i| v[i]).sum::<f64>() / bone.len() as f64;
+//! assert!(mean(&out.fused.data) > mean(&mr.data) + 0.2);
+//! # Ok::<(), csfuse::Error>(())
+//! ```
 
 pub mod assets;
 pub mod cbpdn;

@@ -164,13 +164,15 @@ const XSTEP_CHUNK: usize = 256;
 ///
 /// With `p = sum_k Df_k YU_k` the solution is `X_m = YU_m + conj(Df_m) (S - p) / (sum_k |Df_k|^2 + rho)`,
 /// the same as DESIGN.md's `(b - conj(Df) sum C b) / rho` with `b = DS + rho YU`, without storing C or DS.
-/// `spec` and `df` hold `m` spectra of `dd.len()` bins each.
+/// `spec` and `df` hold `m` spectra of `dd.len()` bins each. `dx` receives `sum_m Df_m X_m = p + dd q`
+/// per bin (the model spectrum, for the data term of the objective).
 pub fn x_step<T: Real>(
     spec: &mut [Complex<T>],
     df: &[Complex<T>],
     dd: &[T],
     sf: &[Complex<T>],
     rho: T,
+    dx: &mut [Complex<T>],
 ) {
     let n = dd.len();
     let chunks = n.div_ceil(XSTEP_CHUNK);
@@ -183,8 +185,9 @@ pub fn x_step<T: Real>(
     }
     groups
         .into_par_iter()
+        .zip(dx.par_chunks_mut(XSTEP_CHUNK))
         .enumerate()
-        .for_each(|(c, mut pieces)| {
+        .for_each(|(c, (mut pieces, dxc))| {
             let n0 = c * XSTEP_CHUNK;
             let len = pieces[0].len();
             let mut q = [Complex::<T>::default(); XSTEP_CHUNK];
@@ -195,7 +198,9 @@ pub fn x_step<T: Real>(
                 }
             }
             for i in 0..len {
-                q[i] = (sf[n0 + i] - q[i]) / (dd[n0 + i] + rho);
+                let p = q[i];
+                q[i] = (sf[n0 + i] - p) / (dd[n0 + i] + rho);
+                dxc[i] = p + q[i] * dd[n0 + i];
             }
             for (k, yu) in pieces.iter_mut().enumerate() {
                 let d = &df[k * n + n0..k * n + n0 + len];
@@ -342,8 +347,14 @@ pub struct Cbpdn<T: Real> {
     u: Vec<T>,
     /// Holds `Y - U` between iterations and the primal x inside one.
     work: Vec<T>,
-    /// Spectra: FFT(Y - U), then X after the X step (kept for the objective).
+    /// Spectra: FFT(Y - U) going into the X step, X coming out of it.
     spec: Vec<Complex<T>>,
+    /// `sum_m Df_m X_m` per bin from the last X step (the data term of the objective).
+    dx: Vec<Complex<T>>,
+    /// `spec` already holds FFT(Y - U) for the next X step (the fused pass computed it).
+    spec_is_yu: bool,
+    /// Keep the X spectra after each iteration (for [`Cbpdn::primal`]); disables the fused forward FFT.
+    keep_primal: bool,
     rho: f64,
     iters: usize,
     last: PassNorms,
@@ -400,6 +411,9 @@ impl<T: Real> Cbpdn<T> {
             u: vec![T::zero(); m * np],
             work: vec![T::zero(); m * np],
             spec: vec![Complex::default(); m * n],
+            dx: vec![Complex::default(); n],
+            spec_is_yu: false,
+            keep_primal: false,
             rho: opts.initial_rho(),
             iters: 0,
             last: PassNorms::default(),
@@ -425,42 +439,63 @@ impl<T: Real> Cbpdn<T> {
         self.iters
     }
 
+    /// Keep the primal X spectra after each iteration so [`Cbpdn::primal`] can return X. This runs the
+    /// forward FFT as a separate batch instead of fused into the shrink pass (same results, slower).
+    pub fn keep_primal(&mut self, keep: bool) {
+        self.keep_primal = keep;
+    }
+
     /// One ADMM iteration; returns the normalised residuals `(r, s)`.
     pub fn step(&mut self) -> (f64, f64) {
         let fft = &*self.fft;
         let np = fft.h * fft.w;
         let rho = self.rho;
-        fft.forward_batch(&mut self.work, &mut self.spec);
-        x_step(&mut self.spec, &self.df, &self.dd, &self.sf, T::lit(rho));
-        // Inverse FFT and shrink fused per plane: x goes from the FFT straight into the shrink while
-        // it is still in cache (the pass is memory-bound).
+        if !self.spec_is_yu {
+            fft.forward_batch(&mut self.work, &mut self.spec);
+        }
+        x_step(
+            &mut self.spec,
+            &self.df,
+            &self.dd,
+            &self.sf,
+            T::lit(rho),
+            &mut self.dx,
+        );
+        // Per plane, in a cache-sized buffer: inverse FFT of X, shrink, then the forward FFT of Y - U
+        // for the next iteration. The pass is memory-bound, so x and Y - U never go to main memory.
+        let fuse_forward = !self.keep_primal;
         let alpha = T::lit(self.opts.relax);
         let (lam, weights, ns) = (self.opts.lambda, &self.weights, fft.spectrum_len());
         let group = self.m.div_ceil(rayon::current_num_threads()).max(1);
         let nrm = self
             .spec
-            .par_chunks(ns * group)
+            .par_chunks_mut(ns * group)
             .zip(self.work.par_chunks_mut(np * group))
             .zip(self.y.par_chunks_mut(np * group))
             .zip(self.u.par_chunks_mut(np * group))
             .enumerate()
-            .map(|(g, (((fs, xs), ys), us))| {
+            .map(|(g, (((fs, ws), ys), us))| {
                 let mut scratch = fft.scratch();
+                let mut buf = vec![T::zero(); np];
                 let mut acc = PassNorms::default();
-                let planes = fs.chunks_exact(ns).zip(xs.chunks_exact_mut(np));
-                for (i, ((f, x), (y, u))) in planes
-                    .zip(ys.chunks_exact_mut(np).zip(us.chunks_exact_mut(np)))
-                    .enumerate()
-                {
-                    let w = weights[g * group + i];
-                    fft.inverse(f, x, &mut scratch);
-                    let mut n = shrink_plane(x, y, u, T::lit(w * lam / rho), alpha);
-                    n.l1 *= w;
+                let planes = fs.chunks_exact_mut(ns).zip(ws.chunks_exact_mut(np));
+                let duals = ys.chunks_exact_mut(np).zip(us.chunks_exact_mut(np));
+                for (i, ((f, w), (y, u))) in planes.zip(duals).enumerate() {
+                    let wk = weights[g * group + i];
+                    fft.inverse(f, &mut buf, &mut scratch);
+                    let mut n = shrink_plane(&mut buf, y, u, T::lit(wk * lam / rho), alpha);
+                    n.l1 *= wk;
                     acc = acc.add(n);
+                    if fuse_forward {
+                        fft.forward(&mut buf, f, &mut scratch);
+                    } else {
+                        w.copy_from_slice(&buf);
+                    }
                 }
                 acc
             })
             .reduce(PassNorms::default, PassNorms::add);
+        self.spec_is_yu = fuse_forward;
         self.iters += 1;
         self.last = nrm;
         // Normalised residuals (SPORCO, StdResiduals = False); a zero denominator counts as 1.
@@ -497,7 +532,8 @@ impl<T: Real> Cbpdn<T> {
             return;
         };
         self.rho *= rsf;
-        // Scaled dual follows rho; `work` holds Y - U and must follow U.
+        // Scaled dual follows rho; Y - U changes with it, so its spectrum is recomputed next step.
+        self.spec_is_yu = false;
         let inv = T::lit(1.0 / rsf);
         self.u
             .par_iter_mut()
@@ -559,19 +595,16 @@ impl<T: Real> Cbpdn<T> {
     }
 
     /// `1/2 ||sum_m Df_m X_m - S||^2` by Parseval on the half spectrum (interior columns count twice).
+    /// The model spectrum comes from the last X step.
     fn data_fidelity(&self) -> f64 {
         let fft = &*self.fft;
-        let n = fft.spectrum_len();
         let mut acc = 0.0;
         for kx in 0..fft.wc {
             let mirrored = kx != 0 && !(fft.w % 2 == 0 && kx == fft.wc - 1);
             let wgt = if mirrored { 2.0 } else { 1.0 };
             for ky in 0..fft.h {
                 let b = fft.bin(ky, kx);
-                let mut e = -self.sf[b];
-                for k in 0..self.m {
-                    e = e + self.df[k * n + b] * self.spec[k * n + b];
-                }
+                let e = self.dx[b] - self.sf[b];
                 acc += wgt * (e.re.as_f64().powi(2) + e.im.as_f64().powi(2));
             }
         }
@@ -588,16 +621,19 @@ impl<T: Real> Cbpdn<T> {
         }
     }
 
-    /// The primal X of the last iteration (inverse FFT of the kept X spectra).
-    pub fn primal(&self) -> CoefMaps {
+    /// The primal X of the last iteration; `None` unless [`Cbpdn::keep_primal`] was set before stepping.
+    pub fn primal(&self) -> Option<CoefMaps> {
+        if !self.keep_primal || self.iters == 0 {
+            return None;
+        }
         let mut x = vec![T::zero(); self.y.len()];
         self.fft.inverse_batch(&self.spec, &mut x);
-        CoefMaps {
+        Some(CoefMaps {
             m: self.m,
             h: self.fft.h,
             w: self.fft.w,
             data: x.iter().map(|v| v.as_f64()).collect(),
-        }
+        })
     }
 
     /// Y in the solver's own precision (dictionary learning works on it directly).

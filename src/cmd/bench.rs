@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// Measure the CPU engine: ms per CBPDN iteration (phantom detail layers of each size, M filters of
-/// the dictionary, fixed iteration count, set-up excluded) for each thread count, then the total time of
-/// `fuse` on a pair. Numbers go to stdout as a table.
+/// the dictionary, set-up excluded; median and minimum of single iterations) for each thread count,
+/// then the total time of `fuse` on a pair. Numbers go to stdout as a table.
 #[derive(clap::Args)]
 pub struct Args {
     /// Image sizes (square) for the per-iteration benchmark.
@@ -39,7 +39,8 @@ pub struct Args {
     pub precision: Precision,
 }
 
-fn per_iter<T: Real>(dict: &Dictionary, size: usize, iters: usize) -> Result<f64> {
+/// Median and minimum ms of single iterations (robust to other load on a shared machine).
+fn per_iter<T: Real>(dict: &Dictionary, size: usize, iters: usize) -> Result<(f64, f64)> {
     let (ct, _) = head_pair(size);
     let (_, detail) = tikhonov_split(&ct, 60.0, 16);
     let mut opts = CbpdnOptions::new(0.1);
@@ -48,11 +49,15 @@ fn per_iter<T: Real>(dict: &Dictionary, size: usize, iters: usize) -> Result<f64
     let fft = CpuEngine::<T>::default().plan(size, size);
     let mut s = Cbpdn::<T>::new(fft, dict, &detail.data, &opts)?;
     s.solve(); // warm-up: page in buffers, settle rho
-    let t = Instant::now();
-    for _ in 0..iters {
-        s.step();
-    }
-    Ok(t.elapsed().as_secs_f64() * 1e3 / iters as f64)
+    let mut ms: Vec<f64> = (0..iters.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            s.step();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    Ok((ms[ms.len() / 2], ms[0]))
 }
 
 fn pool(n: usize) -> Result<rayon::ThreadPool> {
@@ -75,14 +80,23 @@ pub fn run(args: Args) -> Result<()> {
         dict.fw,
         args.iters
     );
-    println!("{:>9} {:>8} {:>12}", "size", "threads", "ms/iter");
+    println!(
+        "{:>9} {:>8} {:>15} {:>12}",
+        "size", "threads", "median ms/iter", "min ms/iter"
+    );
     for &size in &args.sizes {
         for &th in &args.threads_list {
-            let ms = pool(th)?.install(|| match args.precision {
+            let (med, min) = pool(th)?.install(|| match args.precision {
                 Precision::F32 => per_iter::<f32>(&dict, size, args.iters),
                 Precision::F64 => per_iter::<f64>(&dict, size, args.iters),
             })?;
-            println!("{:>9} {:>8} {:>12.2}", format!("{size}x{size}"), th, ms);
+            println!(
+                "{:>9} {:>8} {:>15.2} {:>12.2}",
+                format!("{size}x{size}"),
+                th,
+                med,
+                min
+            );
         }
     }
     let (a, b, label) = match &args.pair {

@@ -87,9 +87,17 @@ pub fn fuse_pair(
     let (low_b, high_b) = engine.lowpass(b, p.lowpass_lambda, p.lowpass_pad)?;
     times.lowpass_ms = ms_since(t);
 
+    log::info!(
+        "source A: CS-MCA decomposition ({} outer iterations)",
+        p.mca.outer_iters
+    );
     let t = Instant::now();
     let ca = decompose(engine, &high_a, dc, dt, &p.mca)?;
     times.decompose_a_ms = ms_since(t);
+    log::info!(
+        "source B: CS-MCA decomposition ({:.1} s for A)",
+        times.decompose_a_ms / 1e3
+    );
     let t = Instant::now();
     let cb = decompose(engine, &high_b, dc, dt, &p.mca)?;
     times.decompose_b_ms = ms_since(t);

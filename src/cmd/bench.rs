@@ -12,9 +12,11 @@ use csfuse::{assets, Error, Result};
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Measure the CPU engine: ms per CBPDN iteration (phantom detail layers of each size, M filters of
-/// the dictionary, set-up excluded; median and minimum of single iterations) for each thread count,
-/// then the total time of `fuse` on a pair. Numbers go to stdout as a table.
+/// Time the CPU engine and print a table.
+///
+/// Reports ms per CBPDN iteration (phantom detail layers of each size, M filters of the dictionary,
+/// set-up excluded; median and minimum of single iterations) for each thread count, then the total
+/// time of `fuse` on a pair.
 #[derive(clap::Args)]
 pub struct Args {
     /// Image sizes (square) for the per-iteration benchmark.

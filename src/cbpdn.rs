@@ -514,7 +514,7 @@ impl<T: Real> Cbpdn<T> {
     fn update_rho(&mut self, r: f64, s: f64) {
         let a = &self.opts.auto_rho;
         let k = self.iters - 1; // SPORCO's 0-based iteration index
-        if !a.enabled || k == 0 || (k + 1) % a.period != 0 {
+        if !a.enabled || k == 0 || !(k + 1).is_multiple_of(a.period) {
             return;
         }
         let xi = self.xi;
@@ -600,7 +600,7 @@ impl<T: Real> Cbpdn<T> {
         let fft = &*self.fft;
         let mut acc = 0.0;
         for kx in 0..fft.wc {
-            let mirrored = kx != 0 && !(fft.w % 2 == 0 && kx == fft.wc - 1);
+            let mirrored = kx != 0 && !(fft.w.is_multiple_of(2) && kx == fft.wc - 1);
             let wgt = if mirrored { 2.0 } else { 1.0 };
             for ky in 0..fft.h {
                 let b = fft.bin(ky, kx);

@@ -92,7 +92,7 @@ impl<T: Real> Fft2<T> {
             .process_with_scratch(&mut s.cols, &mut s.col_scratch);
         transpose::transpose(&s.cols, &mut s.rows, h, wc);
         let scale = T::one() / T::lit((h * w) as f64);
-        let even = w % 2 == 0;
+        let even = w.is_multiple_of(2);
         for (row, dst) in s.rows.chunks_exact_mut(wc).zip(out.chunks_exact_mut(w)) {
             // The DC (and Nyquist) bins of a real row are real; drop rounding noise so realfft accepts them.
             row[0].im = T::zero();

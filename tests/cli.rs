@@ -47,6 +47,13 @@ fn fails(dir: &Path, args: &[&str], needles: &[&str]) {
     assert_eq!(files_in(dir), before, "{args:?} left files behind");
 }
 
+/// `csfuse fuse ct_like.png mr_like.png -o OUT EXTRA...` must fail as [`fails`] describes.
+fn fuse_fails(dir: &Path, out: &str, extra: &[&str], needles: &[&str]) {
+    let mut args = vec!["fuse", "ct_like.png", "mr_like.png", "-o", out];
+    args.extend_from_slice(extra);
+    fails(dir, &args, needles);
+}
+
 fn write_npy(path: &Path, shape: &[usize], data: &[f64]) {
     std::fs::write(
         path,
@@ -93,11 +100,7 @@ fn fuse_writes_image_and_report() {
     assert!(obj.is_finite() && obj > 0.0);
     assert!(r["timings_ms"]["fusion_total"].as_f64().unwrap() > 0.0);
     // A second run refuses to replace the result unless --force.
-    fails(
-        d.path(),
-        &["fuse", "ct_like.png", "mr_like.png", "-o", "f.png"],
-        &["f.png", "exists", "--force"],
-    );
+    fuse_fails(d.path(), "f.png", &[], &["f.png", "exists", "--force"]);
     let o = csfuse(
         &[
             "fuse",
@@ -248,33 +251,19 @@ fn size_mismatch_and_colour_are_refused() {
 fn bad_dictionaries_are_refused() {
     let d = workdir();
     write_npy(&d.path().join("flat.npy"), &[8, 32], &vec![0.1; 256]);
-    fails(
+    fuse_fails(
         d.path(),
-        &[
-            "fuse",
-            "ct_like.png",
-            "mr_like.png",
-            "-o",
-            "f.png",
-            "--cartoon-dict",
-            "flat.npy",
-        ],
+        "f.png",
+        &["--cartoon-dict", "flat.npy"],
         &["flat.npy", "(h, w, M)"],
     );
     let mut v = vec![0.1; 8 * 8 * 4];
     v[17] = f64::NAN;
     write_npy(&d.path().join("nan.npy"), &[8, 8, 4], &v);
-    fails(
+    fuse_fails(
         d.path(),
-        &[
-            "fuse",
-            "ct_like.png",
-            "mr_like.png",
-            "-o",
-            "f.png",
-            "--texture-dict",
-            "nan.npy",
-        ],
+        "f.png",
+        &["--texture-dict", "nan.npy"],
         &["nan.npy", "non-finite"],
     );
     write_npy(
@@ -282,31 +271,17 @@ fn bad_dictionaries_are_refused() {
         &[80, 80, 2],
         &vec![0.1; 80 * 80 * 2],
     );
-    fails(
+    fuse_fails(
         d.path(),
-        &[
-            "fuse",
-            "ct_like.png",
-            "mr_like.png",
-            "-o",
-            "f.png",
-            "--texture-dict",
-            "big.npy",
-        ],
+        "f.png",
+        &["--texture-dict", "big.npy"],
         &["big.npy", "80x80"],
     );
     std::fs::write(d.path().join("text.npy"), b"hello").unwrap();
-    fails(
+    fuse_fails(
         d.path(),
-        &[
-            "fuse",
-            "ct_like.png",
-            "mr_like.png",
-            "-o",
-            "f.png",
-            "--cartoon-dict",
-            "text.npy",
-        ],
+        "f.png",
+        &["--cartoon-dict", "text.npy"],
         &["text.npy", "magic"],
     );
 }
@@ -315,54 +290,27 @@ fn bad_dictionaries_are_refused() {
 fn outputs_that_would_lose_data_are_refused() {
     let d = workdir();
     let before = std::fs::read(d.path().join("mr_like.png")).unwrap();
-    fails(
+    fuse_fails(
         d.path(),
-        &[
-            "fuse",
-            "ct_like.png",
-            "mr_like.png",
-            "-o",
-            "mr_like.png",
-            "--force",
-        ],
+        "mr_like.png",
+        &["--force"],
         &["mr_like.png", "same file as input"],
     );
     // The same file reached by another path is still the same file.
     std::fs::create_dir(d.path().join("sub")).unwrap();
-    fails(
+    fuse_fails(
         d.path(),
-        &[
-            "fuse",
-            "ct_like.png",
-            "mr_like.png",
-            "-o",
-            "./sub/../ct_like.png",
-            "--force",
-        ],
+        "./sub/../ct_like.png",
+        &["--force"],
         &["same file"],
     );
     assert_eq!(std::fs::read(d.path().join("mr_like.png")).unwrap(), before);
-    fails(
+    fuse_fails(d.path(), "f.xyz", &[], &["f.xyz", "extension"]);
+    fuse_fails(d.path(), "nodir/f.png", &[], &["nodir", "does not exist"]);
+    fuse_fails(
         d.path(),
-        &["fuse", "ct_like.png", "mr_like.png", "-o", "f.xyz"],
-        &["f.xyz", "extension"],
-    );
-    fails(
-        d.path(),
-        &["fuse", "ct_like.png", "mr_like.png", "-o", "nodir/f.png"],
-        &["nodir", "does not exist"],
-    );
-    fails(
-        d.path(),
-        &[
-            "fuse",
-            "ct_like.png",
-            "mr_like.png",
-            "-o",
-            "f.png",
-            "--report",
-            "f.png",
-        ],
+        "f.png",
+        &["--report", "f.png"],
         &["f.png", "two outputs"],
     );
 }

@@ -299,29 +299,6 @@ pub fn shrink_plane<T: Real>(x: &mut [T], y: &mut [T], u: &mut [T], th: T, alpha
     nrm
 }
 
-/// [`shrink_plane`] over `m` planes of `plane` elements in parallel; `thresholds[k] = w_k lam / rho`,
-/// `weights[k] = w_k` weights the l1 norm.
-pub fn shrink_update<T: Real>(
-    x: &mut [T],
-    y: &mut [T],
-    u: &mut [T],
-    thresholds: &[T],
-    weights: &[f64],
-    alpha: T,
-    plane: usize,
-) -> PassNorms {
-    x.par_chunks_exact_mut(plane)
-        .zip(y.par_chunks_exact_mut(plane))
-        .zip(u.par_chunks_exact_mut(plane))
-        .enumerate()
-        .map(|(k, ((xk, yk), uk))| {
-            let mut nrm = shrink_plane(xk, yk, uk, thresholds[k], alpha);
-            nrm.l1 *= weights[k];
-            nrm
-        })
-        .reduce(PassNorms::default, PassNorms::add)
-}
-
 /// Sum over filters of `|Df_k|^2` per bin, accumulated in f64.
 pub fn power_sum<T: Real>(df: &[Complex<T>], n: usize) -> Vec<T> {
     let mut acc = vec![0.0f64; n];

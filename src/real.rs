@@ -42,3 +42,13 @@ pub enum Precision {
     F32,
     F64,
 }
+
+impl Precision {
+    /// Name used in reports, the same as [`Real::NAME`] of the matching type.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => f32::NAME,
+            Precision::F64 => f64::NAME,
+        }
+    }
+}

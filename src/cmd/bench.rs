@@ -76,7 +76,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     println!(
         "CBPDN per iteration ({}, {} filters of {}x{}, {} timed iterations)",
-        args.precision_name(),
+        args.precision.name(),
         dict.m,
         dict.fh,
         dict.fw,
@@ -127,13 +127,4 @@ pub fn run(args: Args) -> Result<()> {
         println!("{th:>8} {ms:>12.1}");
     }
     Ok(())
-}
-
-impl Args {
-    fn precision_name(&self) -> &'static str {
-        match self.precision {
-            Precision::F32 => "f32",
-            Precision::F64 => "f64",
-        }
-    }
 }

@@ -47,11 +47,16 @@ fn fails(dir: &Path, args: &[&str], needles: &[&str]) {
     assert_eq!(files_in(dir), before, "{args:?} left files behind");
 }
 
-/// `csfuse fuse ct_like.png mr_like.png -o OUT EXTRA...` must fail as [`fails`] describes.
-fn fuse_fails(dir: &Path, out: &str, extra: &[&str], needles: &[&str]) {
+/// Arguments of `csfuse fuse ct_like.png mr_like.png -o OUT EXTRA...` on the phantom pair.
+fn fuse_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["fuse", "ct_like.png", "mr_like.png", "-o", out];
     args.extend_from_slice(extra);
-    fails(dir, &args, needles);
+    args
+}
+
+/// `csfuse fuse ct_like.png mr_like.png -o OUT EXTRA...` must fail as [`fails`] describes.
+fn fuse_fails(dir: &Path, out: &str, extra: &[&str], needles: &[&str]) {
+    fails(dir, &fuse_args(out, extra), needles);
 }
 
 fn write_npy(path: &Path, shape: &[usize], data: &[f64]) {
@@ -65,18 +70,7 @@ fn write_npy(path: &Path, shape: &[usize], data: &[f64]) {
 #[test]
 fn fuse_writes_image_and_report() {
     let d = workdir();
-    let o = csfuse(
-        &[
-            "fuse",
-            "ct_like.png",
-            "mr_like.png",
-            "-o",
-            "f.png",
-            "--report",
-            "r.json",
-        ],
-        d.path(),
-    );
+    let o = csfuse(&fuse_args("f.png", &["--report", "r.json"]), d.path());
     assert!(o.status.success(), "{}", stderr(&o));
     let img = image::open(d.path().join("f.png")).unwrap();
     assert_eq!((img.width(), img.height()), (64, 64));
@@ -101,17 +95,7 @@ fn fuse_writes_image_and_report() {
     assert!(r["timings_ms"]["fusion_total"].as_f64().unwrap() > 0.0);
     // A second run refuses to replace the result unless --force.
     fuse_fails(d.path(), "f.png", &[], &["f.png", "exists", "--force"]);
-    let o = csfuse(
-        &[
-            "fuse",
-            "ct_like.png",
-            "mr_like.png",
-            "-o",
-            "f.png",
-            "--force",
-        ],
-        d.path(),
-    );
+    let o = csfuse(&fuse_args("f.png", &["--force"]), d.path());
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -132,10 +116,7 @@ fn sixteen_bit_pair_gives_sixteen_bit_tiff() {
     let f16 = image::open(d.path().join("f16.tif")).unwrap();
     assert!(matches!(f16, image::DynamicImage::ImageLuma16(_)));
     // Same data as the 8-bit run up to quantisation.
-    let o = csfuse(
-        &["fuse", "ct_like.png", "mr_like.png", "-o", "f8.png"],
-        d.path(),
-    );
+    let o = csfuse(&fuse_args("f8.png", &[]), d.path());
     assert!(o.status.success());
     let a = f16.to_luma16();
     let b = image::open(d.path().join("f8.png")).unwrap().to_luma8();

@@ -31,6 +31,10 @@ pub enum Error {
     BadOutput { path: PathBuf, msg: String },
     #[error("invalid parameter: {0}")]
     Param(String),
+    /// No usable GPU adapter, device lost, out of GPU memory, or a size beyond the adapter's limits.
+    /// `--backend auto` falls back to the CPU on this error.
+    #[error("GPU: {0}")]
+    Gpu(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

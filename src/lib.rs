@@ -31,6 +31,7 @@ pub mod error;
 pub mod fft2;
 pub mod fuse;
 pub mod fusion_rule;
+pub mod gpu;
 pub mod io;
 pub mod learn;
 pub mod lowpass;

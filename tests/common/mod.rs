@@ -28,3 +28,18 @@ pub fn psnr_u8(a: &[f64], b: &[f64]) -> (f64, f64) {
         .fold(0.0, f64::max);
     (10.0 * (255.0f64 * 255.0 / mse).log10(), maxd)
 }
+
+/// The GPU the tests run on: a real one if present, else Mesa's lavapipe. Never skipped: without any
+/// adapter the test fails and says how to install the software one.
+pub fn gpu() -> csfuse::gpu::Gpu {
+    match csfuse::gpu::Gpu::new() {
+        Ok(g) => {
+            eprintln!("GPU tests run on {}", g.desc);
+            g
+        }
+        Err(e) => panic!(
+            "GPU tests need an adapter and found none ({e}). On Debian/Ubuntu install the software \
+             Vulkan adapter: sudo apt-get install mesa-vulkan-drivers libvulkan1"
+        ),
+    }
+}

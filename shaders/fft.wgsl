@@ -1,0 +1,167 @@
+// Batched 2-D real FFT, one line per workgroup, in workgroup memory (CPU twin: src/fft2.rs).
+//
+// The host specialises this text for one line length N by replacing the CONSTS line: L is the inner
+// transform length (N, or the Bluestein length M >= 2N-1 when N has a prime factor above 7), RADIX the
+// Stockham passes (2,3,4,5,7,8) whose product is L. Spectra use the CPU layout: half spectrum stored
+// transposed, bin (ky, kx) of plane p at (p * wc + kx) * h + ky. Forward is unnormalised; the inverse
+// applies `scale` (1 / (h w)) in the row pass.
+//
+// Entry points: rows_r2c (real rows -> transposed half spectra), cols (in place, forward or inverse),
+// rows_c2r (half spectra -> real rows, Hermitian extension).
+
+//CONSTS
+
+struct Params {
+    planes: u32,
+    h: u32,
+    w: u32,
+    // workgroups per grid row: line = id.x + id.y * nwx
+    nwx: u32,
+    scale: f32,
+    inverse: u32,
+    _p0: u32,
+    _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> prm: Params;
+@group(0) @binding(1) var<storage, read_write> real: array<f32>;
+@group(0) @binding(2) var<storage, read_write> spec: array<vec2<f32>>;
+// exp(-2 pi i k / L), k < L, computed in f64 on the host
+@group(0) @binding(3) var<storage, read> tw: array<vec2<f32>>;
+// Bluestein: chirp exp(-pi i n^2 / N) for n < N, then FFT_L of the conjugate chirp / L
+@group(0) @binding(4) var<storage, read> blue: array<vec2<f32>>;
+
+const WG: u32 = 64u;
+// Two halves for Stockham ping-pong.
+var<workgroup> buf: array<vec2<f32>, 2u * L>;
+
+fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
+}
+
+fn conj(a: vec2<f32>) -> vec2<f32> {
+    return vec2<f32>(a.x, -a.y);
+}
+
+// Forward FFT of length L of buf[src .. src + L]; returns where the result is (0 or L).
+fn fft_shared(lid: u32, src0: u32) -> u32 {
+    var src = src0;
+    var ls = 1u;
+    for (var p = 0u; p < NPASS; p++) {
+        let r = RADIX[p];
+        let nb = L / r;
+        let dst = L - src;
+        let tstep = L / (ls * r);
+        for (var i = lid; i < nb; i += WG) {
+            let k = i % ls;
+            var x: array<vec2<f32>, 8>;
+            x[0] = buf[src + i];
+            for (var q = 1u; q < r; q++) {
+                x[q] = cmul(buf[src + i + q * nb], tw[q * k * tstep]);
+            }
+            let base = (i / ls) * ls * r + k;
+            for (var q = 0u; q < r; q++) {
+                var acc = x[0];
+                for (var j = 1u; j < r; j++) {
+                    acc += cmul(x[j], tw[((j * q) % r) * nb]);
+                }
+                buf[dst + base + q * ls] = acc;
+            }
+        }
+        workgroupBarrier();
+        src = dst;
+        ls *= r;
+    }
+    return src;
+}
+
+// Forward DFT of length N of buf[0 .. N]; returns the offset of the result.
+fn dft_line(lid: u32) -> u32 {
+    if (!BLUE) {
+        return fft_shared(lid, 0u);
+    }
+    for (var n = lid; n < L; n += WG) {
+        buf[n] = select(vec2<f32>(0.0), cmul(buf[n], blue[n]), n < N);
+    }
+    workgroupBarrier();
+    let r = fft_shared(lid, 0u);
+    // convolution with the chirp: multiply spectra, inverse by conj-forward-conj
+    for (var k = lid; k < L; k += WG) {
+        buf[r + k] = conj(cmul(buf[r + k], blue[N + k]));
+    }
+    workgroupBarrier();
+    let r2 = fft_shared(lid, r);
+    for (var k = lid; k < N; k += WG) {
+        buf[r2 + k] = cmul(conj(buf[r2 + k]), blue[k]);
+    }
+    workgroupBarrier();
+    return r2;
+}
+
+@compute @workgroup_size(64)
+fn rows_r2c(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let line = wid.x + wid.y * prm.nwx;
+    if (line >= prm.planes * prm.h) {
+        return;
+    }
+    let plane = line / prm.h;
+    let y = line % prm.h;
+    let base = plane * prm.h * prm.w + y * prm.w;
+    for (var n = lid; n < N; n += WG) {
+        buf[n] = vec2<f32>(real[base + n], 0.0);
+    }
+    workgroupBarrier();
+    let r = dft_line(lid);
+    let wc = prm.w / 2u + 1u;
+    for (var k = lid; k < wc; k += WG) {
+        spec[(plane * wc + k) * prm.h + y] = buf[r + k];
+    }
+}
+
+@compute @workgroup_size(64)
+fn cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let wc = prm.w / 2u + 1u;
+    let line = wid.x + wid.y * prm.nwx;
+    if (line >= prm.planes * wc) {
+        return;
+    }
+    let base = line * prm.h;
+    let inv = prm.inverse != 0u;
+    for (var n = lid; n < N; n += WG) {
+        let v = spec[base + n];
+        buf[n] = select(v, conj(v), inv);
+    }
+    workgroupBarrier();
+    let r = dft_line(lid);
+    for (var k = lid; k < N; k += WG) {
+        let v = buf[r + k];
+        spec[base + k] = select(v, conj(v), inv);
+    }
+}
+
+@compute @workgroup_size(64)
+fn rows_c2r(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let line = wid.x + wid.y * prm.nwx;
+    if (line >= prm.planes * prm.h) {
+        return;
+    }
+    let plane = line / prm.h;
+    let y = line % prm.h;
+    let wc = prm.w / 2u + 1u;
+    // inverse = conj(forward(conj X)); only the real part is kept, so the outer conj is dropped
+    for (var n = lid; n < N; n += WG) {
+        var v: vec2<f32>;
+        if (n < wc) {
+            v = conj(spec[(plane * wc + n) * prm.h + y]);
+        } else {
+            v = spec[(plane * wc + (N - n)) * prm.h + y];
+        }
+        buf[n] = v;
+    }
+    workgroupBarrier();
+    let r = dft_line(lid);
+    let base = plane * prm.h * prm.w + y * prm.w;
+    for (var n = lid; n < N; n += WG) {
+        real[base + n] = buf[r + n].x * prm.scale;
+    }
+}

@@ -1,0 +1,8 @@
+//! The GPU engine: WGSL kernels in `shaders/` driven through wgpu, each with a CPU twin elsewhere in
+//! the crate. [`context`] opens the adapter; [`fft`] is the 2-D FFT; [`kernels`] the other stages;
+//! [`cbpdn`] the resident batched ADMM solver; [`engine`] the [`crate::engine::Engine`] on top.
+
+pub mod context;
+pub mod fft;
+
+pub use context::{list_adapters, AdapterDesc, Gpu};

@@ -72,11 +72,18 @@ impl CbpdnOptions {
         }
     }
 
+    /// Auto-rho residual target xi.
+    pub fn residual_target(&self) -> f64 {
+        self.auto_rho
+            .target
+            .unwrap_or_else(|| 1.0 + 18.3f64.powf(self.lambda.log10() + 1.0))
+    }
+
     pub fn initial_rho(&self) -> f64 {
         self.rho.unwrap_or(50.0 * self.lambda + 1.0)
     }
 
-    fn validate(&self, m: usize) -> Result<()> {
+    pub(crate) fn validate(&self, m: usize) -> Result<()> {
         let bad = |s: String| Err(Error::Param(s));
         if !(self.lambda.is_finite() && self.lambda > 0.0) {
             return bad(format!(
@@ -145,6 +152,37 @@ pub struct PassNorms {
 }
 
 impl PassNorms {
+    /// From the 8 values a GPU reduction produced (same order as the fields).
+    pub fn from_slice(v: &[f32]) -> Self {
+        PassNorms {
+            x2: v[0] as f64,
+            y2: v[1] as f64,
+            xy2: v[2] as f64,
+            dy2: v[3] as f64,
+            u2: v[4] as f64,
+            l1: v[5] as f64,
+        }
+    }
+
+    /// Normalised primal and dual residuals `(r, s)` (SPORCO, StdResiduals = False); a zero denominator
+    /// counts as 1.
+    pub fn residuals(&self) -> (f64, f64) {
+        let rn = self.x2.sqrt().max(self.y2.sqrt());
+        let rn = if rn == 0.0 { 1.0 } else { rn };
+        let sn = if self.u2 == 0.0 { 1.0 } else { self.u2.sqrt() };
+        (self.xy2.sqrt() / rn, self.dy2.sqrt() / sn)
+    }
+
+    /// Stop thresholds (DESIGN.md 2.5) for `nx` coefficients; with AbsStopTol > 0 they grow as in SPORCO.
+    pub fn stop_thresholds(&self, rho: f64, nx: usize, opts: &CbpdnOptions) -> (f64, f64) {
+        let rn = self.x2.sqrt().max(self.y2.sqrt());
+        let un = rho * self.u2.sqrt();
+        let abs = (nx as f64).sqrt() * opts.abs_tol;
+        let epri = if rn > 0.0 { abs / rn } else { 0.0 } + opts.rel_tol;
+        let edua = if un > 0.0 { abs / un } else { 0.0 } + opts.rel_tol;
+        (epri, edua)
+    }
+
     fn add(self, o: Self) -> Self {
         PassNorms {
             x2: self.x2 + o.x2,
@@ -373,10 +411,7 @@ impl<T: Real> Cbpdn<T> {
         let n = fft.spectrum_len();
         let np = fft.h * fft.w;
         let dd = power_sum(&df, n);
-        let xi = opts
-            .auto_rho
-            .target
-            .unwrap_or_else(|| 1.0 + 18.3f64.powf(opts.lambda.log10() + 1.0));
+        let xi = opts.residual_target();
         Cbpdn {
             m,
             weights: opts.l1_weights.clone().unwrap_or_else(|| vec![1.0; m]),
@@ -475,37 +510,16 @@ impl<T: Real> Cbpdn<T> {
         self.spec_is_yu = fuse_forward;
         self.iters += 1;
         self.last = nrm;
-        // Normalised residuals (SPORCO, StdResiduals = False); a zero denominator counts as 1.
-        let rn = nrm.x2.sqrt().max(nrm.y2.sqrt());
-        let rn = if rn == 0.0 { 1.0 } else { rn };
-        let sn = if nrm.u2 == 0.0 { 1.0 } else { nrm.u2.sqrt() };
-        let r = nrm.xy2.sqrt() / rn;
-        let s = nrm.dy2.sqrt() / sn;
+        let (r, s) = nrm.residuals();
         self.last_rs = (r, s);
-        self.last_eps = self.stop_thresholds();
+        self.last_eps = nrm.stop_thresholds(self.rho, self.m * np, &self.opts);
         self.update_rho(r, s);
         (r, s)
     }
 
     /// SPORCO's residual balancing, after every `period` iterations except the first.
     fn update_rho(&mut self, r: f64, s: f64) {
-        let a = &self.opts.auto_rho;
-        let k = self.iters - 1; // SPORCO's 0-based iteration index
-        if !a.enabled || k == 0 || !(k + 1).is_multiple_of(a.period) {
-            return;
-        }
-        let xi = self.xi;
-        let mult = if r == 0.0 || s == 0.0 {
-            a.scaling
-        } else {
-            let m = (r / (s * xi)).sqrt();
-            (if m < 1.0 { 1.0 / m } else { m }).min(a.scaling)
-        };
-        let rsf = if r > xi * a.ratio * s {
-            mult
-        } else if s > (a.ratio / xi) * r {
-            1.0 / mult
-        } else {
+        let Some(rsf) = rho_factor(&self.opts, self.xi, self.iters, r, s) else {
             return;
         };
         self.rho *= rsf;
@@ -520,17 +534,6 @@ impl<T: Real> Cbpdn<T> {
                 *u = *u * inv;
                 *w = *y - *u;
             });
-    }
-
-    /// Stop thresholds (DESIGN.md 2.5); with AbsStopTol > 0 they grow as in SPORCO.
-    fn stop_thresholds(&self) -> (f64, f64) {
-        let nx = (self.m * self.fft.h * self.fft.w) as f64;
-        let rn = self.last.x2.sqrt().max(self.last.y2.sqrt());
-        let un = self.rho * self.last.u2.sqrt();
-        let abs = nx.sqrt() * self.opts.abs_tol;
-        let epri = if rn > 0.0 { abs / rn } else { 0.0 } + self.opts.rel_tol;
-        let edua = if un > 0.0 { abs / un } else { 0.0 } + self.opts.rel_tol;
-        (epri, edua)
     }
 
     fn converged(&self) -> bool {
@@ -574,18 +577,7 @@ impl<T: Real> Cbpdn<T> {
     /// `1/2 ||sum_m Df_m X_m - S||^2` by Parseval on the half spectrum (interior columns count twice).
     /// The model spectrum comes from the last X step.
     fn data_fidelity(&self) -> f64 {
-        let fft = &*self.fft;
-        let mut acc = 0.0;
-        for kx in 0..fft.wc {
-            let mirrored = kx != 0 && !(fft.w.is_multiple_of(2) && kx == fft.wc - 1);
-            let wgt = if mirrored { 2.0 } else { 1.0 };
-            for ky in 0..fft.h {
-                let b = fft.bin(ky, kx);
-                let e = self.dx[b] - self.sf[b];
-                acc += wgt * (e.re.as_f64().powi(2) + e.im.as_f64().powi(2));
-            }
-        }
-        0.5 * acc / (fft.h * fft.w) as f64
+        data_fidelity(self.fft.h, self.fft.w, &self.dx, &self.sf)
     }
 
     /// The sparse coefficient maps Y (the solution SPORCO returns).
@@ -617,4 +609,44 @@ impl<T: Real> Cbpdn<T> {
     pub fn y(&self) -> &[T] {
         &self.y
     }
+}
+
+/// SPORCO's residual-balancing factor for rho after iteration `iters` (1-based), if rho changes:
+/// every `period` iterations except the first.
+pub fn rho_factor(opts: &CbpdnOptions, xi: f64, iters: usize, r: f64, s: f64) -> Option<f64> {
+    let a = &opts.auto_rho;
+    let k = iters - 1; // SPORCO's 0-based iteration index
+    if !a.enabled || k == 0 || !(k + 1).is_multiple_of(a.period) {
+        return None;
+    }
+    let mult = if r == 0.0 || s == 0.0 {
+        a.scaling
+    } else {
+        let m = (r / (s * xi)).sqrt();
+        (if m < 1.0 { 1.0 / m } else { m }).min(a.scaling)
+    };
+    if r > xi * a.ratio * s {
+        Some(mult)
+    } else if s > (a.ratio / xi) * r {
+        Some(1.0 / mult)
+    } else {
+        None
+    }
+}
+
+/// `1/2 ||DX - S||^2` by Parseval from the model spectrum `dx` and signal spectrum `sf` of an `h x w`
+/// image (transposed half spectra; interior columns count twice).
+pub fn data_fidelity<T: Real>(h: usize, w: usize, dx: &[Complex<T>], sf: &[Complex<T>]) -> f64 {
+    let wc = w / 2 + 1;
+    let mut acc = 0.0;
+    for kx in 0..wc {
+        let mirrored = kx != 0 && !(w.is_multiple_of(2) && kx == wc - 1);
+        let wgt = if mirrored { 2.0 } else { 1.0 };
+        for ky in 0..h {
+            let b = kx * h + ky;
+            let e = dx[b] - sf[b];
+            acc += wgt * (e.re.as_f64().powi(2) + e.im.as_f64().powi(2));
+        }
+    }
+    0.5 * acc / (h * w) as f64
 }

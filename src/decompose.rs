@@ -38,7 +38,8 @@ impl McaParams {
         (0.6 - 0.1 * t as f64).max(0.005)
     }
 
-    fn cbpdn(&self, lambda: f64, rho: f64) -> CbpdnOptions {
+    /// Options of one inner CBPDN solve.
+    pub fn cbpdn(&self, lambda: f64, rho: f64) -> CbpdnOptions {
         let mut o = CbpdnOptions::new(lambda);
         o.rho = Some(rho);
         o.max_iter = self.inner_iters;

@@ -4,6 +4,8 @@
 use crate::cbpdn::{Cbpdn, CbpdnOptions, SolveStats};
 use crate::dictionary::Dictionary;
 use crate::error::Result;
+use crate::fuse::{FuseOutput, FuseParams};
+use crate::gpu::AdapterDesc;
 use crate::fft2::Fft2;
 use crate::fusion_rule;
 use crate::lowpass;
@@ -40,6 +42,22 @@ pub trait Engine {
         b: &CoefMaps,
         r: usize,
     ) -> Result<(CoefMaps, DecisionMap)>;
+    /// The adapter, for engines that run on one.
+    fn adapter(&self) -> Option<AdapterDesc> {
+        None
+    }
+    /// The whole fusion with intermediates kept inside the engine (GPU: resident on the device).
+    /// `None` means "use the generic pipeline of single operations".
+    fn fuse_resident(
+        &mut self,
+        _a: &Plane,
+        _b: &Plane,
+        _dc: &Dictionary,
+        _dt: &Dictionary,
+        _p: &FuseParams,
+    ) -> Option<Result<FuseOutput>> {
+        None
+    }
 }
 
 /// CPU engine on rustfft + rayon in precision `T`; caches FFT plans per image size.
@@ -108,12 +126,7 @@ impl<T: Real> Engine for CpuEngine<T> {
         let mut planes: Vec<T> = coef.data.iter().map(|v| T::lit(*v)).collect();
         let mut xf = vec![Complex::default(); coef.m * n];
         fft.forward_batch(&mut planes, &mut xf);
-        let mut sum = vec![Complex::<T>::default(); n];
-        for k in 0..coef.m {
-            for (i, acc) in sum.iter_mut().enumerate() {
-                *acc = *acc + df[k * n + i] * xf[k * n + i];
-            }
-        }
+        let sum = synth_spectrum(&df, &xf, n);
         let mut out = vec![T::zero(); coef.h * coef.w];
         fft.inverse(&sum, &mut out, &mut fft.scratch());
         Ok(Plane::from_vec(
@@ -132,4 +145,15 @@ impl<T: Real> Engine for CpuEngine<T> {
         let d = fusion_rule::decide(a, b, r);
         Ok((fusion_rule::choose(a, b, &d), d))
     }
+}
+
+/// `sum_m Df_m X_m` per bin for `m = xf.len() / n` spectra of `n` bins (CPU twin of shaders/synth.wgsl).
+pub fn synth_spectrum<T: Real>(df: &[Complex<T>], xf: &[Complex<T>], n: usize) -> Vec<Complex<T>> {
+    let mut sum = vec![Complex::<T>::default(); n];
+    for (d, x) in df.chunks_exact(n).zip(xf.chunks_exact(n)) {
+        for ((acc, a), b) in sum.iter_mut().zip(d).zip(x) {
+            *acc = *acc + *a * *b;
+        }
+    }
+    sum
 }

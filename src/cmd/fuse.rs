@@ -120,8 +120,7 @@ pub fn run(args: Args) -> Result<()> {
             "timings_ms": {
                 "read": read_ms,
                 "lowpass": out.times.lowpass_ms,
-                "decompose_a": out.times.decompose_a_ms,
-                "decompose_b": out.times.decompose_b_ms,
+                "decompose": out.times.decompose_ms,
                 "fuse_rule": out.times.fuse_rule_ms,
                 "synthesis": out.times.synthesis_ms,
                 "fusion_total": out.times.total_ms,

@@ -117,7 +117,7 @@ pub struct Gpu {
     uniforms: RefCell<HashMap<Vec<u32>, Rc<wgpu::Buffer>>>,
     /// First uncaptured error (validation, out of memory) or device loss, reported at the next sync.
     fault: Arc<Mutex<Option<String>>>,
-    dummy: wgpu::Buffer,
+    dummies: Vec<wgpu::Buffer>,
 }
 
 impl Gpu {
@@ -148,12 +148,16 @@ impl Gpu {
             let mut slot = f.lock().unwrap_or_else(|p| p.into_inner());
             slot.get_or_insert_with(|| format!("device lost ({reason:?}): {msg}"));
         });
-        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("dummy"),
-            size: 16,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
+        let dummies = (0..4)
+            .map(|_| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("unused binding"),
+                    size: 16,
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
         Ok(Gpu {
             device,
             queue,
@@ -162,13 +166,14 @@ impl Gpu {
             kernels: RefCell::new(HashMap::new()),
             uniforms: RefCell::new(HashMap::new()),
             fault,
-            dummy,
+            dummies,
         })
     }
 
-    /// A 16-byte placeholder for bindings an entry point does not use.
-    pub fn dummy(&self) -> &wgpu::Buffer {
-        &self.dummy
+    /// A 16-byte placeholder for a binding an entry point does not use; `i < 4` gives distinct ones
+    /// (one buffer may not fill two writable bindings of a dispatch).
+    pub fn dummy(&self, i: usize) -> &wgpu::Buffer {
+        &self.dummies[i]
     }
 
     /// Fail with the first fault the device reported since the last check.

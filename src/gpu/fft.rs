@@ -164,7 +164,7 @@ impl GpuFft2 {
         gpu.dispatch(enc, &r.rows_r2c, &[&u, real, spec, &r.tw, &r.blue], (g.0, g.1, 1));
         let (u, g) = self.params(gpu, planes, planes * self.wc, false);
         let c = &self.cols;
-        gpu.dispatch(enc, &c.cols, &[&u, gpu.dummy(), spec, &c.tw, &c.blue], (g.0, g.1, 1));
+        gpu.dispatch(enc, &c.cols, &[&u, gpu.dummy(0), spec, &c.tw, &c.blue], (g.0, g.1, 1));
     }
 
     /// Half spectra in `spec` (overwritten) -> normalised real planes in `real`.
@@ -178,7 +178,7 @@ impl GpuFft2 {
     ) {
         let (u, g) = self.params(gpu, planes, planes * self.wc, true);
         let c = &self.cols;
-        gpu.dispatch(enc, &c.cols, &[&u, gpu.dummy(), spec, &c.tw, &c.blue], (g.0, g.1, 1));
+        gpu.dispatch(enc, &c.cols, &[&u, gpu.dummy(0), spec, &c.tw, &c.blue], (g.0, g.1, 1));
         let (u, g) = self.params(gpu, planes, planes * self.h, true);
         let r = &self.rows;
         gpu.dispatch(enc, &r.rows_c2r, &[&u, real, spec, &r.tw, &r.blue], (g.0, g.1, 1));

@@ -6,3 +6,8 @@ pub mod context;
 pub mod fft;
 
 pub use context::{list_adapters, AdapterDesc, Gpu};
+pub mod cbpdn;
+pub mod engine;
+pub mod kernels;
+
+pub use engine::GpuEngine;

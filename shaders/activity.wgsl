@@ -1,0 +1,58 @@
+// Activity of coefficient maps for the choose-max rule (CPU twins: fusion_rule::activity, box_sum):
+//   activity: A(p) = sum_m |X_m(p)| per item
+//   boxsum:   sum of A over the (2r+1)^2 window around p, zero outside the image
+
+struct Params {
+    h: u32,
+    w: u32,
+    m: u32,
+    r: u32,
+    nwx: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> prm: Params;
+@group(0) @binding(1) var<storage, read> coef: array<f32>;
+@group(0) @binding(2) var<storage, read_write> act: array<f32>;
+@group(0) @binding(3) var<storage, read_write> boxed: array<f32>;
+
+@compute @workgroup_size(256)
+fn activity(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let p = gid.x + gid.y * prm.nwx * 256u;
+    let b = gid.z;
+    let n = prm.h * prm.w;
+    if (p >= n) {
+        return;
+    }
+    var a = 0.0;
+    for (var k = 0u; k < prm.m; k++) {
+        a += abs(coef[(b * prm.m + k) * n + p]);
+    }
+    act[b * n + p] = a;
+}
+
+@compute @workgroup_size(256)
+fn boxsum(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let p = gid.x + gid.y * prm.nwx * 256u;
+    let b = gid.z;
+    let n = prm.h * prm.w;
+    if (p >= n) {
+        return;
+    }
+    let y = i32(p / prm.w);
+    let x = i32(p % prm.w);
+    let r = i32(prm.r);
+    let y0 = max(y - r, 0);
+    let y1 = min(y + r, i32(prm.h) - 1);
+    let x0 = max(x - r, 0);
+    let x1 = min(x + r, i32(prm.w) - 1);
+    var s = 0.0;
+    for (var yy = y0; yy <= y1; yy++) {
+        for (var xx = x0; xx <= x1; xx++) {
+            s += act[b * n + u32(yy) * prm.w + u32(xx)];
+        }
+    }
+    boxed[b * n + p] = s;
+}

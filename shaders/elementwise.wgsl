@@ -1,0 +1,34 @@
+// Element-wise steps of the pipeline (CPU twins: Plane::sub and the sum in fuse::fuse_pair):
+//   sub:     out = a - b                       (CS-MCA targets: detail minus the other component)
+//   combine: out = (a[i] + a[n + i]) / 2 + b + c (fused = mean of the bases + cartoon + texture)
+
+struct Params {
+    n: u32,
+    nwx: u32,
+    _p0: u32,
+    _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> prm: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> c: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(256)
+fn sub(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x + gid.y * prm.nwx * 256u;
+    if (i >= prm.n) {
+        return;
+    }
+    out[i] = a[i] - b[i];
+}
+
+@compute @workgroup_size(256)
+fn combine(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x + gid.y * prm.nwx * 256u;
+    if (i >= prm.n) {
+        return;
+    }
+    out[i] = 0.5 * (a[i] + a[prm.n + i]) + b[i] + c[i];
+}

@@ -1,0 +1,214 @@
+//! Host wrappers of the WGSL kernels other than the FFT: each records one or two dispatches into an
+//! encoder. The CPU twin of every kernel is named in its shader's header comment.
+
+use super::context::{grid, Gpu, Slot};
+use bytemuck::{Pod, Zeroable};
+
+const XSTEP: &str = include_str!("../../shaders/xstep.wgsl");
+const SHRINK: &str = include_str!("../../shaders/shrink.wgsl");
+const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
+const RESCALE: &str = include_str!("../../shaders/rescale.wgsl");
+const SYNTH: &str = include_str!("../../shaders/synth.wgsl");
+const LOWPASS: &str = include_str!("../../shaders/lowpass.wgsl");
+const ACTIVITY: &str = include_str!("../../shaders/activity.wgsl");
+const CHOOSE: &str = include_str!("../../shaders/choose.wgsl");
+const ELEMENTWISE: &str = include_str!("../../shaders/elementwise.wgsl");
+
+use Slot::{Read as R, Uniform as U, Write as W};
+
+/// Per-item ADMM parameters, as the shaders' `Item` struct.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct Item {
+    pub rho: f32,
+    pub lam_over_rho: f32,
+    pub alpha: f32,
+    /// 0 once the item has converged: its kernels skip it.
+    pub active: u32,
+    /// Dual rescale factor for [`rescale`] (1 = no change).
+    pub u_scale: f32,
+    pub _pad: [f32; 3],
+}
+
+type Enc<'a> = &'a mut wgpu::CommandEncoder;
+type Buf = wgpu::Buffer;
+
+fn elems(n: usize) -> (u32, u32) {
+    grid(n, 256)
+}
+
+/// X step for `batch` items of `m` spectra with `nb` bins each.
+#[allow(clippy::too_many_arguments)]
+pub fn x_step(
+    gpu: &Gpu,
+    enc: Enc,
+    spec: &Buf,
+    df: &Buf,
+    dd: &Buf,
+    sf: &Buf,
+    dx: &Buf,
+    items: &Buf,
+    nb: usize,
+    m: usize,
+    batch: usize,
+) {
+    let k = gpu.kernel("xstep", XSTEP, "main", &[U, W, R, R, R, W, R]);
+    let g = elems(nb);
+    let u = gpu.uniform(&[nb as u32, m as u32, g.0]);
+    gpu.dispatch(enc, &k, &[&u, spec, df, dd, sf, dx, items], (g.0, g.1, batch as u32));
+}
+
+/// Workgroups per item of the shrink pass (its partial sums per item).
+pub fn shrink_groups(per_item: usize) -> usize {
+    per_item.div_ceil(256 * 8).clamp(1, 4096)
+}
+
+/// Fused shrink pass over `batch` items of `per_item` elements in planes of `plane`.
+#[allow(clippy::too_many_arguments)]
+pub fn shrink(
+    gpu: &Gpu,
+    enc: Enc,
+    x: &Buf,
+    y: &Buf,
+    u: &Buf,
+    weights: &Buf,
+    items: &Buf,
+    partials: &Buf,
+    per_item: usize,
+    plane: usize,
+    batch: usize,
+) {
+    let k = gpu.kernel("shrink", SHRINK, "main", &[U, W, W, W, R, R, W]);
+    let groups = shrink_groups(per_item);
+    let prm = gpu.uniform(&[per_item as u32, plane as u32, groups as u32, groups as u32]);
+    gpu.dispatch(
+        enc,
+        &k,
+        &[&prm, x, y, u, weights, items, partials],
+        (groups as u32, 1, batch as u32),
+    );
+}
+
+/// Sum the partials of [`shrink`] into 8 values per item.
+pub fn reduce(gpu: &Gpu, enc: Enc, partials: &Buf, norms: &Buf, per_item: usize, batch: usize) {
+    let k = gpu.kernel("reduce", REDUCE, "main", &[U, R, W]);
+    let prm = gpu.uniform(&[shrink_groups(per_item) as u32]);
+    gpu.dispatch(enc, &k, &[&prm, partials, norms], (batch as u32, 1, 1));
+}
+
+/// `U *= u_scale; YU = Y - U` for items whose `u_scale` is not 1.
+pub fn rescale(gpu: &Gpu, enc: Enc, yu: &Buf, y: &Buf, u: &Buf, items: &Buf, per_item: usize, batch: usize) {
+    let k = gpu.kernel("rescale", RESCALE, "main", &[U, W, R, W, R]);
+    let g = elems(per_item);
+    let prm = gpu.uniform(&[per_item as u32, g.0]);
+    gpu.dispatch(enc, &k, &[&prm, yu, y, u, items], (g.0, g.1, batch as u32));
+}
+
+/// `out[b] = sum_m Df_m X[b]_m` per bin.
+#[allow(clippy::too_many_arguments)]
+pub fn synth(gpu: &Gpu, enc: Enc, spec: &Buf, df: &Buf, out: &Buf, nb: usize, m: usize, batch: usize) {
+    let k = gpu.kernel("synth", SYNTH, "main", &[U, R, R, W]);
+    let g = elems(nb);
+    let prm = gpu.uniform(&[nb as u32, m as u32, g.0]);
+    gpu.dispatch(enc, &k, &[&prm, spec, df, out], (g.0, g.1, batch as u32));
+}
+
+/// Geometry of the Tikhonov split: image `h x w` padded by `pad`.
+#[derive(Clone, Copy, Debug)]
+pub struct LowpassGeom {
+    pub h: usize,
+    pub w: usize,
+    pub pad: usize,
+    pub lambda: f32,
+    pub batch: usize,
+}
+
+impl LowpassGeom {
+    pub fn hp(&self) -> usize {
+        self.h + 2 * self.pad
+    }
+    pub fn wp(&self) -> usize {
+        self.w + 2 * self.pad
+    }
+
+    fn run(&self, gpu: &Gpu, enc: Enc, entry: &str, n: usize, bufs: [&Buf; 5]) {
+        let k = gpu.kernel("lowpass", LOWPASS, entry, &[U, R, W, W, W, W]);
+        let g = elems(n);
+        let prm = gpu.uniform(&[
+            self.h as u32,
+            self.w as u32,
+            self.pad as u32,
+            self.hp() as u32,
+            self.wp() as u32,
+            g.0,
+            self.lambda.to_bits(),
+        ]);
+        let [a, b, c, d, e] = bufs;
+        gpu.dispatch(enc, &k, &[&prm, a, b, c, d, e], (g.0, g.1, self.batch as u32));
+    }
+
+    /// `src` -> mirror-padded `padded`.
+    pub fn pad(&self, gpu: &Gpu, enc: Enc, src: &Buf, padded: &Buf) {
+        let d = |i| gpu.dummy(i);
+        self.run(gpu, enc, "pad", self.hp() * self.wp(), [src, padded, d(0), d(1), d(2)]);
+    }
+
+    /// Low-pass gain on the padded spectra.
+    pub fn gain(&self, gpu: &Gpu, enc: Enc, spec: &Buf) {
+        let d = |i| gpu.dummy(i);
+        let nb = (self.wp() / 2 + 1) * self.hp();
+        self.run(gpu, enc, "gain", nb, [d(0), d(1), spec, d(2), d(3)]);
+    }
+
+    /// Filtered `padded` -> `low`, and `high = src - low`.
+    pub fn crop(&self, gpu: &Gpu, enc: Enc, src: &Buf, padded: &Buf, low: &Buf, high: &Buf) {
+        self.run(gpu, enc, "crop", self.h * self.w, [src, padded, gpu.dummy(0), low, high]);
+    }
+}
+
+/// Activity and its (2r+1)^2 box sum for `batch` items of `m` maps of `h x w`.
+#[allow(clippy::too_many_arguments)]
+pub fn activity(
+    gpu: &Gpu,
+    enc: Enc,
+    coef: &Buf,
+    act: &Buf,
+    boxed: &Buf,
+    (h, w, m): (usize, usize, usize),
+    r: usize,
+    batch: usize,
+) {
+    let g = elems(h * w);
+    let prm = gpu.uniform(&[h as u32, w as u32, m as u32, r as u32, g.0]);
+    for entry in ["activity", "boxsum"] {
+        let k = gpu.kernel("activity", ACTIVITY, entry, &[U, R, W, W]);
+        gpu.dispatch(enc, &k, &[&prm, coef, act, boxed], (g.0, g.1, batch as u32));
+    }
+}
+
+/// Choose-max between items 0 (A) and 1 (B) of `coef`, by `boxed` activity.
+#[allow(clippy::too_many_arguments)]
+pub fn choose(gpu: &Gpu, enc: Enc, coef: &Buf, boxed: &Buf, fused: &Buf, decision: &Buf, n: usize, m: usize) {
+    let k = gpu.kernel("choose", CHOOSE, "main", &[U, R, R, W, W]);
+    let g = elems(n);
+    let prm = gpu.uniform(&[n as u32, m as u32, g.0]);
+    gpu.dispatch(enc, &k, &[&prm, coef, boxed, fused, decision], (g.0, g.1, 1));
+}
+
+fn elementwise(gpu: &Gpu, enc: Enc, entry: &str, bufs: [&Buf; 4], n: usize) {
+    let k = gpu.kernel("elementwise", ELEMENTWISE, entry, &[U, R, R, R, W]);
+    let g = elems(n);
+    let prm = gpu.uniform(&[n as u32, g.0]);
+    let [a, b, c, out] = bufs;
+    gpu.dispatch(enc, &k, &[&prm, a, b, c, out], (g.0, g.1, 1));
+}
+
+/// `out = a - b` over `n` elements.
+pub fn sub(gpu: &Gpu, enc: Enc, a: &Buf, b: &Buf, out: &Buf, n: usize) {
+    elementwise(gpu, enc, "sub", [a, b, gpu.dummy(0), out], n);
+}
+
+/// `out = (low_a + low_b) / 2 + cart + tex` over `n` pixels (`low` holds both bases).
+pub fn combine(gpu: &Gpu, enc: Enc, low: &Buf, cart: &Buf, tex: &Buf, out: &Buf, n: usize) {
+    elementwise(gpu, enc, "combine", [low, cart, tex, out], n);
+}

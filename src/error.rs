@@ -35,6 +35,9 @@ pub enum Error {
     /// `--backend auto` falls back to the CPU on this error.
     #[error("GPU: {0}")]
     Gpu(String),
+    /// `--validate` found the GPU and CPU engines further apart than its tolerance.
+    #[error("validation failed: {0}")]
+    Validation(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod assets;
+pub mod backend;
 pub mod cbpdn;
 pub mod decompose;
 pub mod dictionary;

@@ -15,7 +15,7 @@ Each source is split into a smooth base and a detail layer; the detail is decomp
 texture parts by convolutional sparse coding against two dictionaries; the coefficient maps are fused \
 by an l1-activity choose-max rule and the fused image is synthesised again.\n\n\
 Start with `csfuse fuse --help`.",
-    after_help = "Examples:\n  csfuse phantom --out-dir example\n  csfuse fuse example/ct_like.png example/mr_like.png -o fused.png --report fused.json\n  csfuse sparse-code img.png --dict D.npy --lambda 0.1 --highpass 60 --out-coef X.npy\n  csfuse bench"
+    after_help = "Examples:\n  csfuse phantom --out-dir example\n  csfuse fuse example/ct_like.png example/mr_like.png -o fused.png --report fused.json\n  csfuse sparse-code img.png --dict D.npy --lambda 0.1 --highpass 60 --out-coef X.npy\n  csfuse fuse a.png b.png -o f.png --backend gpu --validate\n  csfuse devices\n  csfuse bench"
 )]
 struct Cli {
     /// Worker threads for the CPU engine (default: all cores).
@@ -35,11 +35,17 @@ enum Command {
     Learn(cmd::learn::Args),
     Bench(cmd::bench::Args),
     Phantom(cmd::phantom::Args),
+    Devices(cmd::devices::Args),
 }
 
 fn main() {
     let cli = Cli::parse();
-    let level = if cli.quiet { "error" } else { "info" };
+    // wgpu's own info lines are noise to a user; its warnings and errors are kept.
+    let level = if cli.quiet {
+        "error"
+    } else {
+        "info,wgpu_core=warn,wgpu_hal=warn,naga=warn"
+    };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_timestamp(None)
         .format_target(false)
@@ -60,6 +66,7 @@ fn main() {
         Command::Learn(a) => cmd::learn::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Phantom(a) => cmd::phantom::run(a),
+        Command::Devices(a) => cmd::devices::run(a),
     };
     if let Err(e) = result {
         eprintln!("csfuse: error: {e}");

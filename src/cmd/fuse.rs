@@ -1,9 +1,11 @@
 //! `csfuse fuse A B -o OUT`: CS-MCA fusion of a co-registered grayscale pair.
 
 use super::{distinct_outputs, write_json};
+use csfuse::backend::{self, max_diffs, rel_diff, Backend, Validation};
 use csfuse::dictionary::Dictionary;
-use csfuse::engine::cpu_engine;
-use csfuse::fuse::{fuse_pair, FuseParams};
+use csfuse::engine::{cpu_engine, Engine};
+use csfuse::fuse::{fuse_pair, FuseOutput, FuseParams};
+use csfuse::gpu::GpuEngine;
 use csfuse::io::{check_output, output_format, read_gray, write_gray, GrayImage};
 use csfuse::real::Precision;
 use csfuse::{assets, Error, Result};
@@ -38,9 +40,21 @@ pub struct Args {
     /// Write a JSON report: parameters, per-stage timings, final CBPDN objective values.
     #[arg(long, value_name = "R.json")]
     pub report: Option<PathBuf>,
-    /// Floating-point precision of the engine.
+    /// Floating-point precision of the engine (the GPU engine is f32; f64 runs on the CPU).
     #[arg(long, value_enum, default_value = "f32")]
     pub precision: Precision,
+    /// Compute engine. `auto`: a GPU adapter if one opens and works, else the CPU with a log line saying
+    /// why (also when the device is lost or runs out of memory mid-run); software adapters such as
+    /// lavapipe are skipped because the CPU engine is faster. `gpu`: the best adapter, software ones
+    /// included, or an error. `cpu`: the reference engine. WGPU_BACKEND (vulkan, metal, dx12, gl) and
+    /// WGPU_ADAPTER_NAME (a substring) pick the adapter; `csfuse devices` lists them.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: Backend,
+    /// Fuse on both the GPU and the CPU engine (f32) and compare. Fails (exit 1, no image written) if the
+    /// fused images differ by more than 0.01 of the full range at any pixel or a final CBPDN objective
+    /// by more than 1e-3 relative. The report gets the numbers; the GPU result is written.
+    #[arg(long)]
+    pub validate: bool,
     /// Replace existing output files.
     #[arg(short, long)]
     pub force: bool,
@@ -86,16 +100,42 @@ pub fn run(args: Args) -> Result<()> {
     let read_ms = t0.elapsed().as_secs_f64() * 1e3;
 
     let params = FuseParams::default();
-    let mut engine = cpu_engine(args.precision);
     log::info!(
-        "fusing {} + {} ({}x{}) on {}",
+        "fusing {} + {} ({}x{})",
         args.a.display(),
         args.b.display(),
         a.plane.w,
         a.plane.h,
-        engine.describe()
     );
-    let out = fuse_pair(engine.as_mut(), &a.plane, &b.plane, &dc, &dt, &params)?;
+    let fuse = |e: &mut dyn Engine| {
+        log::info!("engine: {}", e.describe());
+        fuse_pair(e, &a.plane, &b.plane, &dc, &dt, &params)
+    };
+    let (out, engine_desc, adapter, validation) = if args.validate {
+        if args.backend == Backend::Cpu || args.precision == Precision::F64 {
+            return Err(Error::Param(
+                "--validate compares the GPU engine with the CPU engine in f32; drop --backend cpu \
+                 and --precision f64"
+                    .into(),
+            ));
+        }
+        let mut gpu = GpuEngine::new()?;
+        let g = fuse(&mut gpu)?;
+        let c = fuse(cpu_engine(Precision::F32).as_mut())?;
+        let v = validate(&g, &c);
+        (g, gpu.describe(), gpu.adapter(), Some(v))
+    } else {
+        let (o, d, ad) = backend::run(args.backend, args.precision, fuse)?;
+        (o, d, ad, None)
+    };
+    if let Some(v) = &validation {
+        if let Err(e) = v.check() {
+            if let Some(r) = &args.report {
+                write_json(r, &json!({"validation": v, "inputs": [&args.a, &args.b]}))?;
+            }
+            return Err(e);
+        }
+    }
     let t_write = Instant::now();
     let depth = write_gray(&args.output, &out.fused, a.depth.max(b.depth))?;
     let write_ms = t_write.elapsed().as_secs_f64() * 1e3;
@@ -111,7 +151,9 @@ pub fn run(args: Args) -> Result<()> {
             "csfuse_version": env!("CARGO_PKG_VERSION"),
             "inputs": [describe(&args.a, &a), describe(&args.b, &b)],
             "output": {"path": args.output, "depth": depth},
-            "backend": engine.describe(),
+            "backend": engine_desc,
+            "adapter": adapter,
+            "validation": validation,
             "dictionaries": {
                 "cartoon": {"source": dc.source, "shape": [dc.fh, dc.fw, dc.m]},
                 "texture": {"source": dt.source, "shape": [dt.fh, dt.fw, dt.m]},
@@ -135,4 +177,20 @@ pub fn run(args: Args) -> Result<()> {
         write_json(r, &report)?;
     }
     Ok(())
+}
+
+/// `--validate`'s numbers for a GPU and a CPU fusion of the same pair.
+fn validate(g: &FuseOutput, c: &FuseOutput) -> Validation {
+    let obj = g
+        .objectives
+        .iter()
+        .zip(&c.objectives)
+        .flat_map(|(x, y)| {
+            [
+                rel_diff(x.cartoon.objective, y.cartoon.objective),
+                rel_diff(x.texture.objective, y.texture.objective),
+            ]
+        })
+        .fold(0.0, f64::max);
+    Validation::new(max_diffs(&g.fused.data, &c.fused.data), obj)
 }

@@ -1,6 +1,7 @@
 //! Subcommands of the `csfuse` program.
 
 pub mod bench;
+pub mod devices;
 pub mod fuse;
 pub mod learn;
 pub mod phantom;

@@ -1,14 +1,16 @@
 //! `csfuse sparse-code IMAGE --dict D.npy --lambda L --out-coef X.npy`: one CBPDN solve.
 
 use super::distinct_outputs;
-use csfuse::cbpdn::{Cbpdn, CbpdnOptions};
+use csfuse::backend::{self, max_diffs, rel_diff, Backend, Validation};
+use csfuse::cbpdn::CbpdnOptions;
 use csfuse::dictionary::Dictionary;
-use csfuse::engine::CpuEngine;
+use csfuse::engine::{cpu_engine, Engine};
+use csfuse::gpu::GpuEngine;
 use csfuse::io::{check_output, read_gray, write_atomic};
 use csfuse::lowpass::tikhonov_split;
 use csfuse::npy::{self, NpyDtype};
-use csfuse::real::{Precision, Real};
-use csfuse::Result;
+use csfuse::real::Precision;
+use csfuse::{Error, Result};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -58,9 +60,17 @@ pub struct Args {
     /// Where to write the coefficient maps, .npy (H, W, M).
     #[arg(long, value_name = "X.npy")]
     pub out_coef: PathBuf,
-    /// Floating-point precision (also the .npy element type).
+    /// Floating-point precision (also the .npy element type); the GPU engine is f32.
     #[arg(long, value_enum, default_value = "f32")]
     pub precision: Precision,
+    /// Compute engine: auto (a hardware GPU if one works, else the CPU), gpu (any adapter, software
+    /// ones included, or an error), cpu. See `csfuse fuse --help`.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: Backend,
+    /// Solve on both the GPU and the CPU engine; fail if the coefficient maps differ by more than 0.01
+    /// anywhere or the objectives by more than 1e-3 relative. The JSON line gets the numbers.
+    #[arg(long)]
+    pub validate: bool,
     /// Replace an existing output file.
     #[arg(short, long)]
     pub force: bool,
@@ -88,23 +98,36 @@ pub fn run(args: Args) -> Result<()> {
     opts.rel_tol = args.tol;
     opts.abs_tol = args.abs_tol;
     opts.l1_weights = args.l1_weights.clone();
-    match args.precision {
-        Precision::F32 => solve::<f32>(&args, &dict, &signal, &opts, NpyDtype::F32),
-        Precision::F64 => solve::<f64>(&args, &dict, &signal, &opts, NpyDtype::F64),
-    }
-}
-
-fn solve<T: Real>(
-    args: &Args,
-    dict: &Dictionary,
-    signal: &csfuse::plane::Plane,
-    opts: &CbpdnOptions,
-    dtype: NpyDtype,
-) -> Result<()> {
-    let fft = CpuEngine::<T>::default().plan(signal.h, signal.w);
-    let mut solver = Cbpdn::<T>::new(fft, dict, &signal.data, opts)?;
-    let st = solver.solve();
-    let coef = solver.coefficients();
+    let code = |e: &mut dyn Engine| {
+        log::info!("engine: {}", e.describe());
+        e.sparse_code(&dict, &signal, &opts)
+    };
+    let (sc, desc, adapter, validation) = if args.validate {
+        if args.backend == Backend::Cpu || args.precision == Precision::F64 {
+            return Err(Error::Param(
+                "--validate compares the GPU engine with the CPU engine in f32; drop --backend cpu \
+                 and --precision f64"
+                    .into(),
+            ));
+        }
+        let mut gpu = GpuEngine::new()?;
+        let g = code(&mut gpu)?;
+        let c = code(cpu_engine(Precision::F32).as_mut())?;
+        let v = Validation::new(
+            max_diffs(&g.coef.data, &c.coef.data),
+            rel_diff(g.stats.objective, c.stats.objective),
+        );
+        v.check()?;
+        (g, gpu.describe(), gpu.adapter(), Some(v))
+    } else {
+        let (sc, d, a) = backend::run(args.backend, args.precision, code)?;
+        (sc, d, a, None)
+    };
+    let (st, coef) = (sc.stats, sc.coef);
+    let dtype = match args.precision {
+        Precision::F32 => NpyDtype::F32,
+        Precision::F64 => NpyDtype::F64,
+    };
     write_atomic(
         &args.out_coef,
         &npy::to_bytes(&[coef.h, coef.w, coef.m], &coef.to_hwm(), dtype),
@@ -114,6 +137,7 @@ fn solve<T: Real>(
         "r": st.r, "s": st.s, "rho": st.rho, "ms_per_iter": st.ms_per_iter, "setup_ms": st.setup_ms,
         "precision": st.precision, "threads": rayon::current_num_threads(),
         "height": coef.h, "width": coef.w, "filters": coef.m,
+        "backend": desc, "adapter": adapter, "validation": validation,
     });
     println!("{line}");
     Ok(())

@@ -144,7 +144,7 @@ pub fn solve(
                 rho: s.rho as f32,
                 lam_over_rho: (opts.lambda / s.rho) as f32,
                 alpha: opts.relax as f32,
-                active: s.active as u32,
+                live: s.active as u32,
                 u_scale: *f as f32,
                 _pad: [0.0; 3],
             })

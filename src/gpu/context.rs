@@ -45,9 +45,24 @@ impl std::fmt::Display for AdapterDesc {
     }
 }
 
-/// Instance honouring `WGPU_BACKEND` (e.g. `vulkan`, `gl`).
-fn instance() -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env())
+/// Adapters of the backends `WGPU_BACKEND` names (e.g. `vulkan`, `gl`); without it the primary
+/// backends (Vulkan, Metal, DX12), then GL only if those have none (GL probing is noisy and slower).
+fn adapters() -> Vec<wgpu::Adapter> {
+    let enumerate = |backends| {
+        let mut d = wgpu::InstanceDescriptor::new_without_display_handle();
+        d.backends = backends;
+        let inst = wgpu::Instance::new(d);
+        pollster::block_on(inst.enumerate_adapters(backends))
+    };
+    if let Some(b) = wgpu::Backends::from_env() {
+        return enumerate(b);
+    }
+    let all = enumerate(wgpu::Backends::PRIMARY);
+    if all.is_empty() {
+        enumerate(wgpu::Backends::GL)
+    } else {
+        all
+    }
 }
 
 /// Preference order: real GPUs first, software adapters last; Vulkan/Metal/DX12 before GL.
@@ -66,7 +81,7 @@ fn rank(a: &wgpu::Adapter) -> (u8, u8) {
 
 /// Every adapter wgpu sees (after `WGPU_BACKEND`), best first.
 pub fn list_adapters() -> Vec<AdapterDesc> {
-    let mut all = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+    let mut all = adapters();
     all.sort_by_key(rank);
     all.iter().map(AdapterDesc::of).collect()
 }
@@ -75,7 +90,7 @@ const INSTALL_HINT: &str = "no GPU adapter found. Without a GPU, install Mesa's 
     (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1), or use --backend cpu";
 
 fn choose_adapter() -> Result<wgpu::Adapter> {
-    let mut all = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+    let mut all = adapters();
     if let Ok(want) = std::env::var("WGPU_ADAPTER_NAME") {
         let want = want.to_lowercase();
         let names: Vec<String> = all.iter().map(|a| a.get_info().name).collect();

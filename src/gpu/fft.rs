@@ -69,9 +69,12 @@ impl LinePlan {
         let rad = radices(l).expect("inner length is 7-smooth");
         let mut arr = rad.iter().map(|r| format!("{r}u")).collect::<Vec<_>>();
         arr.resize(16, "1u".into());
+        // Threads per line: enough for the widest pass, at most 64.
+        let wg = (l / rad.iter().min().copied().unwrap_or(1)).clamp(1, 64);
         let consts = format!(
             "const N: u32 = {n}u;\nconst L: u32 = {l}u;\nconst BLUE: bool = {bluestein};\n\
-             const NPASS: u32 = {}u;\nvar<private> RADIX: array<u32, 16> = array<u32, 16>({});",
+             const WG: u32 = {wg}u;\nconst NPASS: u32 = {}u;\n\
+             var<private> RADIX: array<u32, 16> = array<u32, 16>({});",
             rad.len(),
             arr.join(", ")
         );

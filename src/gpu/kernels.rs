@@ -24,7 +24,7 @@ pub struct Item {
     pub lam_over_rho: f32,
     pub alpha: f32,
     /// 0 once the item has converged: its kernels skip it.
-    pub active: u32,
+    pub live: u32,
     /// Dual rescale factor for [`rescale`] (1 = no change).
     pub u_scale: f32,
     pub _pad: [f32; 3],

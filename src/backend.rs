@@ -1,0 +1,141 @@
+//! Choosing the engine behind `--backend`, with the CPU fallback of `auto`, and `--validate`'s
+//! comparison of the two engines.
+
+use crate::engine::{cpu_engine, Engine};
+use crate::error::{Error, Result};
+use crate::gpu::GpuEngine;
+use crate::real::Precision;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// A GPU adapter if one works, else the CPU (with a log line saying why).
+    Auto,
+    /// The GPU engine only; fail if no adapter works.
+    Gpu,
+    /// The CPU engine (the reference; f32 or f64).
+    Cpu,
+}
+
+/// Tolerances of `--validate` (documented in `--help` and the README). The GPU is f32 with different
+/// summation orders, so iterates drift by ~1e-6 relative; choose-max decisions at near-ties may flip,
+/// which moves single pixels by a fraction of a grey level.
+pub const VALIDATE_MAX_ABS: f64 = 0.01;
+pub const VALIDATE_OBJECTIVE_REL: f64 = 1e-3;
+
+/// Open the engine `backend` asks for.
+pub fn open(backend: Backend, precision: Precision) -> Result<Box<dyn Engine>> {
+    match backend {
+        Backend::Cpu => Ok(cpu_engine(precision)),
+        Backend::Gpu => {
+            if precision == Precision::F64 {
+                return Err(Error::Param(
+                    "the GPU engine computes in f32; use --backend cpu for --precision f64".into(),
+                ));
+            }
+            Ok(Box::new(GpuEngine::new()?))
+        }
+        Backend::Auto => {
+            if precision == Precision::F64 {
+                log::info!("--precision f64 runs on the CPU engine (the GPU engine is f32)");
+                return Ok(cpu_engine(precision));
+            }
+            match GpuEngine::new() {
+                // A software rasteriser (lavapipe, llvmpipe) is far slower than the CPU engine; auto
+                // takes it only when WGPU_ADAPTER_NAME asks for it.
+                Ok(g) if g.gpu().desc.device_type == "Cpu"
+                    && std::env::var_os("WGPU_ADAPTER_NAME").is_none() =>
+                {
+                    log::info!(
+                        "only a software adapter found ({}); the CPU engine is faster, using it \
+                         (--backend gpu selects the adapter anyway)",
+                        g.gpu().desc
+                    );
+                    Ok(cpu_engine(precision))
+                }
+                Ok(g) => Ok(Box::new(g)),
+                Err(e) => {
+                    log::warn!("{e}; falling back to the CPU engine");
+                    Ok(cpu_engine(precision))
+                }
+            }
+        }
+    }
+}
+
+/// Run `job` on the engine `backend` selects. With `auto`, a GPU failure during the run (device lost,
+/// out of memory, a size beyond the adapter's limits) is logged and the job reruns on the CPU.
+pub fn run<T>(
+    backend: Backend,
+    precision: Precision,
+    mut job: impl FnMut(&mut dyn Engine) -> Result<T>,
+) -> Result<(T, String, Option<crate::gpu::AdapterDesc>)> {
+    let mut engine = open(backend, precision)?;
+    match job(engine.as_mut()) {
+        Err(Error::Gpu(msg)) if backend == Backend::Auto => {
+            log::warn!("GPU: {msg}; falling back to the CPU engine");
+            let mut cpu = cpu_engine(precision);
+            let out = job(cpu.as_mut())?;
+            Ok((out, cpu.describe(), None))
+        }
+        r => Ok((r?, engine.describe(), engine.adapter())),
+    }
+}
+
+/// What `--validate` measured.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Validation {
+    /// Max abs difference of the fused images (GPU vs CPU) in [0, 1] units.
+    pub max_abs_diff: f64,
+    /// Largest relative difference of the final CBPDN objectives.
+    pub objective_rel_diff: f64,
+    pub tolerance_max_abs: f64,
+    pub tolerance_objective_rel: f64,
+    pub passed: bool,
+}
+
+impl Validation {
+    pub fn new(max_abs_diff: f64, objective_rel_diff: f64) -> Self {
+        Validation {
+            max_abs_diff,
+            objective_rel_diff,
+            tolerance_max_abs: VALIDATE_MAX_ABS,
+            tolerance_objective_rel: VALIDATE_OBJECTIVE_REL,
+            passed: max_abs_diff <= VALIDATE_MAX_ABS && objective_rel_diff <= VALIDATE_OBJECTIVE_REL,
+        }
+    }
+
+    /// `Ok` when within tolerance, else the error `--validate` exits with.
+    pub fn check(&self) -> Result<()> {
+        log::info!(
+            "validate: GPU vs CPU max abs diff {:.3e} (tolerance {:.0e}), objective rel diff {:.3e} \
+             (tolerance {:.0e})",
+            self.max_abs_diff,
+            VALIDATE_MAX_ABS,
+            self.objective_rel_diff,
+            VALIDATE_OBJECTIVE_REL
+        );
+        if self.passed {
+            Ok(())
+        } else {
+            Err(Error::Validation(format!(
+                "GPU and CPU disagree: max abs diff {:.3e} (tolerance {:.0e}), objective rel diff \
+                 {:.3e} (tolerance {:.0e})",
+                self.max_abs_diff, VALIDATE_MAX_ABS, self.objective_rel_diff, VALIDATE_OBJECTIVE_REL
+            )))
+        }
+    }
+}
+
+/// Largest `|a - b|` of paired values.
+pub fn max_diffs(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+pub fn rel_diff(a: f64, b: f64) -> f64 {
+    let d = (a - b).abs();
+    if d == 0.0 {
+        0.0
+    } else {
+        d / b.abs().max(f64::MIN_POSITIVE)
+    }
+}

@@ -1,0 +1,344 @@
+//! Every GPU kernel against its CPU twin, on odd and non-power-of-two sizes (181 x 217 needs
+//! Bluestein along both axes). Runs on lavapipe without a GPU; a missing adapter fails loudly.
+
+mod common;
+
+use csfuse::cbpdn::{power_sum, shrink_plane, x_step, CbpdnOptions, PassNorms};
+use csfuse::dictionary::Dictionary;
+use csfuse::engine::{synth_spectrum, CpuEngine, Engine};
+use csfuse::fusion_rule;
+use csfuse::gpu::kernels::{self, Item};
+use csfuse::gpu::GpuEngine;
+use csfuse::learn::SplitMix;
+use csfuse::lowpass::tikhonov_split;
+use csfuse::plane::{CoefMaps, Plane};
+use rustfft::num_complex::Complex;
+
+fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
+    let mut r = SplitMix(seed);
+    (0..n).map(|_| (r.uniform() * 2.0 - 1.0) as f32).collect()
+}
+
+fn rand_complex(n: usize, seed: u64) -> Vec<Complex<f32>> {
+    let v = rand_vec(2 * n, seed);
+    v.chunks(2).map(|c| Complex::new(c[0], c[1])).collect()
+}
+
+fn pairs(v: &[Complex<f32>]) -> Vec<[f32; 2]> {
+    v.iter().map(|c| [c.re, c.im]).collect()
+}
+
+/// Relative l2 error of `got` against `want`.
+fn rel(got: &[f32], want: &[f32]) -> f64 {
+    let num: f64 = got.iter().zip(want).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+    let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+    (num / den.max(1e-300)).sqrt()
+}
+
+fn flat(v: &[Complex<f32>]) -> Vec<f32> {
+    v.iter().flat_map(|c| [c.re, c.im]).collect()
+}
+
+fn item(rho: f32, lam: f32, live: bool) -> Item {
+    Item {
+        rho,
+        lam_over_rho: lam / rho,
+        alpha: 1.8,
+        live: live as u32,
+        u_scale: 1.0,
+        _pad: [0.0; 3],
+    }
+}
+
+fn detail_plane(h: usize, w: usize) -> Plane {
+    let (ct, _) = csfuse::phantom::head_pair(h.max(w));
+    let crop = Plane::from_vec(h, w, (0..h * w).map(|i| ct.data[(i / w) * h.max(w) + i % w]).collect());
+    tikhonov_split(&crop, 60.0, 16).1
+}
+
+#[test]
+fn x_step_matches_twin() {
+    let gpu = common::gpu();
+    let (nb, m, batch) = (109 * 181, 32, 3);
+    let df = rand_complex(m * nb, 1);
+    let dd = power_sum(&df, nb);
+    let sf = rand_complex(batch * nb, 2);
+    let spec = rand_complex(batch * m * nb, 3);
+    let rhos = [0.7f32, 31.0, 5.0];
+    let b_spec = gpu.upload("spec", &pairs(&spec)).unwrap();
+    let b_dx = gpu.storage("dx", (batch * nb * 8) as u64).unwrap();
+    let items: Vec<Item> = rhos.iter().enumerate().map(|(i, r)| item(*r, 0.1, i != 2)).collect();
+    let mut enc = gpu.encoder();
+    kernels::x_step(
+        &gpu,
+        &mut enc,
+        &b_spec,
+        &gpu.upload("df", &pairs(&df)).unwrap(),
+        &gpu.upload("dd", &dd).unwrap(),
+        &gpu.upload("sf", &pairs(&sf)).unwrap(),
+        &b_dx,
+        &gpu.upload("items", &items).unwrap(),
+        nb,
+        m,
+        batch,
+    );
+    gpu.submit(enc).unwrap();
+    let got: Vec<[f32; 2]> = gpu.download(&b_spec, 0, batch * m * nb).unwrap();
+    let got_dx: Vec<[f32; 2]> = gpu.download(&b_dx, 0, batch * nb).unwrap();
+    for b in 0..batch {
+        let mut want = spec[b * m * nb..(b + 1) * m * nb].to_vec();
+        let mut dx = vec![Complex::default(); nb];
+        x_step(&mut want, &df, &dd, &sf[b * nb..(b + 1) * nb], rhos[b], &mut dx);
+        let g: Vec<f32> = got[b * m * nb..(b + 1) * m * nb].iter().flatten().copied().collect();
+        if b == 2 {
+            // a stopped item is left alone
+            assert_eq!(g, flat(&spec[b * m * nb..(b + 1) * m * nb]));
+            continue;
+        }
+        let e = rel(&g, &flat(&want));
+        let gdx: Vec<f32> = got_dx[b * nb..(b + 1) * nb].iter().flatten().copied().collect();
+        let edx = rel(&gdx, &flat(&dx));
+        println!("x step item {b}: X rel err {e:.2e}, DX rel err {edx:.2e}");
+        assert!(e < 1e-5 && edx < 1e-5, "x step item {b}: {e:.2e} / {edx:.2e}");
+    }
+}
+
+#[test]
+fn shrink_and_reduce_match_twin() {
+    let gpu = common::gpu();
+    let (h, w, m, batch) = (181, 217, 8, 2);
+    let np = h * w;
+    let per = m * np;
+    let x = rand_vec(batch * per, 4);
+    let y = rand_vec(batch * per, 5);
+    let u: Vec<f32> = rand_vec(batch * per, 6).iter().map(|v| v * 0.05).collect();
+    let weights: Vec<f32> = (0..m).map(|k| 0.5 + k as f32 * 0.1).collect();
+    let items = [item(3.0, 0.2, true), item(0.5, 0.05, true)];
+    let (bx, by, bu) = (
+        gpu.upload("x", &x).unwrap(),
+        gpu.upload("y", &y).unwrap(),
+        gpu.upload("u", &u).unwrap(),
+    );
+    let groups = kernels::shrink_groups(per);
+    let partials = gpu.storage("partials", (batch * groups * 32) as u64).unwrap();
+    let norms = gpu.storage("norms", (batch * 32) as u64).unwrap();
+    let mut enc = gpu.encoder();
+    kernels::shrink(
+        &gpu,
+        &mut enc,
+        &bx,
+        &by,
+        &bu,
+        &gpu.upload("w", &weights).unwrap(),
+        &gpu.upload("items", &items).unwrap(),
+        &partials,
+        per,
+        np,
+        batch,
+    );
+    kernels::reduce(&gpu, &mut enc, &partials, &norms, per, batch);
+    gpu.submit(enc).unwrap();
+    let (gx, gy, gu): (Vec<f32>, Vec<f32>, Vec<f32>) = (
+        gpu.download(&bx, 0, batch * per).unwrap(),
+        gpu.download(&by, 0, batch * per).unwrap(),
+        gpu.download(&bu, 0, batch * per).unwrap(),
+    );
+    let gn: Vec<f32> = gpu.download(&norms, 0, batch * 8).unwrap();
+    for b in 0..batch {
+        let (mut cx, mut cy, mut cu) = (x.clone(), y.clone(), u.clone());
+        let mut acc = PassNorms::default();
+        for k in 0..m {
+            let r = b * per + k * np..b * per + (k + 1) * np;
+            let th = weights[k] * items[b].lam_over_rho;
+            let mut n = shrink_plane(&mut cx[r.clone()], &mut cy[r.clone()], &mut cu[r], th, 1.8);
+            n.l1 *= weights[k] as f64;
+            acc = PassNorms {
+                x2: acc.x2 + n.x2,
+                y2: acc.y2 + n.y2,
+                xy2: acc.xy2 + n.xy2,
+                dy2: acc.dy2 + n.dy2,
+                u2: acc.u2 + n.u2,
+                l1: acc.l1 + n.l1,
+            };
+        }
+        let r = b * per..(b + 1) * per;
+        for (name, g, c) in [("x", &gx, &cx), ("y", &gy, &cy), ("u", &gu, &cu)] {
+            let maxd = g[r.clone()]
+                .iter()
+                .zip(&c[r.clone()])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(maxd < 1e-6, "shrink item {b}: {name} differs by {maxd}");
+        }
+        let gp = PassNorms::from_slice(&gn[8 * b..8 * b + 8]);
+        for (name, g, c) in [
+            ("x2", gp.x2, acc.x2),
+            ("y2", gp.y2, acc.y2),
+            ("xy2", gp.xy2, acc.xy2),
+            ("dy2", gp.dy2, acc.dy2),
+            ("u2", gp.u2, acc.u2),
+            ("l1", gp.l1, acc.l1),
+        ] {
+            let e = (g - c).abs() / c.abs();
+            println!("reduce item {b} {name}: GPU {g:.6e} CPU {c:.6e} rel {e:.1e}");
+            assert!(e < 1e-5, "norm {name} of item {b}: relative error {e:.2e}");
+        }
+    }
+}
+
+#[test]
+fn rescale_matches_twin() {
+    let gpu = common::gpu();
+    let per = 5 * 97 * 101;
+    let y = rand_vec(2 * per, 7);
+    let u = rand_vec(2 * per, 8);
+    let mut items = [item(1.0, 0.1, true), item(1.0, 0.1, true)];
+    items[0].u_scale = 0.25;
+    let (by, bu, byu) = (
+        gpu.upload("y", &y).unwrap(),
+        gpu.upload("u", &u).unwrap(),
+        gpu.upload("yu", &vec![7.0f32; 2 * per]).unwrap(),
+    );
+    let mut enc = gpu.encoder();
+    kernels::rescale(&gpu, &mut enc, &byu, &by, &bu, &gpu.upload("i", &items).unwrap(), per, 2);
+    gpu.submit(enc).unwrap();
+    let gu: Vec<f32> = gpu.download(&bu, 0, 2 * per).unwrap();
+    let gyu: Vec<f32> = gpu.download(&byu, 0, 2 * per).unwrap();
+    for i in 0..per {
+        assert_eq!(gu[i], u[i] * 0.25);
+        assert_eq!(gyu[i], y[i] - u[i] * 0.25);
+        // item 1 has scale 1: untouched
+        assert_eq!((gu[per + i], gyu[per + i]), (u[per + i], 7.0));
+    }
+}
+
+#[test]
+fn synthesis_matches_twin() {
+    let gpu = common::gpu();
+    let (nb, m, batch) = (65 * 96, 16, 2);
+    let df = rand_complex(m * nb, 9);
+    let xf = rand_complex(batch * m * nb, 10);
+    let out = gpu.storage("out", (batch * nb * 8) as u64).unwrap();
+    let mut enc = gpu.encoder();
+    kernels::synth(
+        &gpu,
+        &mut enc,
+        &gpu.upload("x", &pairs(&xf)).unwrap(),
+        &gpu.upload("df", &pairs(&df)).unwrap(),
+        &out,
+        nb,
+        m,
+        batch,
+    );
+    gpu.submit(enc).unwrap();
+    let got: Vec<[f32; 2]> = gpu.download(&out, 0, batch * nb).unwrap();
+    for b in 0..batch {
+        let want = synth_spectrum(&df, &xf[b * m * nb..(b + 1) * m * nb], nb);
+        let g: Vec<f32> = got[b * nb..(b + 1) * nb].iter().flatten().copied().collect();
+        let e = rel(&g, &flat(&want));
+        assert!(e < 1e-6, "synthesis item {b}: relative error {e:.2e}");
+    }
+}
+
+#[test]
+fn elementwise_match_twins() {
+    let gpu = common::gpu();
+    let n = 181 * 217;
+    let (a, b, c) = (rand_vec(2 * n, 11), rand_vec(n, 12), rand_vec(n, 13));
+    let (ba, bb, bc) = (
+        gpu.upload("a", &a).unwrap(),
+        gpu.upload("b", &b).unwrap(),
+        gpu.upload("c", &c).unwrap(),
+    );
+    let (d, f) = (
+        gpu.storage("d", (n * 4) as u64).unwrap(),
+        gpu.storage("f", (n * 4) as u64).unwrap(),
+    );
+    let mut enc = gpu.encoder();
+    kernels::sub(&gpu, &mut enc, &ba, &bb, &d, n);
+    kernels::combine(&gpu, &mut enc, &ba, &bb, &bc, &f, n);
+    gpu.submit(enc).unwrap();
+    let gd: Vec<f32> = gpu.download(&d, 0, n).unwrap();
+    let gf: Vec<f32> = gpu.download(&f, 0, n).unwrap();
+    let pa = Plane::from_vec(181, 217, a[..n].iter().map(|v| *v as f64).collect());
+    let pb = Plane::from_vec(181, 217, b.iter().map(|v| *v as f64).collect());
+    let want = pa.sub(&pb);
+    for i in 0..n {
+        assert!((gd[i] as f64 - want.data[i]).abs() < 1e-6);
+        let fused = 0.5 * (a[i] + a[n + i]) + b[i] + c[i];
+        assert!((gf[i] - fused).abs() < 1e-6);
+    }
+}
+
+fn engines() -> (GpuEngine, CpuEngine<f32>) {
+    (GpuEngine::with_gpu(common::gpu()), CpuEngine::<f32>::default())
+}
+
+#[test]
+fn lowpass_matches_twin() {
+    let (mut g, _) = engines();
+    for (h, w) in [(181, 217), (64, 48)] {
+        let s = Plane::from_vec(h, w, rand_vec(h * w, 14).iter().map(|v| *v as f64 * 0.5 + 0.5).collect());
+        let (gl, gh) = g.lowpass(&s, 60.0, 16).unwrap();
+        let (cl, ch) = tikhonov_split(&s, 60.0, 16);
+        let e = |a: &Plane, b: &Plane| a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        let (el, eh) = (e(&gl, &cl), e(&gh, &ch));
+        println!("lowpass {h}x{w}: max abs err low {el:.2e}, high {eh:.2e}");
+        assert!(el < 2e-6 && eh < 2e-6, "lowpass {h}x{w}: {el:.2e} / {eh:.2e}");
+    }
+}
+
+#[test]
+fn choose_max_matches_twin() {
+    let (mut g, mut c) = engines();
+    let (m, h, w) = (8, 181, 217);
+    let a = CoefMaps { m, h, w, data: rand_vec(m * h * w, 15).iter().map(|v| *v as f64).collect() };
+    let b = CoefMaps { m, h, w, data: rand_vec(m * h * w, 16).iter().map(|v| *v as f64).collect() };
+    for r in [2, 5] {
+        let (gf, gd) = g.fuse_maps(&a, &b, r).unwrap();
+        let (cf, cd) = c.fuse_maps(&a, &b, r).unwrap();
+        // f32 window sums against f64: a near-tie may flip, nothing else
+        let flips = gd.from_a.iter().zip(&cd.from_a).filter(|(x, y)| x != y).count();
+        println!("choose-max r={r}: {flips} of {} decisions differ", h * w);
+        assert!(flips <= 2, "choose-max r={r}: {flips} decisions differ");
+        let n = h * w;
+        for k in 0..m {
+            for p in 0..n {
+                if gd.from_a[p] == cd.from_a[p] {
+                    assert_eq!(gf.data[k * n + p] as f32, cf.data[k * n + p] as f32);
+                }
+            }
+        }
+        assert_eq!(cd.from_a, fusion_rule::decide(&a, &b, r).from_a);
+    }
+}
+
+#[test]
+fn sparse_code_and_synthesis_match_cpu_engine() {
+    let (mut g, mut c) = engines();
+    let dict = Dictionary::load(&common::reference("Dc_8_8_32.npy")).unwrap();
+    let s = detail_plane(181, 217);
+    let mut opts = CbpdnOptions::new(0.1);
+    opts.max_iter = 25;
+    opts.rel_tol = 0.0;
+    let gs = g.sparse_code(&dict, &s, &opts).unwrap();
+    let cs = c.sparse_code(&dict, &s, &opts).unwrap();
+    let rel_obj = (gs.stats.objective - cs.stats.objective).abs() / cs.stats.objective;
+    let scale = cs.coef.data.iter().map(|v| v.abs()).fold(0.0, f64::max);
+    let maxd = gs.coef.data.iter().zip(&cs.coef.data).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    println!(
+        "CBPDN 181x217, 25 iterations: objective GPU {:.6e} CPU {:.6e} (rel {rel_obj:.1e}); rho {:.4} / {:.4}; \
+         max coef diff {maxd:.2e} of max {scale:.2e}",
+        gs.stats.objective, cs.stats.objective, gs.stats.rho, cs.stats.rho
+    );
+    assert_eq!(gs.stats.iterations, 25);
+    assert!(rel_obj < 1e-4, "objective differs by {rel_obj:.2e} relative");
+    assert!(maxd < 1e-3 * scale, "coefficients differ by {maxd:.2e}");
+
+    let gsyn = g.synthesize(&dict, &cs.coef).unwrap();
+    let csyn = c.synthesize(&dict, &cs.coef).unwrap();
+    let e = gsyn.data.iter().zip(&csyn.data).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let amp = csyn.data.iter().map(|v| v.abs()).fold(0.0, f64::max);
+    println!("synthesis 181x217: max abs err {e:.2e} of max {amp:.2e}");
+    assert!(e < 1e-5 * amp.max(1.0), "synthesis differs by {e:.2e}");
+}

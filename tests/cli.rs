@@ -7,11 +7,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn csfuse(args: &[&str], dir: &Path) -> Output {
+    csfuse_env(args, dir, &[])
+}
+
+fn csfuse_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_csfuse"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .output()
         .expect("run csfuse")
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -294,4 +303,72 @@ fn outputs_that_would_lose_data_are_refused() {
         &["--report", "f.png"],
         &["f.png", "two outputs"],
     );
+}
+
+/// `--backend gpu --validate` runs on whatever adapter there is (lavapipe without a GPU), passes its
+/// tolerance, names the adapter in the report, and gives the CPU engine's image to within one level.
+#[test]
+fn gpu_backend_validates_and_reports_adapter() {
+    let d = workdir();
+    let o = csfuse(
+        &fuse_args("g.png", &["--backend", "gpu", "--validate", "--report", "g.json"]),
+        d.path(),
+    );
+    assert!(o.status.success(), "GPU fuse failed (is an adapter installed?): {}", stderr(&o));
+    assert!(stderr(&o).contains("validate: GPU vs CPU"), "{}", stderr(&o));
+    let r = read_json(&d.path().join("g.json"));
+    assert!(!r["adapter"]["name"].as_str().unwrap().is_empty());
+    assert!(r["adapter"]["backend"].is_string() && r["adapter"]["device_type"].is_string());
+    assert_eq!(r["validation"]["passed"], true);
+    assert!(r["validation"]["max_abs_diff"].as_f64().unwrap() < 0.01);
+    let o = csfuse(&fuse_args("c.png", &["--backend", "cpu"]), d.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let g = image::open(d.path().join("g.png")).unwrap().to_luma8();
+    let c = image::open(d.path().join("c.png")).unwrap().to_luma8();
+    let maxd = g.pixels().zip(c.pixels()).map(|(a, b)| a.0[0].abs_diff(b.0[0])).max().unwrap();
+    assert!(maxd <= 1, "GPU and CPU images differ by {maxd} levels");
+
+    let o = csfuse(
+        &["sparse-code", "ct_like.png", "--dict", &reference("Dc_8_8_32.npy").to_string_lossy(),
+          "--lambda", "0.1", "--iters", "10", "--out-coef", "x.npy", "--backend", "gpu", "--validate"],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(line["adapter"]["name"].is_string() && line["validation"]["passed"] == true);
+}
+
+#[test]
+fn backend_choices_fail_clearly_or_fall_back() {
+    let d = workdir();
+    fuse_fails(d.path(), "f.png", &["--backend", "gpu", "--precision", "f64"], &["f32", "--backend cpu"]);
+    fuse_fails(d.path(), "f.png", &["--backend", "cpu", "--validate"], &["--validate"]);
+    let no_such = [("WGPU_ADAPTER_NAME", "no-such-adapter")];
+    let before = files_in(d.path());
+    let o = csfuse_env(&fuse_args("f.png", &["--backend", "gpu"]), d.path(), &no_such);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no-such-adapter"), "{}", stderr(&o));
+    assert_eq!(files_in(d.path()), before);
+    // auto falls back to the CPU with a log line and still fuses
+    let o = csfuse_env(&fuse_args("f.png", &["--report", "r.json"]), d.path(), &no_such);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("falling back to the CPU engine"), "{}", stderr(&o));
+    assert!(read_json(&d.path().join("r.json"))["backend"].as_str().unwrap().starts_with("cpu"));
+}
+
+#[test]
+fn devices_lists_adapters() {
+    let d = tempfile::tempdir().unwrap();
+    let o = csfuse(&["devices", "--json"], d.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let first: serde_json::Value = serde_json::from_str(
+        text.lines().next().expect("no adapter listed: install mesa-vulkan-drivers libvulkan1"),
+    )
+    .unwrap();
+    for key in ["name", "backend", "device_type", "max_storage_binding", "max_workgroup_storage"] {
+        assert!(first.get(key).is_some(), "devices --json lacks {key}");
+    }
+    let o = csfuse(&["devices"], d.path());
+    assert!(String::from_utf8_lossy(&o.stdout).contains(first["name"].as_str().unwrap()));
 }

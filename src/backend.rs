@@ -42,8 +42,9 @@ pub fn open(backend: Backend, precision: Precision) -> Result<Box<dyn Engine>> {
             match GpuEngine::new() {
                 // A software rasteriser (lavapipe, llvmpipe) is far slower than the CPU engine; auto
                 // takes it only when WGPU_ADAPTER_NAME asks for it.
-                Ok(g) if g.gpu().desc.device_type == "Cpu"
-                    && std::env::var_os("WGPU_ADAPTER_NAME").is_none() =>
+                Ok(g)
+                    if g.gpu().desc.device_type == "Cpu"
+                        && std::env::var_os("WGPU_ADAPTER_NAME").is_none() =>
                 {
                     log::info!(
                         "only a software adapter found ({}); the CPU engine is faster, using it \
@@ -100,7 +101,8 @@ impl Validation {
             objective_rel_diff,
             tolerance_max_abs: VALIDATE_MAX_ABS,
             tolerance_objective_rel: VALIDATE_OBJECTIVE_REL,
-            passed: max_abs_diff <= VALIDATE_MAX_ABS && objective_rel_diff <= VALIDATE_OBJECTIVE_REL,
+            passed: max_abs_diff <= VALIDATE_MAX_ABS
+                && objective_rel_diff <= VALIDATE_OBJECTIVE_REL,
         }
     }
 
@@ -120,7 +122,10 @@ impl Validation {
             Err(Error::Validation(format!(
                 "GPU and CPU disagree: max abs diff {:.3e} (tolerance {:.0e}), objective rel diff \
                  {:.3e} (tolerance {:.0e})",
-                self.max_abs_diff, VALIDATE_MAX_ABS, self.objective_rel_diff, VALIDATE_OBJECTIVE_REL
+                self.max_abs_diff,
+                VALIDATE_MAX_ABS,
+                self.objective_rel_diff,
+                VALIDATE_OBJECTIVE_REL
             )))
         }
     }
@@ -128,7 +133,10 @@ impl Validation {
 
 /// Largest `|a - b|` of paired values.
 pub fn max_diffs(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 pub fn rel_diff(a: f64, b: f64) -> f64 {

@@ -4,10 +4,10 @@
 use crate::cbpdn::{Cbpdn, CbpdnOptions, SolveStats};
 use crate::dictionary::Dictionary;
 use crate::error::Result;
-use crate::fuse::{FuseOutput, FuseParams};
-use crate::gpu::AdapterDesc;
 use crate::fft2::Fft2;
+use crate::fuse::{FuseOutput, FuseParams};
 use crate::fusion_rule;
+use crate::gpu::AdapterDesc;
 use crate::lowpass;
 use crate::plane::{CoefMaps, DecisionMap, Plane};
 use crate::real::{Precision, Real};

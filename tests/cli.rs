@@ -311,11 +311,22 @@ fn outputs_that_would_lose_data_are_refused() {
 fn gpu_backend_validates_and_reports_adapter() {
     let d = workdir();
     let o = csfuse(
-        &fuse_args("g.png", &["--backend", "gpu", "--validate", "--report", "g.json"]),
+        &fuse_args(
+            "g.png",
+            &["--backend", "gpu", "--validate", "--report", "g.json"],
+        ),
         d.path(),
     );
-    assert!(o.status.success(), "GPU fuse failed (is an adapter installed?): {}", stderr(&o));
-    assert!(stderr(&o).contains("validate: GPU vs CPU"), "{}", stderr(&o));
+    assert!(
+        o.status.success(),
+        "GPU fuse failed (is an adapter installed?): {}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("validate: GPU vs CPU"),
+        "{}",
+        stderr(&o)
+    );
     let r = read_json(&d.path().join("g.json"));
     assert!(!r["adapter"]["name"].as_str().unwrap().is_empty());
     assert!(r["adapter"]["backend"].is_string() && r["adapter"]["device_type"].is_string());
@@ -325,12 +336,30 @@ fn gpu_backend_validates_and_reports_adapter() {
     assert!(o.status.success(), "{}", stderr(&o));
     let g = image::open(d.path().join("g.png")).unwrap().to_luma8();
     let c = image::open(d.path().join("c.png")).unwrap().to_luma8();
-    let maxd = g.pixels().zip(c.pixels()).map(|(a, b)| a.0[0].abs_diff(b.0[0])).max().unwrap();
+    let maxd = g
+        .pixels()
+        .zip(c.pixels())
+        .map(|(a, b)| a.0[0].abs_diff(b.0[0]))
+        .max()
+        .unwrap();
     assert!(maxd <= 1, "GPU and CPU images differ by {maxd} levels");
 
     let o = csfuse(
-        &["sparse-code", "ct_like.png", "--dict", &reference("Dc_8_8_32.npy").to_string_lossy(),
-          "--lambda", "0.1", "--iters", "10", "--out-coef", "x.npy", "--backend", "gpu", "--validate"],
+        &[
+            "sparse-code",
+            "ct_like.png",
+            "--dict",
+            &reference("Dc_8_8_32.npy").to_string_lossy(),
+            "--lambda",
+            "0.1",
+            "--iters",
+            "10",
+            "--out-coef",
+            "x.npy",
+            "--backend",
+            "gpu",
+            "--validate",
+        ],
         d.path(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -341,19 +370,44 @@ fn gpu_backend_validates_and_reports_adapter() {
 #[test]
 fn backend_choices_fail_clearly_or_fall_back() {
     let d = workdir();
-    fuse_fails(d.path(), "f.png", &["--backend", "gpu", "--precision", "f64"], &["f32", "--backend cpu"]);
-    fuse_fails(d.path(), "f.png", &["--backend", "cpu", "--validate"], &["--validate"]);
+    fuse_fails(
+        d.path(),
+        "f.png",
+        &["--backend", "gpu", "--precision", "f64"],
+        &["f32", "--backend cpu"],
+    );
+    fuse_fails(
+        d.path(),
+        "f.png",
+        &["--backend", "cpu", "--validate"],
+        &["--validate"],
+    );
     let no_such = [("WGPU_ADAPTER_NAME", "no-such-adapter")];
     let before = files_in(d.path());
-    let o = csfuse_env(&fuse_args("f.png", &["--backend", "gpu"]), d.path(), &no_such);
+    let o = csfuse_env(
+        &fuse_args("f.png", &["--backend", "gpu"]),
+        d.path(),
+        &no_such,
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no-such-adapter"), "{}", stderr(&o));
     assert_eq!(files_in(d.path()), before);
     // auto falls back to the CPU with a log line and still fuses
-    let o = csfuse_env(&fuse_args("f.png", &["--report", "r.json"]), d.path(), &no_such);
+    let o = csfuse_env(
+        &fuse_args("f.png", &["--report", "r.json"]),
+        d.path(),
+        &no_such,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("falling back to the CPU engine"), "{}", stderr(&o));
-    assert!(read_json(&d.path().join("r.json"))["backend"].as_str().unwrap().starts_with("cpu"));
+    assert!(
+        stderr(&o).contains("falling back to the CPU engine"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(read_json(&d.path().join("r.json"))["backend"]
+        .as_str()
+        .unwrap()
+        .starts_with("cpu"));
 }
 
 #[test]
@@ -363,10 +417,18 @@ fn devices_lists_adapters() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     let first: serde_json::Value = serde_json::from_str(
-        text.lines().next().expect("no adapter listed: install mesa-vulkan-drivers libvulkan1"),
+        text.lines()
+            .next()
+            .expect("no adapter listed: install mesa-vulkan-drivers libvulkan1"),
     )
     .unwrap();
-    for key in ["name", "backend", "device_type", "max_storage_binding", "max_workgroup_storage"] {
+    for key in [
+        "name",
+        "backend",
+        "device_type",
+        "max_storage_binding",
+        "max_workgroup_storage",
+    ] {
         assert!(first.get(key).is_some(), "devices --json lacks {key}");
     }
     let o = csfuse(&["devices"], d.path());

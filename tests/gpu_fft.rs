@@ -23,8 +23,18 @@ fn fft_matches_cpu_twin_on_many_sizes() {
     let gpu = common::gpu();
     let mut cache = FftCache::default();
     let sizes = [
-        (8, 8), (9, 15), (16, 12), (49, 35), (64, 64), (181, 217), (128, 250), (256, 256), (97, 101),
-        (512, 512), (210, 343), (11, 13),
+        (8, 8),
+        (9, 15),
+        (16, 12),
+        (49, 35),
+        (64, 64),
+        (181, 217),
+        (128, 250),
+        (256, 256),
+        (97, 101),
+        (512, 512),
+        (210, 343),
+        (11, 13),
     ];
     for (h, w) in sizes {
         let planes = 3;
@@ -53,10 +63,17 @@ fn fft_matches_cpu_twin_on_many_sizes() {
         plan.inverse(&gpu, &mut enc, &spec, &back, planes);
         gpu.submit(enc).unwrap();
         let round: Vec<f32> = gpu.download(&back, 0, planes * h * w).unwrap();
-        let num: f64 = round.iter().zip(&data).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+        let num: f64 = round
+            .iter()
+            .zip(&data)
+            .map(|(a, b)| ((a - b) as f64).powi(2))
+            .sum();
         let den: f64 = data.iter().map(|b| (*b as f64).powi(2)).sum();
         let e = (num / den).sqrt();
         println!("{h}x{w}: round trip rel err {e:.2e}");
-        assert!(e < 1e-5, "{h}x{w}: inverse FFT round trip relative error {e:.2e}");
+        assert!(
+            e < 1e-5,
+            "{h}x{w}: inverse FFT round trip relative error {e:.2e}"
+        );
     }
 }

@@ -21,14 +21,31 @@ fn gpu_fusion_matches_cpu_and_reference() {
     let dc = Dictionary::load(&reference("Dc_8_8_32.npy")).unwrap();
     let dt = Dictionary::load(&reference("Dt_8_8_32.npy")).unwrap();
     let want = read_gray(&reference("fused_csmca.tif")).unwrap();
-    let want: Vec<f64> = want.plane.data.iter().map(|v| (v * 255.0).round()).collect();
+    let want: Vec<f64> = want
+        .plane
+        .data
+        .iter()
+        .map(|v| (v * 255.0).round())
+        .collect();
     let p = FuseParams::default();
 
     let mut gpu = GpuEngine::with_gpu(gpu());
     let t = std::time::Instant::now();
     let g = fuse_pair(&mut gpu, &a.plane, &b.plane, &dc, &dt, &p).unwrap();
-    println!("GPU fusion {:.1} s on {}", t.elapsed().as_secs_f64(), gpu.gpu().desc);
-    let c = fuse_pair(cpu_engine(Precision::F32).as_mut(), &a.plane, &b.plane, &dc, &dt, &p).unwrap();
+    println!(
+        "GPU fusion {:.1} s on {}",
+        t.elapsed().as_secs_f64(),
+        gpu.gpu().desc
+    );
+    let c = fuse_pair(
+        cpu_engine(Precision::F32).as_mut(),
+        &a.plane,
+        &b.plane,
+        &dc,
+        &dt,
+        &p,
+    )
+    .unwrap();
 
     let (gq, cq) = (to_u8(&g.fused.data), to_u8(&c.fused.data));
     let (psnr_gc, max_gc) = psnr_u8(&gq, &cq);
@@ -40,21 +57,40 @@ fn gpu_fusion_matches_cpu_and_reference() {
         .zip(&c.fused.data)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max);
-    println!("GPU vs CPU: PSNR {psnr_gc:.2} dB, max abs diff {max_gc} levels ({float_max:.2e} in [0,1])");
+    println!(
+        "GPU vs CPU: PSNR {psnr_gc:.2} dB, max abs diff {max_gc} levels ({float_max:.2e} in [0,1])"
+    );
     println!("GPU vs fused_csmca.tif: PSNR {psnr_gr:.2} dB, max abs diff {max_gr}");
     for i in 0..2 {
         for (name, gs, cs) in [
-            ("cartoon", &g.objectives[i].cartoon, &c.objectives[i].cartoon),
-            ("texture", &g.objectives[i].texture, &c.objectives[i].texture),
+            (
+                "cartoon",
+                &g.objectives[i].cartoon,
+                &c.objectives[i].cartoon,
+            ),
+            (
+                "texture",
+                &g.objectives[i].texture,
+                &c.objectives[i].texture,
+            ),
         ] {
             let rel = (gs.objective - cs.objective).abs() / cs.objective.abs();
             println!(
                 "source {i} {name}: objective GPU {:.6e} CPU {:.6e} (rel {rel:.1e}), iterations {} / {}",
                 gs.objective, cs.objective, gs.iterations, cs.iterations
             );
-            assert!(rel < 1e-3, "source {i} {name}: objective differs by {rel:.1e} relative");
+            assert!(
+                rel < 1e-3,
+                "source {i} {name}: objective differs by {rel:.1e} relative"
+            );
         }
     }
-    assert!(psnr_gc >= 50.0, "GPU vs CPU PSNR {psnr_gc:.2} dB is below 50 dB");
-    assert!(psnr_gr >= 40.0, "GPU vs fused_csmca.tif PSNR {psnr_gr:.2} dB is below 40 dB");
+    assert!(
+        psnr_gc >= 50.0,
+        "GPU vs CPU PSNR {psnr_gc:.2} dB is below 50 dB"
+    );
+    assert!(
+        psnr_gr >= 40.0,
+        "GPU vs fused_csmca.tif PSNR {psnr_gr:.2} dB is below 40 dB"
+    );
 }

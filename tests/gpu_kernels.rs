@@ -30,7 +30,11 @@ fn pairs(v: &[Complex<f32>]) -> Vec<[f32; 2]> {
 
 /// Relative l2 error of `got` against `want`.
 fn rel(got: &[f32], want: &[f32]) -> f64 {
-    let num: f64 = got.iter().zip(want).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+    let num: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum();
     let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
     (num / den.max(1e-300)).sqrt()
 }
@@ -52,7 +56,13 @@ fn item(rho: f32, lam: f32, live: bool) -> Item {
 
 fn detail_plane(h: usize, w: usize) -> Plane {
     let (ct, _) = csfuse::phantom::head_pair(h.max(w));
-    let crop = Plane::from_vec(h, w, (0..h * w).map(|i| ct.data[(i / w) * h.max(w) + i % w]).collect());
+    let crop = Plane::from_vec(
+        h,
+        w,
+        (0..h * w)
+            .map(|i| ct.data[(i / w) * h.max(w) + i % w])
+            .collect(),
+    );
     tikhonov_split(&crop, 60.0, 16).1
 }
 
@@ -67,7 +77,11 @@ fn x_step_matches_twin() {
     let rhos = [0.7f32, 31.0, 5.0];
     let b_spec = gpu.upload("spec", &pairs(&spec)).unwrap();
     let b_dx = gpu.storage("dx", (batch * nb * 8) as u64).unwrap();
-    let items: Vec<Item> = rhos.iter().enumerate().map(|(i, r)| item(*r, 0.1, i != 2)).collect();
+    let items: Vec<Item> = rhos
+        .iter()
+        .enumerate()
+        .map(|(i, r)| item(*r, 0.1, i != 2))
+        .collect();
     let mut enc = gpu.encoder();
     kernels::x_step(
         &gpu,
@@ -88,18 +102,36 @@ fn x_step_matches_twin() {
     for b in 0..batch {
         let mut want = spec[b * m * nb..(b + 1) * m * nb].to_vec();
         let mut dx = vec![Complex::default(); nb];
-        x_step(&mut want, &df, &dd, &sf[b * nb..(b + 1) * nb], rhos[b], &mut dx);
-        let g: Vec<f32> = got[b * m * nb..(b + 1) * m * nb].iter().flatten().copied().collect();
+        x_step(
+            &mut want,
+            &df,
+            &dd,
+            &sf[b * nb..(b + 1) * nb],
+            rhos[b],
+            &mut dx,
+        );
+        let g: Vec<f32> = got[b * m * nb..(b + 1) * m * nb]
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
         if b == 2 {
             // a stopped item is left alone
             assert_eq!(g, flat(&spec[b * m * nb..(b + 1) * m * nb]));
             continue;
         }
         let e = rel(&g, &flat(&want));
-        let gdx: Vec<f32> = got_dx[b * nb..(b + 1) * nb].iter().flatten().copied().collect();
+        let gdx: Vec<f32> = got_dx[b * nb..(b + 1) * nb]
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
         let edx = rel(&gdx, &flat(&dx));
         println!("x step item {b}: X rel err {e:.2e}, DX rel err {edx:.2e}");
-        assert!(e < 1e-5 && edx < 1e-5, "x step item {b}: {e:.2e} / {edx:.2e}");
+        assert!(
+            e < 1e-5 && edx < 1e-5,
+            "x step item {b}: {e:.2e} / {edx:.2e}"
+        );
     }
 }
 
@@ -120,7 +152,9 @@ fn shrink_and_reduce_match_twin() {
         gpu.upload("u", &u).unwrap(),
     );
     let groups = kernels::shrink_groups(per);
-    let partials = gpu.storage("partials", (batch * groups * 32) as u64).unwrap();
+    let partials = gpu
+        .storage("partials", (batch * groups * 32) as u64)
+        .unwrap();
     let norms = gpu.storage("norms", (batch * 32) as u64).unwrap();
     let mut enc = gpu.encoder();
     kernels::shrink(
@@ -147,11 +181,11 @@ fn shrink_and_reduce_match_twin() {
     for b in 0..batch {
         let (mut cx, mut cy, mut cu) = (x.clone(), y.clone(), u.clone());
         let mut acc = PassNorms::default();
-        for k in 0..m {
+        for (k, wk) in weights.iter().enumerate() {
             let r = b * per + k * np..b * per + (k + 1) * np;
-            let th = weights[k] * items[b].lam_over_rho;
+            let th = wk * items[b].lam_over_rho;
             let mut n = shrink_plane(&mut cx[r.clone()], &mut cy[r.clone()], &mut cu[r], th, 1.8);
-            n.l1 *= weights[k] as f64;
+            n.l1 *= *wk as f64;
             acc = PassNorms {
                 x2: acc.x2 + n.x2,
                 y2: acc.y2 + n.y2,
@@ -200,7 +234,16 @@ fn rescale_matches_twin() {
         gpu.upload("yu", &vec![7.0f32; 2 * per]).unwrap(),
     );
     let mut enc = gpu.encoder();
-    kernels::rescale(&gpu, &mut enc, &byu, &by, &bu, &gpu.upload("i", &items).unwrap(), per, 2);
+    kernels::rescale(
+        &gpu,
+        &mut enc,
+        &byu,
+        &by,
+        &bu,
+        &gpu.upload("i", &items).unwrap(),
+        per,
+        2,
+    );
     gpu.submit(enc).unwrap();
     let gu: Vec<f32> = gpu.download(&bu, 0, 2 * per).unwrap();
     let gyu: Vec<f32> = gpu.download(&byu, 0, 2 * per).unwrap();
@@ -234,7 +277,11 @@ fn synthesis_matches_twin() {
     let got: Vec<[f32; 2]> = gpu.download(&out, 0, batch * nb).unwrap();
     for b in 0..batch {
         let want = synth_spectrum(&df, &xf[b * m * nb..(b + 1) * m * nb], nb);
-        let g: Vec<f32> = got[b * nb..(b + 1) * nb].iter().flatten().copied().collect();
+        let g: Vec<f32> = got[b * nb..(b + 1) * nb]
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
         let e = rel(&g, &flat(&want));
         assert!(e < 1e-6, "synthesis item {b}: relative error {e:.2e}");
     }
@@ -271,20 +318,39 @@ fn elementwise_match_twins() {
 }
 
 fn engines() -> (GpuEngine, CpuEngine<f32>) {
-    (GpuEngine::with_gpu(common::gpu()), CpuEngine::<f32>::default())
+    (
+        GpuEngine::with_gpu(common::gpu()),
+        CpuEngine::<f32>::default(),
+    )
 }
 
 #[test]
 fn lowpass_matches_twin() {
     let (mut g, _) = engines();
     for (h, w) in [(181, 217), (64, 48)] {
-        let s = Plane::from_vec(h, w, rand_vec(h * w, 14).iter().map(|v| *v as f64 * 0.5 + 0.5).collect());
+        let s = Plane::from_vec(
+            h,
+            w,
+            rand_vec(h * w, 14)
+                .iter()
+                .map(|v| *v as f64 * 0.5 + 0.5)
+                .collect(),
+        );
         let (gl, gh) = g.lowpass(&s, 60.0, 16).unwrap();
         let (cl, ch) = tikhonov_split(&s, 60.0, 16);
-        let e = |a: &Plane, b: &Plane| a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        let e = |a: &Plane, b: &Plane| {
+            a.data
+                .iter()
+                .zip(&b.data)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max)
+        };
         let (el, eh) = (e(&gl, &cl), e(&gh, &ch));
         println!("lowpass {h}x{w}: max abs err low {el:.2e}, high {eh:.2e}");
-        assert!(el < 2e-6 && eh < 2e-6, "lowpass {h}x{w}: {el:.2e} / {eh:.2e}");
+        assert!(
+            el < 2e-6 && eh < 2e-6,
+            "lowpass {h}x{w}: {el:.2e} / {eh:.2e}"
+        );
     }
 }
 
@@ -292,13 +358,28 @@ fn lowpass_matches_twin() {
 fn choose_max_matches_twin() {
     let (mut g, mut c) = engines();
     let (m, h, w) = (8, 181, 217);
-    let a = CoefMaps { m, h, w, data: rand_vec(m * h * w, 15).iter().map(|v| *v as f64).collect() };
-    let b = CoefMaps { m, h, w, data: rand_vec(m * h * w, 16).iter().map(|v| *v as f64).collect() };
+    let a = CoefMaps {
+        m,
+        h,
+        w,
+        data: rand_vec(m * h * w, 15).iter().map(|v| *v as f64).collect(),
+    };
+    let b = CoefMaps {
+        m,
+        h,
+        w,
+        data: rand_vec(m * h * w, 16).iter().map(|v| *v as f64).collect(),
+    };
     for r in [2, 5] {
         let (gf, gd) = g.fuse_maps(&a, &b, r).unwrap();
         let (cf, cd) = c.fuse_maps(&a, &b, r).unwrap();
         // f32 window sums against f64: a near-tie may flip, nothing else
-        let flips = gd.from_a.iter().zip(&cd.from_a).filter(|(x, y)| x != y).count();
+        let flips = gd
+            .from_a
+            .iter()
+            .zip(&cd.from_a)
+            .filter(|(x, y)| x != y)
+            .count();
         println!("choose-max r={r}: {flips} of {} decisions differ", h * w);
         assert!(flips <= 2, "choose-max r={r}: {flips} decisions differ");
         let n = h * w;
@@ -325,19 +406,33 @@ fn sparse_code_and_synthesis_match_cpu_engine() {
     let cs = c.sparse_code(&dict, &s, &opts).unwrap();
     let rel_obj = (gs.stats.objective - cs.stats.objective).abs() / cs.stats.objective;
     let scale = cs.coef.data.iter().map(|v| v.abs()).fold(0.0, f64::max);
-    let maxd = gs.coef.data.iter().zip(&cs.coef.data).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let maxd = gs
+        .coef
+        .data
+        .iter()
+        .zip(&cs.coef.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     println!(
         "CBPDN 181x217, 25 iterations: objective GPU {:.6e} CPU {:.6e} (rel {rel_obj:.1e}); rho {:.4} / {:.4}; \
          max coef diff {maxd:.2e} of max {scale:.2e}",
         gs.stats.objective, cs.stats.objective, gs.stats.rho, cs.stats.rho
     );
     assert_eq!(gs.stats.iterations, 25);
-    assert!(rel_obj < 1e-4, "objective differs by {rel_obj:.2e} relative");
+    assert!(
+        rel_obj < 1e-4,
+        "objective differs by {rel_obj:.2e} relative"
+    );
     assert!(maxd < 1e-3 * scale, "coefficients differ by {maxd:.2e}");
 
     let gsyn = g.synthesize(&dict, &cs.coef).unwrap();
     let csyn = c.synthesize(&dict, &cs.coef).unwrap();
-    let e = gsyn.data.iter().zip(&csyn.data).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let e = gsyn
+        .data
+        .iter()
+        .zip(&csyn.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     let amp = csyn.data.iter().map(|v| v.abs()).fold(0.0, f64::max);
     println!("synthesis 181x217: max abs err {e:.2e} of max {amp:.2e}");
     assert!(e < 1e-5 * amp.max(1.0), "synthesis differs by {e:.2e}");

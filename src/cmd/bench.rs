@@ -2,8 +2,9 @@
 
 use csfuse::cbpdn::{Cbpdn, CbpdnOptions};
 use csfuse::dictionary::Dictionary;
-use csfuse::engine::{cpu_engine, CpuEngine};
+use csfuse::engine::{cpu_engine, CpuEngine, Engine};
 use csfuse::fuse::{fuse_pair, FuseParams};
+use csfuse::gpu::GpuEngine;
 use csfuse::io::read_gray;
 use csfuse::lowpass::tikhonov_split;
 use csfuse::phantom::head_pair;
@@ -12,7 +13,7 @@ use csfuse::{assets, Error, Result};
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Time the CPU engine and print a table.
+/// Time the CPU engine (and with --gpu the GPU engine) and print a table.
 ///
 /// Reports ms per CBPDN iteration (phantom detail layers of each size, M filters of the dictionary,
 /// set-up excluded; median and minimum of single iterations) for each thread count, then the total
@@ -39,6 +40,23 @@ pub struct Args {
     pub fuse_dicts: Option<Vec<PathBuf>>,
     #[arg(long, value_enum, default_value = "f32")]
     pub precision: Precision,
+    /// Also time the GPU engine (the adapter `--backend gpu` takes; see `csfuse devices`): mean ms per
+    /// iteration over the timed iterations (each includes the residual read-back), and fuse time after
+    /// one warm-up fusion (pipelines compiled, buffers allocated).
+    #[arg(long)]
+    pub gpu: bool,
+}
+
+/// Mean ms per CBPDN iteration on the GPU engine, after a warm-up solve.
+fn gpu_per_iter(gpu: &mut GpuEngine, dict: &Dictionary, size: usize, iters: usize) -> Result<f64> {
+    let (ct, _) = head_pair(size);
+    let (_, detail) = tikhonov_split(&ct, 60.0, 16);
+    let mut opts = CbpdnOptions::new(0.1);
+    opts.max_iter = 3;
+    opts.rel_tol = 0.0;
+    gpu.sparse_code(dict, &detail, &opts)?;
+    opts.max_iter = iters.max(1);
+    Ok(gpu.sparse_code(dict, &detail, &opts)?.stats.ms_per_iter)
 }
 
 /// Median and minimum ms of single iterations (robust to other load on a shared machine).
@@ -101,6 +119,25 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
     }
+    let mut gpu = if args.gpu {
+        let g = GpuEngine::new()?;
+        println!("GPU: {}", g.describe());
+        Some(g)
+    } else {
+        None
+    };
+    if let Some(g) = gpu.as_mut() {
+        for &size in &args.sizes {
+            let ms = gpu_per_iter(g, &dict, size, args.iters)?;
+            println!(
+                "{:>9} {:>8} {:>15.3} {:>12}",
+                format!("{size}x{size}"),
+                "gpu",
+                ms,
+                "(mean)"
+            );
+        }
+    }
     let (a, b, label) = match &args.pair {
         Some(p) => (
             read_gray(&p[0])?.plane,
@@ -125,6 +162,12 @@ pub fn run(args: Args) -> Result<()> {
             Ok(out.times.total_ms)
         })?;
         println!("{th:>8} {ms:>12.1}");
+    }
+    if let Some(g) = gpu.as_mut() {
+        let p = FuseParams::default();
+        fuse_pair(g, &a, &b, &dc, &dt, &p)?; // warm-up
+        let out = fuse_pair(g, &a, &b, &dc, &dt, &p)?;
+        println!("{:>8} {:>12.1}", "gpu", out.times.total_ms);
     }
     Ok(())
 }

@@ -10,7 +10,9 @@ use csfuse::Result;
 /// dx12, gl; comma-separated) limits the backends searched and WGPU_ADAPTER_NAME (a case-insensitive
 /// substring of the name) picks one adapter.
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  csfuse devices\n  WGPU_BACKEND=vulkan csfuse devices --json\n  WGPU_ADAPTER_NAME=llvmpipe csfuse fuse a.png b.png -o f.png --backend gpu")]
+#[command(
+    after_help = "Examples:\n  csfuse devices\n  WGPU_BACKEND=vulkan csfuse devices --json\n  WGPU_ADAPTER_NAME=llvmpipe csfuse fuse a.png b.png -o f.png --backend gpu"
+)]
 pub struct Args {
     /// One JSON object per adapter instead of the table.
     #[arg(long)]

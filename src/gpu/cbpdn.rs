@@ -167,14 +167,28 @@ pub fn solve(
         let mut enc = gpu.encoder();
         if ran > 0 {
             if scales.iter().any(|f| *f != 1.0) {
-                kernels::rescale(gpu, &mut enc, &ws.work, &ws.y, &ws.u, &ws.items, per_item, b);
+                kernels::rescale(
+                    gpu, &mut enc, &ws.work, &ws.y, &ws.u, &ws.items, per_item, b,
+                );
             }
             fft.forward(gpu, &mut enc, &ws.work, &ws.spec, b * m);
         }
-        kernels::x_step(gpu, &mut enc, &ws.spec, &dict.df, &dict.dd, &ws.sf, &ws.dx, &ws.items, nb, m, b);
+        kernels::x_step(
+            gpu, &mut enc, &ws.spec, &dict.df, &dict.dd, &ws.sf, &ws.dx, &ws.items, nb, m, b,
+        );
         fft.inverse(gpu, &mut enc, &ws.spec, &ws.work, b * m);
         kernels::shrink(
-            gpu, &mut enc, &ws.work, &ws.y, &ws.u, &ws.weights, &ws.items, &ws.partials, per_item, np, b,
+            gpu,
+            &mut enc,
+            &ws.work,
+            &ws.y,
+            &ws.u,
+            &ws.weights,
+            &ws.items,
+            &ws.partials,
+            per_item,
+            np,
+            b,
         );
         kernels::reduce(gpu, &mut enc, &ws.partials, &ws.norms, per_item, b);
         let norms: Vec<f32> = gpu.read(enc, &ws.norms, 0, 8 * b)?;
@@ -202,11 +216,13 @@ pub fn solve(
     let ms = t1.elapsed().as_secs_f64() * 1e3;
 
     // Final statistics: the data term from the model and signal spectra (one read-back per solve).
-    let dx: Vec<Complex<f32>> = gpu.download::<[f32; 2]>(&ws.dx, 0, b * nb)?
+    let dx: Vec<Complex<f32>> = gpu
+        .download::<[f32; 2]>(&ws.dx, 0, b * nb)?
         .into_iter()
         .map(|c| Complex::new(c[0], c[1]))
         .collect();
-    let sf: Vec<Complex<f32>> = gpu.download::<[f32; 2]>(&ws.sf, 0, b * nb)?
+    let sf: Vec<Complex<f32>> = gpu
+        .download::<[f32; 2]>(&ws.sf, 0, b * nb)?
         .into_iter()
         .map(|c| Complex::new(c[0], c[1]))
         .collect();
@@ -214,7 +230,12 @@ pub fn solve(
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let dfid = data_fidelity(ws.h, ws.w, &dx[i * nb..(i + 1) * nb], &sf[i * nb..(i + 1) * nb]);
+            let dfid = data_fidelity(
+                ws.h,
+                ws.w,
+                &dx[i * nb..(i + 1) * nb],
+                &sf[i * nb..(i + 1) * nb],
+            );
             SolveStats {
                 iterations: s.iters,
                 objective: dfid + opts.lambda * s.last.l1,

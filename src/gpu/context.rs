@@ -31,7 +31,9 @@ impl AdapterDesc {
             name: info.name,
             backend: format!("{:?}", info.backend).to_lowercase(),
             device_type: format!("{:?}", info.device_type),
-            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
             max_storage_binding: limits.max_storage_buffer_binding_size,
             max_workgroup_storage: limits.max_compute_workgroup_storage_size,
             timestamps: adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY),
@@ -75,7 +77,11 @@ fn rank(a: &wgpu::Adapter) -> (u8, u8) {
         wgpu::DeviceType::Other => 3,
         wgpu::DeviceType::Cpu => 4,
     };
-    let b = if info.backend == wgpu::Backend::Gl { 1 } else { 0 };
+    let b = if info.backend == wgpu::Backend::Gl {
+        1
+    } else {
+        0
+    };
     (t, b)
 }
 
@@ -86,7 +92,8 @@ pub fn list_adapters() -> Vec<AdapterDesc> {
     all.iter().map(AdapterDesc::of).collect()
 }
 
-const INSTALL_HINT: &str = "no GPU adapter found. Without a GPU, install Mesa's software Vulkan adapter \
+const INSTALL_HINT: &str =
+    "no GPU adapter found. Without a GPU, install Mesa's software Vulkan adapter \
     (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1), or use --backend cpu";
 
 fn choose_adapter() -> Result<wgpu::Adapter> {

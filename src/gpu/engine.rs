@@ -83,7 +83,14 @@ impl GpuEngine {
         Ok(g)
     }
 
-    fn space(&mut self, role: &'static str, batch: usize, m: usize, h: usize, w: usize) -> Result<Rc<Workspace>> {
+    fn space(
+        &mut self,
+        role: &'static str,
+        batch: usize,
+        m: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<Rc<Workspace>> {
         let key = (role, batch, m, h, w);
         if let Some(s) = self.spaces.get(&key) {
             return Ok(s.clone());
@@ -114,7 +121,16 @@ impl GpuEngine {
     ) {
         let g = &self.gpu;
         fft.forward(g, enc, coef, spec, batch * dict.m);
-        kernels::synth(g, enc, spec, &dict.df, sspec, fft.spectrum_len(), dict.m, batch);
+        kernels::synth(
+            g,
+            enc,
+            spec,
+            &dict.df,
+            sspec,
+            fft.spectrum_len(),
+            dict.m,
+            batch,
+        );
         fft.inverse(g, enc, sspec, out, batch);
     }
 
@@ -132,7 +148,10 @@ impl GpuEngine {
         let fft = self.fft(hp, wp)?;
         let g = &self.gpu;
         let padded = g.storage("padded", (geom.batch * hp * wp * 4) as u64)?;
-        let spec = g.storage("padded spectra", (geom.batch * fft.spectrum_len() * 8) as u64)?;
+        let spec = g.storage(
+            "padded spectra",
+            (geom.batch * fft.spectrum_len() * 8) as u64,
+        )?;
         geom.pad(g, enc, src, &padded);
         fft.forward(g, enc, &padded, &spec, geom.batch);
         geom.gain(g, enc, &spec);
@@ -218,7 +237,9 @@ impl GpuEngine {
         let t = Instant::now();
         let cart = self.maps_buffer("cartoon layers", 2, h, w)?;
         let tex = self.maps_buffer("texture layers", 2, h, w)?;
-        let sspec = self.gpu.storage("synthesis spectra", (2 * fft.spectrum_len() * 8) as u64)?;
+        let sspec = self
+            .gpu
+            .storage("synthesis spectra", (2 * fft.spectrum_len() * 8) as u64)?;
         let mut enc = self.gpu.encoder();
         enc.clear_buffer(&tex, 0, None);
         let mut last = None;
@@ -226,12 +247,24 @@ impl GpuEngine {
             let lam = McaParams::lambda(it);
             kernels::sub(&self.gpu, &mut enc, &high, &tex, &wc.s, 2 * np);
             self.gpu.submit(enc)?;
-            let sc = solve(&self.gpu, &fft, &gdc, &wc, &p.mca.cbpdn(lam, 50.0 * lam + 1.0))?;
+            let sc = solve(
+                &self.gpu,
+                &fft,
+                &gdc,
+                &wc,
+                &p.mca.cbpdn(lam, 50.0 * lam + 1.0),
+            )?;
             enc = self.gpu.encoder();
             self.synth_into(&mut enc, &fft, &gdc, &wc.y, &wc.spec, &sspec, &cart, 2);
             kernels::sub(&self.gpu, &mut enc, &high, &cart, &wt.s, 2 * np);
             self.gpu.submit(enc)?;
-            let st = solve(&self.gpu, &fft, &gdt, &wt, &p.mca.cbpdn(lam, p.mca.texture_rho))?;
+            let st = solve(
+                &self.gpu,
+                &fft,
+                &gdt,
+                &wt,
+                &p.mca.cbpdn(lam, p.mca.texture_rho),
+            )?;
             enc = self.gpu.encoder();
             self.synth_into(&mut enc, &fft, &gdt, &wt.y, &wt.spec, &sspec, &tex, 2);
             last = Some((sc, st));
@@ -302,10 +335,18 @@ impl Engine for GpuEngine {
         let mut enc = self.gpu.encoder();
         self.lowpass_into(&mut enc, geom, &src, &low, &high)?;
         self.gpu.submit(enc)?;
-        Ok((self.read_plane(&low, 0, s.h, s.w)?, self.read_plane(&high, 0, s.h, s.w)?))
+        Ok((
+            self.read_plane(&low, 0, s.h, s.w)?,
+            self.read_plane(&high, 0, s.h, s.w)?,
+        ))
     }
 
-    fn sparse_code(&mut self, dict: &Dictionary, s: &Plane, opts: &CbpdnOptions) -> Result<SparseCode> {
+    fn sparse_code(
+        &mut self,
+        dict: &Dictionary,
+        s: &Plane,
+        opts: &CbpdnOptions,
+    ) -> Result<SparseCode> {
         let (h, w) = (s.h, s.w);
         let fft = self.fft(h, w)?;
         let gd = self.dict(dict, h, w)?;
@@ -331,8 +372,12 @@ impl Engine for GpuEngine {
         let fft = self.fft(h, w)?;
         let gd = self.dict(dict, h, w)?;
         let maps = self.gpu.upload("coefficients", &to_f32(&coef.data))?;
-        let spec = self.gpu.storage("spectra", (coef.m * fft.spectrum_len() * 8) as u64)?;
-        let sspec = self.gpu.storage("synthesis spectrum", (fft.spectrum_len() * 8) as u64)?;
+        let spec = self
+            .gpu
+            .storage("spectra", (coef.m * fft.spectrum_len() * 8) as u64)?;
+        let sspec = self
+            .gpu
+            .storage("synthesis spectrum", (fft.spectrum_len() * 8) as u64)?;
         let out = self.maps_buffer("synthesis", 1, h, w)?;
         let mut enc = self.gpu.encoder();
         self.synth_into(&mut enc, &fft, &gd, &maps, &spec, &sspec, &out, 1);
@@ -340,7 +385,12 @@ impl Engine for GpuEngine {
         self.read_plane(&out, 0, h, w)
     }
 
-    fn fuse_maps(&mut self, a: &CoefMaps, b: &CoefMaps, r: usize) -> Result<(CoefMaps, DecisionMap)> {
+    fn fuse_maps(
+        &mut self,
+        a: &CoefMaps,
+        b: &CoefMaps,
+        r: usize,
+    ) -> Result<(CoefMaps, DecisionMap)> {
         let (m, h, w) = (a.m, a.h, a.w);
         let mut both = to_f32(&a.data);
         both.extend(to_f32(&b.data));

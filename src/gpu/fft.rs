@@ -11,7 +11,13 @@ use std::f64::consts::PI;
 use std::rc::Rc;
 
 const SOURCE: &str = include_str!("../../shaders/fft.wgsl");
-const SLOTS: [Slot; 5] = [Slot::Uniform, Slot::Write, Slot::Write, Slot::Read, Slot::Read];
+const SLOTS: [Slot; 5] = [
+    Slot::Uniform,
+    Slot::Write,
+    Slot::Write,
+    Slot::Read,
+    Slot::Read,
+];
 
 /// Stockham passes for `n`, or `None` when `n` has a prime factor above 7.
 pub fn radices(mut n: usize) -> Option<Vec<usize>> {
@@ -27,7 +33,9 @@ pub fn radices(mut n: usize) -> Option<Vec<usize>> {
 
 /// Smallest 7-smooth length at least `n`.
 pub fn smooth_at_least(n: usize) -> usize {
-    (n..).find(|&m| radices(m).is_some()).expect("7-smooth numbers are unbounded")
+    (n..)
+        .find(|&m| radices(m).is_some())
+        .expect("7-smooth numbers are unbounded")
 }
 
 /// One 1-D transform length, compiled.
@@ -96,7 +104,9 @@ impl LinePlan {
                 .plan_fft_forward(l)
                 .process(&mut b);
             let inv = 1.0 / l as f64;
-            c.into_iter().chain(b.into_iter().map(|v| v * inv)).collect()
+            c.into_iter()
+                .chain(b.into_iter().map(|v| v * inv))
+                .collect()
         } else {
             vec![Complex::new(0.0, 0.0)]
         };
@@ -139,7 +149,13 @@ impl GpuFft2 {
         self.wc * self.h
     }
 
-    fn params(&self, gpu: &Gpu, planes: usize, lines: usize, inverse: bool) -> (Rc<wgpu::Buffer>, (u32, u32)) {
+    fn params(
+        &self,
+        gpu: &Gpu,
+        planes: usize,
+        lines: usize,
+        inverse: bool,
+    ) -> (Rc<wgpu::Buffer>, (u32, u32)) {
         let g = grid(lines, 1);
         let scale = 1.0f32 / (self.h * self.w) as f32;
         let u = gpu.uniform(&[
@@ -164,10 +180,20 @@ impl GpuFft2 {
     ) {
         let (u, g) = self.params(gpu, planes, planes * self.h, false);
         let r = &self.rows;
-        gpu.dispatch(enc, &r.rows_r2c, &[&u, real, spec, &r.tw, &r.blue], (g.0, g.1, 1));
+        gpu.dispatch(
+            enc,
+            &r.rows_r2c,
+            &[&u, real, spec, &r.tw, &r.blue],
+            (g.0, g.1, 1),
+        );
         let (u, g) = self.params(gpu, planes, planes * self.wc, false);
         let c = &self.cols;
-        gpu.dispatch(enc, &c.cols, &[&u, gpu.dummy(0), spec, &c.tw, &c.blue], (g.0, g.1, 1));
+        gpu.dispatch(
+            enc,
+            &c.cols,
+            &[&u, gpu.dummy(0), spec, &c.tw, &c.blue],
+            (g.0, g.1, 1),
+        );
     }
 
     /// Half spectra in `spec` (overwritten) -> normalised real planes in `real`.
@@ -181,10 +207,20 @@ impl GpuFft2 {
     ) {
         let (u, g) = self.params(gpu, planes, planes * self.wc, true);
         let c = &self.cols;
-        gpu.dispatch(enc, &c.cols, &[&u, gpu.dummy(0), spec, &c.tw, &c.blue], (g.0, g.1, 1));
+        gpu.dispatch(
+            enc,
+            &c.cols,
+            &[&u, gpu.dummy(0), spec, &c.tw, &c.blue],
+            (g.0, g.1, 1),
+        );
         let (u, g) = self.params(gpu, planes, planes * self.h, true);
         let r = &self.rows;
-        gpu.dispatch(enc, &r.rows_c2r, &[&u, real, spec, &r.tw, &r.blue], (g.0, g.1, 1));
+        gpu.dispatch(
+            enc,
+            &r.rows_c2r,
+            &[&u, real, spec, &r.tw, &r.blue],
+            (g.0, g.1, 1),
+        );
     }
 }
 

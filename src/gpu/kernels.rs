@@ -55,7 +55,12 @@ pub fn x_step(
     let k = gpu.kernel("xstep", XSTEP, "main", &[U, W, R, R, R, W, R]);
     let g = elems(nb);
     let u = gpu.uniform(&[nb as u32, m as u32, g.0]);
-    gpu.dispatch(enc, &k, &[&u, spec, df, dd, sf, dx, items], (g.0, g.1, batch as u32));
+    gpu.dispatch(
+        enc,
+        &k,
+        &[&u, spec, df, dd, sf, dx, items],
+        (g.0, g.1, batch as u32),
+    );
 }
 
 /// Workgroups per item of the shrink pass (its partial sums per item).
@@ -97,7 +102,17 @@ pub fn reduce(gpu: &Gpu, enc: Enc, partials: &Buf, norms: &Buf, per_item: usize,
 }
 
 /// `U *= u_scale; YU = Y - U` for items whose `u_scale` is not 1.
-pub fn rescale(gpu: &Gpu, enc: Enc, yu: &Buf, y: &Buf, u: &Buf, items: &Buf, per_item: usize, batch: usize) {
+#[allow(clippy::too_many_arguments)]
+pub fn rescale(
+    gpu: &Gpu,
+    enc: Enc,
+    yu: &Buf,
+    y: &Buf,
+    u: &Buf,
+    items: &Buf,
+    per_item: usize,
+    batch: usize,
+) {
     let k = gpu.kernel("rescale", RESCALE, "main", &[U, W, R, W, R]);
     let g = elems(per_item);
     let prm = gpu.uniform(&[per_item as u32, g.0]);
@@ -106,7 +121,16 @@ pub fn rescale(gpu: &Gpu, enc: Enc, yu: &Buf, y: &Buf, u: &Buf, items: &Buf, per
 
 /// `out[b] = sum_m Df_m X[b]_m` per bin.
 #[allow(clippy::too_many_arguments)]
-pub fn synth(gpu: &Gpu, enc: Enc, spec: &Buf, df: &Buf, out: &Buf, nb: usize, m: usize, batch: usize) {
+pub fn synth(
+    gpu: &Gpu,
+    enc: Enc,
+    spec: &Buf,
+    df: &Buf,
+    out: &Buf,
+    nb: usize,
+    m: usize,
+    batch: usize,
+) {
     let k = gpu.kernel("synth", SYNTH, "main", &[U, R, R, W]);
     let g = elems(nb);
     let prm = gpu.uniform(&[nb as u32, m as u32, g.0]);
@@ -144,13 +168,24 @@ impl LowpassGeom {
             self.lambda.to_bits(),
         ]);
         let [a, b, c, d, e] = bufs;
-        gpu.dispatch(enc, &k, &[&prm, a, b, c, d, e], (g.0, g.1, self.batch as u32));
+        gpu.dispatch(
+            enc,
+            &k,
+            &[&prm, a, b, c, d, e],
+            (g.0, g.1, self.batch as u32),
+        );
     }
 
     /// `src` -> mirror-padded `padded`.
     pub fn pad(&self, gpu: &Gpu, enc: Enc, src: &Buf, padded: &Buf) {
         let d = |i| gpu.dummy(i);
-        self.run(gpu, enc, "pad", self.hp() * self.wp(), [src, padded, d(0), d(1), d(2)]);
+        self.run(
+            gpu,
+            enc,
+            "pad",
+            self.hp() * self.wp(),
+            [src, padded, d(0), d(1), d(2)],
+        );
     }
 
     /// Low-pass gain on the padded spectra.
@@ -162,7 +197,13 @@ impl LowpassGeom {
 
     /// Filtered `padded` -> `low`, and `high = src - low`.
     pub fn crop(&self, gpu: &Gpu, enc: Enc, src: &Buf, padded: &Buf, low: &Buf, high: &Buf) {
-        self.run(gpu, enc, "crop", self.h * self.w, [src, padded, gpu.dummy(0), low, high]);
+        self.run(
+            gpu,
+            enc,
+            "crop",
+            self.h * self.w,
+            [src, padded, gpu.dummy(0), low, high],
+        );
     }
 }
 
@@ -188,11 +229,25 @@ pub fn activity(
 
 /// Choose-max between items 0 (A) and 1 (B) of `coef`, by `boxed` activity.
 #[allow(clippy::too_many_arguments)]
-pub fn choose(gpu: &Gpu, enc: Enc, coef: &Buf, boxed: &Buf, fused: &Buf, decision: &Buf, n: usize, m: usize) {
+pub fn choose(
+    gpu: &Gpu,
+    enc: Enc,
+    coef: &Buf,
+    boxed: &Buf,
+    fused: &Buf,
+    decision: &Buf,
+    n: usize,
+    m: usize,
+) {
     let k = gpu.kernel("choose", CHOOSE, "main", &[U, R, R, W, W]);
     let g = elems(n);
     let prm = gpu.uniform(&[n as u32, m as u32, g.0]);
-    gpu.dispatch(enc, &k, &[&prm, coef, boxed, fused, decision], (g.0, g.1, 1));
+    gpu.dispatch(
+        enc,
+        &k,
+        &[&prm, coef, boxed, fused, decision],
+        (g.0, g.1, 1),
+    );
 }
 
 fn elementwise(gpu: &Gpu, enc: Enc, entry: &str, bufs: [&Buf; 4], n: usize) {

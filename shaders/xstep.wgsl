@@ -10,16 +10,7 @@ struct Params {
     _p: u32,
 }
 
-struct Item {
-    rho: f32,
-    lam_over_rho: f32,
-    alpha: f32,
-    live: u32,
-    u_scale: f32,
-    _p0: f32,
-    _p1: f32,
-    _p2: f32,
-}
+// struct Item: shaders/item.wgsl
 
 @group(0) @binding(0) var<uniform> prm: Params;
 @group(0) @binding(1) var<storage, read_write> spec: array<vec2<f32>>;

@@ -82,6 +82,53 @@ pub fn run<T>(
     }
 }
 
+/// What a command ran on: the result, the engine's description, its adapter, and `--validate`'s
+/// numbers when asked for.
+pub struct Outcome<T> {
+    pub result: T,
+    pub engine: String,
+    pub adapter: Option<crate::gpu::AdapterDesc>,
+    pub validation: Option<Validation>,
+}
+
+/// Run `job` as `--backend` and `--validate` say. With `validate`, the job runs on the GPU engine and
+/// on the CPU engine (f32), `compare` measures the pair, and the GPU result is returned; checking the
+/// tolerance is left to the caller (so it can record the numbers first).
+pub fn run_job<T>(
+    backend: Backend,
+    precision: Precision,
+    validate: bool,
+    mut job: impl FnMut(&mut dyn Engine) -> Result<T>,
+    compare: impl Fn(&T, &T) -> Validation,
+) -> Result<Outcome<T>> {
+    if !validate {
+        let (result, engine, adapter) = run(backend, precision, job)?;
+        return Ok(Outcome {
+            result,
+            engine,
+            adapter,
+            validation: None,
+        });
+    }
+    if backend == Backend::Cpu || precision == Precision::F64 {
+        return Err(Error::Param(
+            "--validate compares the GPU engine with the CPU engine in f32; drop --backend cpu and \
+             --precision f64"
+                .into(),
+        ));
+    }
+    let mut gpu = GpuEngine::new()?;
+    let g = job(&mut gpu)?;
+    let c = job(cpu_engine(Precision::F32).as_mut())?;
+    let v = compare(&g, &c);
+    Ok(Outcome {
+        result: g,
+        engine: gpu.describe(),
+        adapter: gpu.adapter(),
+        validation: Some(v),
+    })
+}
+
 /// What `--validate` measured.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Validation {

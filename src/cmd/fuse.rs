@@ -3,9 +3,8 @@
 use super::{distinct_outputs, write_json};
 use csfuse::backend::{self, max_diffs, rel_diff, Backend, Validation};
 use csfuse::dictionary::Dictionary;
-use csfuse::engine::{cpu_engine, Engine};
+use csfuse::engine::Engine;
 use csfuse::fuse::{fuse_pair, FuseOutput, FuseParams};
-use csfuse::gpu::GpuEngine;
 use csfuse::io::{check_output, output_format, read_gray, write_gray, GrayImage};
 use csfuse::real::Precision;
 use csfuse::{assets, Error, Result};
@@ -111,23 +110,9 @@ pub fn run(args: Args) -> Result<()> {
         log::info!("engine: {}", e.describe());
         fuse_pair(e, &a.plane, &b.plane, &dc, &dt, &params)
     };
-    let (out, engine_desc, adapter, validation) = if args.validate {
-        if args.backend == Backend::Cpu || args.precision == Precision::F64 {
-            return Err(Error::Param(
-                "--validate compares the GPU engine with the CPU engine in f32; drop --backend cpu \
-                 and --precision f64"
-                    .into(),
-            ));
-        }
-        let mut gpu = GpuEngine::new()?;
-        let g = fuse(&mut gpu)?;
-        let c = fuse(cpu_engine(Precision::F32).as_mut())?;
-        let v = validate(&g, &c);
-        (g, gpu.describe(), gpu.adapter(), Some(v))
-    } else {
-        let (o, d, ad) = backend::run(args.backend, args.precision, fuse)?;
-        (o, d, ad, None)
-    };
+    let run = backend::run_job(args.backend, args.precision, args.validate, fuse, validate)?;
+    let (out, engine_desc, adapter, validation) =
+        (run.result, run.engine, run.adapter, run.validation);
     if let Some(v) = &validation {
         if let Err(e) = v.check() {
             if let Some(r) = &args.report {

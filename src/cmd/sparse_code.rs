@@ -4,13 +4,12 @@ use super::distinct_outputs;
 use csfuse::backend::{self, max_diffs, rel_diff, Backend, Validation};
 use csfuse::cbpdn::CbpdnOptions;
 use csfuse::dictionary::Dictionary;
-use csfuse::engine::{cpu_engine, Engine};
-use csfuse::gpu::GpuEngine;
+use csfuse::engine::{Engine, SparseCode};
 use csfuse::io::{check_output, read_gray, write_atomic};
 use csfuse::lowpass::tikhonov_split;
 use csfuse::npy::{self, NpyDtype};
 use csfuse::real::Precision;
-use csfuse::{Error, Result};
+use csfuse::Result;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -102,27 +101,17 @@ pub fn run(args: Args) -> Result<()> {
         log::info!("engine: {}", e.describe());
         e.sparse_code(&dict, &signal, &opts)
     };
-    let (sc, desc, adapter, validation) = if args.validate {
-        if args.backend == Backend::Cpu || args.precision == Precision::F64 {
-            return Err(Error::Param(
-                "--validate compares the GPU engine with the CPU engine in f32; drop --backend cpu \
-                 and --precision f64"
-                    .into(),
-            ));
-        }
-        let mut gpu = GpuEngine::new()?;
-        let g = code(&mut gpu)?;
-        let c = code(cpu_engine(Precision::F32).as_mut())?;
-        let v = Validation::new(
+    let compare = |g: &SparseCode, c: &SparseCode| {
+        Validation::new(
             max_diffs(&g.coef.data, &c.coef.data),
             rel_diff(g.stats.objective, c.stats.objective),
-        );
-        v.check()?;
-        (g, gpu.describe(), gpu.adapter(), Some(v))
-    } else {
-        let (sc, d, a) = backend::run(args.backend, args.precision, code)?;
-        (sc, d, a, None)
+        )
     };
+    let run = backend::run_job(args.backend, args.precision, args.validate, code, compare)?;
+    if let Some(v) = &run.validation {
+        v.check()?;
+    }
+    let (sc, desc, adapter, validation) = (run.result, run.engine, run.adapter, run.validation);
     let (st, coef) = (sc.stats, sc.coef);
     let dtype = match args.precision {
         Precision::F32 => NpyDtype::F32,

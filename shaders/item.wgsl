@@ -1,0 +1,13 @@
+// Per-item ADMM parameters, prepended by the host to the shaders that use them (src/gpu/kernels.rs).
+struct Item {
+    rho: f32,
+    lam_over_rho: f32,
+    alpha: f32,
+    // 0 once the item has converged: the kernels skip it
+    live: u32,
+    // dual rescale factor after an auto-rho change (1 = none)
+    u_scale: f32,
+    _p0: f32,
+    _p1: f32,
+    _p2: f32,
+}

@@ -3,12 +3,17 @@
 
 use super::context::{grid, Gpu, Slot};
 use bytemuck::{Pod, Zeroable};
+use std::sync::LazyLock;
 
 const ITEM: &str = include_str!("../../shaders/item.wgsl");
-const XSTEP: &str = include_str!("../../shaders/xstep.wgsl");
-const SHRINK: &str = include_str!("../../shaders/shrink.wgsl");
+// Shaders that use `Item` get its definition prepended once (WGSL has no includes), not per dispatch.
+static XSTEP: LazyLock<String> =
+    LazyLock::new(|| with_item(include_str!("../../shaders/xstep.wgsl")));
+static SHRINK: LazyLock<String> =
+    LazyLock::new(|| with_item(include_str!("../../shaders/shrink.wgsl")));
+static RESCALE: LazyLock<String> =
+    LazyLock::new(|| with_item(include_str!("../../shaders/rescale.wgsl")));
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
-const RESCALE: &str = include_str!("../../shaders/rescale.wgsl");
 const SYNTH: &str = include_str!("../../shaders/synth.wgsl");
 const LOWPASS: &str = include_str!("../../shaders/lowpass.wgsl");
 const ACTIVITY: &str = include_str!("../../shaders/activity.wgsl");
@@ -31,7 +36,7 @@ pub struct Item {
     pub _pad: [f32; 3],
 }
 
-/// A shader that uses `Item`, with its definition (WGSL has no includes).
+/// A shader that uses `Item`, with its definition.
 fn with_item(src: &str) -> String {
     format!("{ITEM}\n{src}")
 }
@@ -58,7 +63,7 @@ pub fn x_step(
     m: usize,
     batch: usize,
 ) {
-    let k = gpu.kernel("xstep", &with_item(XSTEP), "main", &[U, W, R, R, R, W, R]);
+    let k = gpu.kernel("xstep", &XSTEP, "main", &[U, W, R, R, R, W, R]);
     let g = elems(nb);
     let u = gpu.uniform(&[nb as u32, m as u32, g.0]);
     gpu.dispatch(
@@ -89,7 +94,7 @@ pub fn shrink(
     plane: usize,
     batch: usize,
 ) {
-    let k = gpu.kernel("shrink", &with_item(SHRINK), "main", &[U, W, W, W, R, R, W]);
+    let k = gpu.kernel("shrink", &SHRINK, "main", &[U, W, W, W, R, R, W]);
     let groups = shrink_groups(per_item);
     let prm = gpu.uniform(&[per_item as u32, plane as u32, groups as u32, groups as u32]);
     gpu.dispatch(
@@ -119,7 +124,7 @@ pub fn rescale(
     per_item: usize,
     batch: usize,
 ) {
-    let k = gpu.kernel("rescale", &with_item(RESCALE), "main", &[U, W, R, W, R]);
+    let k = gpu.kernel("rescale", &RESCALE, "main", &[U, W, R, W, R]);
     let g = elems(per_item);
     let prm = gpu.uniform(&[per_item as u32, g.0]);
     gpu.dispatch(enc, &k, &[&prm, yu, y, u, items], (g.0, g.1, batch as u32));

@@ -63,25 +63,6 @@ pub fn open(backend: Backend, precision: Precision) -> Result<Box<dyn Engine>> {
     }
 }
 
-/// Run `job` on the engine `backend` selects. With `auto`, a GPU failure during the run (device lost,
-/// out of memory, a size beyond the adapter's limits) is logged and the job reruns on the CPU.
-pub fn run<T>(
-    backend: Backend,
-    precision: Precision,
-    mut job: impl FnMut(&mut dyn Engine) -> Result<T>,
-) -> Result<(T, String, Option<crate::gpu::AdapterDesc>)> {
-    let mut engine = open(backend, precision)?;
-    match job(engine.as_mut()) {
-        Err(Error::Gpu(msg)) if backend == Backend::Auto => {
-            log::warn!("GPU: {msg}; falling back to the CPU engine");
-            let mut cpu = cpu_engine(precision);
-            let out = job(cpu.as_mut())?;
-            Ok((out, cpu.describe(), None))
-        }
-        r => Ok((r?, engine.describe(), engine.adapter())),
-    }
-}
-
 /// What a command ran on: the result, the engine's description, its adapter, and `--validate`'s
 /// numbers when asked for.
 pub struct Outcome<T> {
@@ -91,41 +72,93 @@ pub struct Outcome<T> {
     pub validation: Option<Validation>,
 }
 
-/// Run `job` as `--backend` and `--validate` say. With `validate`, the job runs on the GPU engine and
-/// on the CPU engine (f32), `compare` measures the pair, and the GPU result is returned; checking the
-/// tolerance is left to the caller (so it can record the numbers first).
+/// An engine opened once for many jobs (the slices of a volume, the items of a batch), as
+/// `--backend` and `--validate` say. With `auto`, a GPU failure during a job (device lost, out of
+/// memory, a size beyond the adapter's limits) is logged, the session switches to the CPU for good
+/// and the job reruns there.
+pub struct Session {
+    backend: Backend,
+    precision: Precision,
+    engine: Box<dyn Engine>,
+    /// The CPU (f32) engine `--validate` compares with.
+    reference: Option<Box<dyn Engine>>,
+}
+
+impl Session {
+    pub fn open(backend: Backend, precision: Precision, validate: bool) -> Result<Session> {
+        if validate && (backend == Backend::Cpu || precision == Precision::F64) {
+            return Err(Error::Param(
+                "--validate compares the GPU engine with the CPU engine in f32; drop --backend \
+                 cpu and --precision f64"
+                    .into(),
+            ));
+        }
+        let engine: Box<dyn Engine> = if validate {
+            Box::new(GpuEngine::new()?)
+        } else {
+            open(backend, precision)?
+        };
+        Ok(Session {
+            backend,
+            precision,
+            engine,
+            reference: validate.then(|| cpu_engine(Precision::F32)),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        self.engine.describe()
+    }
+
+    pub fn adapter(&self) -> Option<crate::gpu::AdapterDesc> {
+        self.engine.adapter()
+    }
+
+    /// The precision of a CPU engine this session runs on without validation: jobs may then run
+    /// concurrently, each on its own CPU engine. `None` for a GPU or a validating session.
+    pub fn parallel_cpu(&self) -> Option<Precision> {
+        (self.reference.is_none() && self.engine.adapter().is_none()).then_some(self.precision)
+    }
+
+    /// Run `job`; with validation also on the CPU engine, measured by `compare` (the GPU result is
+    /// returned; checking the tolerance is left to the caller, so it can record the numbers first).
+    pub fn run<T>(
+        &mut self,
+        mut job: impl FnMut(&mut dyn Engine) -> Result<T>,
+        compare: impl Fn(&T, &T) -> Validation,
+    ) -> Result<(T, Option<Validation>)> {
+        if let Some(cpu) = self.reference.as_mut() {
+            let g = job(self.engine.as_mut())?;
+            let c = job(cpu.as_mut())?;
+            let v = compare(&g, &c);
+            return Ok((g, Some(v)));
+        }
+        match job(self.engine.as_mut()) {
+            Err(Error::Gpu(msg)) if self.backend == Backend::Auto => {
+                log::warn!("GPU: {msg}; falling back to the CPU engine");
+                self.engine = cpu_engine(self.precision);
+                Ok((job(self.engine.as_mut())?, None))
+            }
+            r => Ok((r?, None)),
+        }
+    }
+}
+
+/// Run one job in a fresh [`Session`].
 pub fn run_job<T>(
     backend: Backend,
     precision: Precision,
     validate: bool,
-    mut job: impl FnMut(&mut dyn Engine) -> Result<T>,
+    job: impl FnMut(&mut dyn Engine) -> Result<T>,
     compare: impl Fn(&T, &T) -> Validation,
 ) -> Result<Outcome<T>> {
-    if !validate {
-        let (result, engine, adapter) = run(backend, precision, job)?;
-        return Ok(Outcome {
-            result,
-            engine,
-            adapter,
-            validation: None,
-        });
-    }
-    if backend == Backend::Cpu || precision == Precision::F64 {
-        return Err(Error::Param(
-            "--validate compares the GPU engine with the CPU engine in f32; drop --backend cpu and \
-             --precision f64"
-                .into(),
-        ));
-    }
-    let mut gpu = GpuEngine::new()?;
-    let g = job(&mut gpu)?;
-    let c = job(cpu_engine(Precision::F32).as_mut())?;
-    let v = compare(&g, &c);
+    let mut s = Session::open(backend, precision, validate)?;
+    let (result, validation) = s.run(job, compare)?;
     Ok(Outcome {
-        result: g,
-        engine: gpu.describe(),
-        adapter: gpu.adapter(),
-        validation: Some(v),
+        result,
+        engine: s.describe(),
+        adapter: s.adapter(),
+        validation,
     })
 }
 

@@ -90,13 +90,13 @@ pub fn fuse_pair(
     let (low_b, high_b) = engine.lowpass(b, p.lowpass_lambda, p.lowpass_pad)?;
     times.lowpass_ms = ms_since(t);
 
-    log::info!(
+    log::debug!(
         "source A: CS-MCA decomposition ({} outer iterations)",
         p.mca.outer_iters
     );
     let t = Instant::now();
     let ca = decompose(engine, &high_a, dc, dt, &p.mca)?;
-    log::info!(
+    log::debug!(
         "source B: CS-MCA decomposition ({:.1} s for A)",
         ms_since(t) / 1e3
     );

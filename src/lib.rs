@@ -24,7 +24,9 @@
 
 pub mod assets;
 pub mod backend;
+pub mod batch;
 pub mod cbpdn;
+pub mod colour;
 pub mod decompose;
 pub mod dictionary;
 pub mod engine;
@@ -33,13 +35,18 @@ pub mod fft2;
 pub mod fuse;
 pub mod fusion_rule;
 pub mod gpu;
+pub mod intensity;
 pub mod io;
+pub mod job;
 pub mod learn;
 pub mod lowpass;
+pub mod montage;
 pub mod npy;
 pub mod phantom;
 pub mod plane;
+pub mod progress;
 pub mod real;
 pub mod tv_split;
+pub mod volume;
 
 pub use error::{Error, Result};

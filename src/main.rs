@@ -15,7 +15,7 @@ Each source is split into a smooth base and a detail layer; the detail is decomp
 texture parts by convolutional sparse coding against two dictionaries; the coefficient maps are fused \
 by an l1-activity choose-max rule and the fused image is synthesised again.\n\n\
 Start with `csfuse fuse --help`.",
-    after_help = "Examples:\n  csfuse phantom --out-dir example\n  csfuse fuse example/ct_like.png example/mr_like.png -o fused.png --report fused.json\n  csfuse sparse-code img.png --dict D.npy --lambda 0.1 --highpass 60 --out-coef X.npy\n  csfuse fuse a.png b.png -o f.png --backend gpu --validate\n  csfuse devices\n  csfuse bench"
+    after_help = "Examples:\n  csfuse phantom --out-dir example\n  csfuse fuse example/ct_like.png example/mr_like.png -o fused.png --report fused.json\n  csfuse sparse-code img.png --dict D.npy --lambda 0.1 --highpass 60 --out-coef X.npy\n  csfuse fuse a.png b.png -o f.png --backend gpu --validate\n  csfuse fuse ct.nii.gz mr.nii.gz -o fused.nii.gz\n  csfuse batch pairs.csv --out-dir fused --shard 0/4\n  csfuse devices\n  csfuse bench"
 )]
 struct Cli {
     /// Worker threads for the CPU engine (default: all cores).
@@ -31,6 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Fuse(cmd::fuse::Args),
+    Batch(cmd::batch::Args),
     SparseCode(cmd::sparse_code::Args),
     Learn(cmd::learn::Args),
     Bench(cmd::bench::Args),
@@ -62,6 +63,8 @@ fn main() {
     }
     let result = match cli.command {
         Command::Fuse(a) => cmd::fuse::run(a),
+        // batch has its own exit statuses: 0 all done, 1 some items failed, 2 usage error.
+        Command::Batch(a) => std::process::exit(cmd::batch::run(a)),
         Command::SparseCode(a) => cmd::sparse_code::run(a),
         Command::Learn(a) => cmd::learn::run(a),
         Command::Bench(a) => cmd::bench::run(a),

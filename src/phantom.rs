@@ -6,6 +6,8 @@
 
 use crate::learn::SplitMix;
 use crate::plane::Plane;
+use crate::volume::{new_volume, Slicer, Volume};
+use nifti::NiftiType;
 
 /// Ellipse: centre (x, y) and half-axes in [-1, 1] units, rotation in degrees.
 struct Ellipse {
@@ -46,30 +48,136 @@ const LAYERS: [Ellipse; 10] = [
 
 /// `(ct_like, mr_like)` of size `n x n`, values in [0, 1]; deterministic.
 pub fn head_pair(n: usize) -> (Plane, Plane) {
+    paint(n, 1.0, &mut SplitMix(2026), true)
+}
+
+/// Paint the layers shrunk by `scale` (1 = the full head). Noise is added everywhere when
+/// `noise_outside`, else only inside the head, so slices past its top stay exactly empty.
+fn paint(n: usize, scale: f64, rng: &mut SplitMix, noise_outside: bool) -> (Plane, Plane) {
     let mut ct = Plane::zeros(n, n);
     let mut mr = Plane::zeros(n, n);
-    let mut rng = SplitMix(2026);
     for y in 0..n {
         for x in 0..n {
             let px = 2.0 * (x as f64 + 0.5) / n as f64 - 1.0;
             let py = 2.0 * (y as f64 + 0.5) / n as f64 - 1.0;
             let (mut c, mut m) = (0.0, 0.0);
+            let mut inside = false;
             for l in LAYERS.iter() {
                 let (s, co) = l.rot.to_radians().sin_cos();
-                let (dx, dy) = (px - l.cx, py - l.cy);
+                let (dx, dy) = (px - l.cx * scale, py - l.cy * scale);
                 let (u, v) = (dx * co + dy * s, -dx * s + dy * co);
-                if (u / l.a).powi(2) + (v / l.b).powi(2) <= 1.0 {
+                if (u / (l.a * scale)).powi(2) + (v / (l.b * scale)).powi(2) <= 1.0 {
                     c = l.ct;
                     m = l.mr;
+                    inside = true;
                 }
             }
             // MR gyri-like texture inside the brain; mild acquisition noise on both.
             if m > 0.3 {
                 m += 0.06 * (18.0 * px + 7.0 * (9.0 * py).sin()).sin() * (15.0 * py).cos();
             }
-            ct.data[y * n + x] = (c + 0.01 * rng.normal()).clamp(0.0, 1.0);
-            mr.data[y * n + x] = (m + 0.02 * rng.normal()).clamp(0.0, 1.0);
+            if inside || noise_outside {
+                c += 0.01 * rng.normal();
+                m += 0.02 * rng.normal();
+            }
+            ct.data[y * n + x] = c.clamp(0.0, 1.0);
+            mr.data[y * n + x] = m.clamp(0.0, 1.0);
         }
     }
     (ct, mr)
+}
+
+/// Slice `z` of `depth` of a head-shaped volume pair: the head is an ellipsoid whose cross-section
+/// shrinks towards the top and bottom; the outer 8 % of slices at each end lie outside it (empty).
+pub fn head_volume_slice(n: usize, z: usize, depth: usize) -> (Plane, Plane) {
+    let pz = 2.0 * (z as f64 + 0.5) / depth as f64 - 1.0;
+    let scale = (1.0 - (pz / 0.84).powi(2)).max(0.0).sqrt();
+    paint(n, scale, &mut SplitMix(2026 + z as u64), false)
+}
+
+/// A PET-like colour image on the same geometry: smooth uptake (grey matter warm, white matter
+/// cool, a hot lesion where the MR-like image shows one) under the "hot" colour map
+/// (black - red - yellow - white). Returns R, G, B planes in [0, 1].
+pub fn pet_like(n: usize) -> [Plane; 3] {
+    let (_, mr) = head_pair(n);
+    let mut act = Plane::zeros(n, n);
+    for y in 0..n {
+        for x in 0..n {
+            let px = 2.0 * (x as f64 + 0.5) / n as f64 - 1.0;
+            let py = 2.0 * (y as f64 + 0.5) / n as f64 - 1.0;
+            let m = mr.data[y * n + x];
+            let hot = (-((px - 0.30).powi(2) + (py + 0.45).powi(2)) / 0.01).exp();
+            let tissue = if m > 0.6 {
+                0.35
+            } else if m > 0.4 {
+                0.6
+            } else {
+                0.0
+            };
+            act.data[y * n + x] = (tissue + 0.6 * hot).min(1.0);
+        }
+    }
+    // PET resolution is coarse: blur with a box of radius n/64 three times (about Gaussian).
+    let r = (n / 64).max(1);
+    for _ in 0..3 {
+        act = box_blur(&act, r);
+    }
+    let ch = |f: fn(f64) -> f64| {
+        Plane::from_vec(
+            n,
+            n,
+            act.data.iter().map(|a| f(*a).clamp(0.0, 1.0)).collect(),
+        )
+    };
+    [
+        ch(|a| 3.0 * a),
+        ch(|a| 3.0 * a - 1.0),
+        ch(|a| 3.0 * a - 2.0),
+    ]
+}
+
+fn box_blur(p: &Plane, r: usize) -> Plane {
+    let (h, w) = (p.h, p.w);
+    let mut out = Plane::zeros(h, w);
+    for y in 0..h {
+        for x in 0..w {
+            let (y0, y1) = (y.saturating_sub(r), (y + r).min(h - 1));
+            let (x0, x1) = (x.saturating_sub(r), (x + r).min(w - 1));
+            let mut s = 0.0;
+            for yy in y0..=y1 {
+                s += p.data[yy * w + x0..=yy * w + x1].iter().sum::<f64>();
+            }
+            out.data[y * w + x] = s / ((y1 - y0 + 1) * (x1 - x0 + 1)) as f64;
+        }
+    }
+    out
+}
+
+/// The CT-like (int16, -1000..2000) and MR-like (float32, [0, 1]) phantom volumes.
+pub fn phantom_volumes(n: usize, depth: usize) -> (Volume, Volume) {
+    let dims = [n, n, depth];
+    let slicer = Slicer { dims, axis: 2 };
+    let mut ct = vec![0f32; n * n * depth];
+    let mut mr = vec![0f32; n * n * depth];
+    for z in 0..depth {
+        let (c, m) = head_volume_slice(n, z, depth);
+        let hu = Plane::from_vec(
+            n,
+            n,
+            c.data
+                .iter()
+                .map(|v| (v * 3000.0 - 1000.0).round())
+                .collect(),
+        );
+        slicer.put(&mut ct, z, &hu);
+        slicer.put(&mut mr, z, &m);
+    }
+    let (sp, org) = (
+        [1.0, 1.0, 2.0],
+        [-(n as f32) / 2.0, -(n as f32) / 2.0, -(depth as f32)],
+    );
+    (
+        new_volume(dims, sp, org, NiftiType::Int16, ct),
+        new_volume(dims, sp, org, NiftiType::Float32, mr),
+    )
 }

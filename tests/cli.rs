@@ -2,30 +2,8 @@
 //! message that names the file, a non-zero exit code, and nothing written.
 
 mod common;
-use common::reference;
+use common::{csfuse, csfuse_env, read_json, reference, stderr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn csfuse(args: &[&str], dir: &Path) -> Output {
-    csfuse_env(args, dir, &[])
-}
-
-fn csfuse_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_csfuse"))
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(dir)
-        .output()
-        .expect("run csfuse")
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A temp folder with a 64x64 phantom pair `ct_like.png`, `mr_like.png`.
 fn workdir() -> tempfile::TempDir {
@@ -109,13 +87,22 @@ fn fuse_writes_image_and_report() {
 }
 
 #[test]
-fn sixteen_bit_pair_gives_sixteen_bit_tiff() {
+fn sixteen_bit_pair_gives_sixteen_bit_tiff_in_the_inputs_range() {
     let d = workdir();
+    // 12-bit data in 16-bit files (as CT often is), spanning exactly [0, 4095]; the 8-bit twins span
+    // [0, 255], so both runs fuse the same [0, 1] values.
     for name in ["ct_like", "mr_like"] {
-        let g = image::open(d.path().join(format!("{name}.png")))
+        let mut g = image::open(d.path().join(format!("{name}.png")))
             .unwrap()
-            .to_luma16();
-        g.save(d.path().join(format!("{name}16.png"))).unwrap();
+            .to_luma8();
+        g.put_pixel(0, 0, image::Luma([0]));
+        g.put_pixel(1, 0, image::Luma([255]));
+        g.save(d.path().join(format!("{name}8.png"))).unwrap();
+        let g16 =
+            image::ImageBuffer::<image::Luma<u16>, _>::from_fn(g.width(), g.height(), |x, y| {
+                image::Luma([(g.get_pixel(x, y)[0] as f64 * 4095.0 / 255.0).round() as u16])
+            });
+        g16.save(d.path().join(format!("{name}16.png"))).unwrap();
     }
     let o = csfuse(
         &["fuse", "ct_like16.png", "mr_like16.png", "-o", "f16.tif"],
@@ -124,18 +111,28 @@ fn sixteen_bit_pair_gives_sixteen_bit_tiff() {
     assert!(o.status.success(), "{}", stderr(&o));
     let f16 = image::open(d.path().join("f16.tif")).unwrap();
     assert!(matches!(f16, image::DynamicImage::ImageLuma16(_)));
-    // Same data as the 8-bit run up to quantisation.
-    let o = csfuse(&fuse_args("f8.png", &[]), d.path());
-    assert!(o.status.success());
     let a = f16.to_luma16();
+    assert!(
+        a.pixels().all(|p| p[0] <= 4095),
+        "result leaves the inputs' range"
+    );
+    assert!(
+        a.pixels().any(|p| p[0] > 3000),
+        "result not scaled back to the inputs' range"
+    );
+    let o = csfuse(
+        &["fuse", "ct_like8.png", "mr_like8.png", "-o", "f8.png"],
+        d.path(),
+    );
+    assert!(o.status.success());
     let b = image::open(d.path().join("f8.png")).unwrap().to_luma8();
     let maxd = a
         .pixels()
         .zip(b.pixels())
-        .map(|(p, q)| (p[0] as f64 / 65535.0 - q[0] as f64 / 255.0).abs())
+        .map(|(p, q)| (p[0] as f64 / 4095.0 - q[0] as f64 / 255.0).abs())
         .fold(0.0, f64::max);
     assert!(
-        maxd < 3.0 / 255.0,
+        maxd < 2.0 / 255.0,
         "16-bit and 8-bit results differ by {maxd}"
     );
 }
@@ -209,7 +206,7 @@ fn missing_corrupt_and_empty_inputs() {
 }
 
 #[test]
-fn size_mismatch_and_colour_are_refused() {
+fn size_mismatch_and_transparency_are_refused() {
     let d = workdir();
     image::GrayImage::new(64, 48)
         .save(d.path().join("small.png"))
@@ -219,13 +216,13 @@ fn size_mismatch_and_colour_are_refused() {
         &["fuse", "ct_like.png", "small.png", "-o", "f.png"],
         &["differ in size", "small.png", "64x48"],
     );
-    let mut rgb = image::RgbImage::new(64, 64);
-    rgb.put_pixel(3, 3, image::Rgb([200, 10, 10]));
-    rgb.save(d.path().join("pet.png")).unwrap();
+    let mut rgba = image::RgbaImage::new(64, 64);
+    rgba.put_pixel(3, 3, image::Rgba([200, 10, 10, 128]));
+    rgba.save(d.path().join("pet.png")).unwrap();
     fails(
         d.path(),
         &["fuse", "ct_like.png", "pet.png", "-o", "f.png"],
-        &["pet.png", "colour"],
+        &["pet.png", "transparent"],
     );
     // Gray stored as RGB is accepted.
     let grey_rgb = image::open(d.path().join("mr_like.png")).unwrap().to_rgb8();

@@ -1,5 +1,6 @@
 //! Subcommands of the `csfuse` program.
 
+pub mod batch;
 pub mod bench;
 pub mod devices;
 pub mod fuse;

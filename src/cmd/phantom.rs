@@ -1,22 +1,31 @@
-//! `csfuse phantom --out-dir DIR`: write the generated CT-like / MR-like example pair.
+//! `csfuse phantom --out-dir DIR`: write the generated example images and volumes.
 
-use csfuse::io::{check_output, write_gray, BitDepth};
-use csfuse::phantom::head_pair;
+use csfuse::io::{check_output, write_gray, write_image, Raster, SampleFormat};
+use csfuse::phantom::{head_pair, pet_like, phantom_volumes};
+use csfuse::volume;
 use csfuse::{Error, Result};
 use std::path::PathBuf;
 
-/// Generate a co-registered CT-like / MR-like head phantom pair (8-bit PNG, deterministic).
+/// Generate co-registered phantoms (deterministic): a CT-like / MR-like head pair and a PET-like
+/// colour image as 8-bit PNG, and with --depth a CT-like / MR-like NIfTI volume pair.
 ///
 /// The CT-like image shows bright bone and flat soft tissue; the MR-like image dark bone, grey/white
-/// matter contrast and fine texture. This is how assets/ct_like.png and assets/mr_like.png were made.
+/// matter contrast and fine texture; the PET-like image smooth uptake under the "hot" colour map with
+/// a hot lesion. This is how assets/ct_like.png and assets/mr_like.png were made. The volumes have
+/// 1 x 1 x 2 mm voxels; ct_like.nii.gz is int16 in Hounsfield-like units (-1000..2000),
+/// mr_like.nii.gz float32 in [0, 1]; slices beyond the top and bottom of the head are empty.
 #[derive(clap::Args)]
+#[command(after_help = "Example:\n  csfuse phantom --out-dir example --size 256 --depth 128")]
 pub struct Args {
-    /// Folder to write ct_like.png and mr_like.png into.
+    /// Folder to write ct_like.png, mr_like.png, pet_like.png (and the volumes) into.
     #[arg(long, value_name = "DIR")]
     pub out_dir: PathBuf,
-    /// Image size (square).
+    /// Image and slice size (square).
     #[arg(long, default_value_t = 256)]
     pub size: usize,
+    /// Also write ct_like.nii.gz and mr_like.nii.gz with this many slices.
+    #[arg(long, value_name = "SLICES")]
+    pub depth: Option<usize>,
     /// Replace existing files.
     #[arg(short, long)]
     pub force: bool,
@@ -27,12 +36,39 @@ pub fn run(args: Args) -> Result<()> {
         return Err(Error::Param("--size must be at least 16".into()));
     }
     std::fs::create_dir_all(&args.out_dir).map_err(|e| Error::io(&args.out_dir, e))?;
+    let path = |name: &str| -> Result<PathBuf> {
+        let p = args.out_dir.join(name);
+        check_output(&p, &[], args.force)?;
+        Ok(p)
+    };
     let (ct, mr) = head_pair(args.size);
     for (name, plane) in [("ct_like.png", ct), ("mr_like.png", mr)] {
-        let path = args.out_dir.join(name);
-        check_output(&path, &[], args.force)?;
-        write_gray(&path, &plane, BitDepth::U8)?;
-        log::info!("wrote {}", path.display());
+        let p = path(name)?;
+        write_gray(&p, &plane, SampleFormat::U8)?;
+        log::info!("wrote {}", p.display());
+    }
+    let p = path("pet_like.png")?;
+    let rgb = pet_like(args.size);
+    write_image(
+        &p,
+        &Raster {
+            h: args.size,
+            w: args.size,
+            channels: rgb
+                .iter()
+                .map(|c| c.data.iter().map(|v| v * 255.0).collect())
+                .collect(),
+            format: SampleFormat::U8,
+        },
+    )?;
+    log::info!("wrote {}", p.display());
+    if let Some(depth) = args.depth {
+        let (pc, pm) = (path("ct_like.nii.gz")?, path("mr_like.nii.gz")?);
+        let (ct, mr) = phantom_volumes(args.size, depth);
+        for (p, v) in [(pc, ct), (pm, mr)] {
+            volume::write(&p, &v, &v.data, v.datatype)?;
+            log::info!("wrote {}", p.display());
+        }
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// `../shared/data/csmca_reference` beside the repository. Tests that need it fail loudly if it is missing.
 pub fn reference_dir() -> PathBuf {
@@ -42,4 +43,26 @@ pub fn gpu() -> csfuse::gpu::Gpu {
              Vulkan adapter: sudo apt-get install mesa-vulkan-drivers libvulkan1"
         ),
     }
+}
+
+/// Run the `csfuse` binary in `dir`.
+pub fn csfuse(args: &[&str], dir: &Path) -> Output {
+    csfuse_env(args, dir, &[])
+}
+
+pub fn csfuse_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_csfuse"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .expect("run csfuse")
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -1,0 +1,332 @@
+//! Batches: a CSV list of pairs, a deterministic share of it per shard, and the sidecar JSON that
+//! makes a re-run skip finished items (so a killed run resumes and a repeated run is a no-op).
+
+use crate::error::{Error, Result};
+use crate::job::{kind, JobOptions, Kind};
+use crate::real::Precision;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::{Component, Path, PathBuf};
+
+/// One row of the list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    /// 0-based position among the list's data rows (what shards split on).
+    pub index: usize,
+    /// 1-based line in the file (for messages).
+    pub line: usize,
+    pub a: PathBuf,
+    pub b: PathBuf,
+    pub out: PathBuf,
+}
+
+fn list_err(path: &Path, line: usize, msg: impl std::fmt::Display) -> Error {
+    Error::Param(format!("{}:{line}: {msg}", path.display()))
+}
+
+/// Read a list: rows `A,B[,OUTPUT]`; `#` starts a comment line; a first row `a,b[,output]` is a
+/// header. Relative inputs are relative to the list's folder. OUTPUT is a relative path under
+/// `out_dir` (default `<stem of A>__<stem of B>` with A's extension, `.nii.gz` for volumes). Two rows
+/// naming the same output are refused.
+pub fn read_list(path: &Path, out_dir: &Path) -> Result<Vec<Item>> {
+    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .from_reader(text.as_slice());
+    let mut items: Vec<Item> = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| Error::Param(format!("{}: {e}", path.display())))?;
+        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let fields: Vec<&str> = rec.iter().collect();
+        if fields.iter().all(|f| f.is_empty()) {
+            continue;
+        }
+        let lower: Vec<String> = fields.iter().map(|f| f.to_ascii_lowercase()).collect();
+        if items.is_empty() && lower.len() >= 2 && lower[0] == "a" && lower[1] == "b" {
+            continue;
+        }
+        if !(2..=3).contains(&fields.len()) || fields[..2].iter().any(|f| f.is_empty()) {
+            return Err(list_err(path, line, "expected `A,B` or `A,B,OUTPUT`"));
+        }
+        let (a, b) = (base.join(fields[0]), base.join(fields[1]));
+        let name = match fields.get(2).filter(|f| !f.is_empty()) {
+            Some(o) => {
+                let o = Path::new(o);
+                if o.is_absolute() || o.components().any(|c| c == Component::ParentDir) {
+                    return Err(list_err(
+                        path,
+                        line,
+                        format!(
+                            "output {} must be a relative path inside --out-dir",
+                            o.display()
+                        ),
+                    ));
+                }
+                o.to_path_buf()
+            }
+            None => PathBuf::from(default_name(&a, &b)),
+        };
+        let out = out_dir.join(name);
+        if let Some(prev) = items.iter().find(|i| i.out == out) {
+            return Err(list_err(
+                path,
+                line,
+                format!(
+                    "output {} is also written by line {}",
+                    out.display(),
+                    prev.line
+                ),
+            ));
+        }
+        items.push(Item {
+            index: items.len(),
+            line,
+            a,
+            b,
+            out,
+        });
+    }
+    if items.is_empty() {
+        return Err(Error::Param(format!(
+            "{}: the list has no pairs",
+            path.display()
+        )));
+    }
+    Ok(items)
+}
+
+/// File name without its extension(s) (`x.nii.gz` -> `x`), and the extension.
+fn split_name(p: &Path) -> (String, String) {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lower = name.to_ascii_lowercase();
+    let cut = if lower.ends_with(".nii.gz") {
+        name.len() - 7
+    } else {
+        name.rfind('.').unwrap_or(name.len())
+    };
+    (name[..cut].to_string(), name[cut..].to_string())
+}
+
+fn default_name(a: &Path, b: &Path) -> String {
+    let (sa, ext) = split_name(a);
+    let (sb, _) = split_name(b);
+    let ext = if kind(a) == Kind::Volume {
+        ".nii.gz".to_string()
+    } else {
+        ext
+    };
+    format!("{sa}__{sb}{ext}")
+}
+
+/// Shard `index` of `count` (0-based): it takes the items whose position modulo `count` is `index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// `i/n`, 0 <= i < n.
+    pub fn parse(s: &str) -> std::result::Result<Shard, String> {
+        let bad = || format!("`{s}` is not a shard: use i/n with 0 <= i < n (e.g. 0/4)");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (i, n): (usize, usize) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if n == 0 || i >= n {
+            return Err(bad());
+        }
+        Ok(Shard { index: i, count: n })
+    }
+
+    /// The shard the environment names: a Slurm array task (SLURM_ARRAY_TASK_ID minus
+    /// SLURM_ARRAY_TASK_MIN, of SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX, of `count`). `None` when neither is set.
+    pub fn from_env(
+        count: Option<usize>,
+    ) -> std::result::Result<Option<(Shard, &'static str)>, String> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let num = |k: &str, v: String| {
+            v.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("{k}={v} is not a number"))
+        };
+        if let Some(id) = var("SLURM_ARRAY_TASK_ID") {
+            let id = num("SLURM_ARRAY_TASK_ID", id)?;
+            let min = var("SLURM_ARRAY_TASK_MIN")
+                .map(|v| num("SLURM_ARRAY_TASK_MIN", v))
+                .transpose()?
+                .unwrap_or(0);
+            let n = match var("SLURM_ARRAY_TASK_COUNT") {
+                Some(v) => num("SLURM_ARRAY_TASK_COUNT", v)?,
+                None => count.ok_or(
+                    "SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not; pass --shards N",
+                )?,
+            };
+            let i = id.checked_sub(min).filter(|i| *i < n).ok_or_else(|| {
+                format!("SLURM_ARRAY_TASK_ID={id} (min {min}) is outside {n} tasks; use a contiguous array such as --array=0-{}", n.max(1) - 1)
+            })?;
+            return Ok(Some((Shard { index: i, count: n }, "SLURM_ARRAY_TASK_ID")));
+        }
+        if let Some(idx) = var("JOB_COMPLETION_INDEX") {
+            let i = num("JOB_COMPLETION_INDEX", idx)?;
+            let n = count
+                .ok_or("JOB_COMPLETION_INDEX is set; pass --shards N (the Job's completions)")?;
+            if i >= n {
+                return Err(format!(
+                    "JOB_COMPLETION_INDEX={i} is not below --shards {n}"
+                ));
+            }
+            return Ok(Some((Shard { index: i, count: n }, "JOB_COMPLETION_INDEX")));
+        }
+        Ok(None)
+    }
+
+    pub fn takes(&self, item: &Item) -> bool {
+        item.index % self.count == self.index
+    }
+}
+
+/// Hex SHA-256 of a file's bytes.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Everything that changes an output besides the inputs: fusion parameters, the dictionaries'
+/// contents, output options and precision. The engine is not part of it (GPU and CPU agree within
+/// `--validate`'s tolerance).
+pub fn parameters(opts: &JobOptions, precision: Precision) -> Value {
+    let dict_hash = |d: &crate::dictionary::Dictionary| {
+        let mut h = Sha256::new();
+        h.update(format!("{}x{}x{}", d.fh, d.fw, d.m));
+        d.data.iter().for_each(|v| h.update(v.to_le_bytes()));
+        hex(&h.finalize())
+    };
+    json!({
+        "fuse": opts.params,
+        "cartoon_dict_sha256": dict_hash(&opts.cartoon),
+        "texture_dict_sha256": dict_hash(&opts.texture),
+        "out_depth": opts.out_depth,
+        "axis": opts.axis,
+        "ignore_affine": opts.ignore_affine,
+        "precision": precision.name(),
+    })
+}
+
+/// The sidecar of an output: `F.png` -> `F.png.json`.
+pub fn sidecar_path(out: &Path) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(".json");
+    PathBuf::from(s)
+}
+
+/// The input records a sidecar keeps: path, size and SHA-256.
+pub fn input_records(item: &Item) -> Result<Value> {
+    let rec = |p: &Path| -> Result<Value> {
+        let bytes = std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
+        Ok(json!({"path": p, "bytes": bytes, "sha256": sha256_file(p)?}))
+    };
+    Ok(json!([rec(&item.a)?, rec(&item.b)?]))
+}
+
+/// Whether `out` is finished for these inputs and parameters: its sidecar records the same input
+/// hashes and parameters, and the output's own hash (so a truncated or replaced output is redone).
+pub fn up_to_date(out: &Path, inputs: &Value, params: &Value) -> bool {
+    let Ok(text) = std::fs::read(sidecar_path(out)) else {
+        return false;
+    };
+    let Ok(side) = serde_json::from_slice::<Value>(&text) else {
+        return false;
+    };
+    let hashes = |v: &Value| -> Vec<Value> {
+        v.as_array()
+            .map(|a| a.iter().map(|r| r["sha256"].clone()).collect())
+            .unwrap_or_default()
+    };
+    if hashes(&side["inputs"]) != hashes(inputs) || side["parameters"] != *params {
+        return false;
+    }
+    match (side["output"]["sha256"].as_str(), sha256_file(out)) {
+        (Some(want), Ok(have)) => want == have,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_and_split_deterministically() {
+        assert_eq!(Shard::parse("1/4"), Ok(Shard { index: 1, count: 4 }));
+        assert!(Shard::parse("4/4").is_err());
+        assert!(Shard::parse("1/0").is_err());
+        assert!(Shard::parse("x").is_err());
+        let item = |index| Item {
+            index,
+            line: 0,
+            a: "a".into(),
+            b: "b".into(),
+            out: "o".into(),
+        };
+        let s = Shard { index: 1, count: 3 };
+        let taken: Vec<usize> = (0..8).filter(|i| s.takes(&item(*i))).collect();
+        assert_eq!(taken, vec![1, 4, 7]);
+    }
+
+    #[test]
+    fn lists_parse_with_header_comments_and_default_names() {
+        let d = tempfile::tempdir().unwrap();
+        let list = d.path().join("l.csv");
+        std::fs::write(
+            &list,
+            "a,b,output\n# comment\nct/1.png, mr/1.png\n\"x,1.nii.gz\",y.nii.gz,v/o.nii.gz\n",
+        )
+        .unwrap();
+        let items = read_list(&list, Path::new("out")).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].a, d.path().join("ct/1.png"));
+        assert_eq!(items[0].out, Path::new("out/1__1.png"));
+        assert_eq!(items[1].a, d.path().join("x,1.nii.gz"));
+        assert_eq!(items[1].out, Path::new("out/v/o.nii.gz"));
+        assert_eq!(items[1].line, 4);
+        std::fs::write(&list, "a.png,b.png\na.png,b.png\n").unwrap();
+        let e = read_list(&list, Path::new("out")).unwrap_err().to_string();
+        assert!(
+            e.contains("l.csv:2") && e.contains("also written by line 1"),
+            "{e}"
+        );
+        std::fs::write(&list, "a.png,b.png,../x.png\n").unwrap();
+        assert!(read_list(&list, Path::new("out")).is_err());
+        std::fs::write(&list, "a.png\n").unwrap();
+        assert!(read_list(&list, Path::new("out"))
+            .unwrap_err()
+            .to_string()
+            .contains("l.csv:1"));
+    }
+}

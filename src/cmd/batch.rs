@@ -1,0 +1,202 @@
+//! `csfuse batch LIST.csv --out-dir DIR [--shard i/n]`: fuse many pairs, resumably, on a cluster.
+
+use super::fuse::FuseOpts;
+use super::write_json;
+use csfuse::batch::{
+    input_records, parameters, read_list, sha256_file, sidecar_path, up_to_date, Item, Shard,
+};
+use csfuse::io::{check_output, remove_stale_temps};
+use csfuse::job::{check_job, fuse_files, JobOptions};
+use csfuse::{Error, Result};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Fuse every pair of a CSV list into --out-dir, resumably, optionally as one shard of many.
+///
+/// Each row is `A,B` or `A,B,OUTPUT` (images or NIfTI volumes, as `csfuse fuse` takes them); lines
+/// starting with # are comments and a first row `a,b,output` is a header. Relative inputs are relative
+/// to the list's folder, OUTPUT to --out-dir (default name: <stem of A>__<stem of B> with A's
+/// extension, .nii.gz for volumes).
+///
+/// Every output is written atomically with a sidecar OUTPUT.json: input paths, sizes and SHA-256,
+/// the parameters (fusion, dictionaries' SHA-256, output options), backend and adapter, timings and
+/// the csfuse version. An item whose sidecar matches its inputs, parameters and the output's own
+/// hash is skipped, so a second run does no work and a killed run resumes where it stopped.
+/// One failing item is reported and the others go on.
+///
+/// Sharding: --shard i/n takes rows i, i+n, i+2n, ... (0-based), the same split on every machine.
+/// Without it the shard comes from SLURM_ARRAY_TASK_ID (minus SLURM_ARRAY_TASK_MIN) of
+/// SLURM_ARRAY_TASK_COUNT, or from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) of --shards.
+///
+/// Exit status: 0 every item of the shard is done (fused now or before), 1 some items failed (listed
+/// at the end), 2 usage error (bad list, shard or options; nothing was fused).
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  csfuse batch pairs.csv --out-dir fused\n  \
+csfuse batch pairs.csv --out-dir fused --shard 2/8\n  \
+sbatch --array=0-7 --wrap 'csfuse batch pairs.csv --out-dir fused'   # shard from SLURM_ARRAY_TASK_ID\n\n\
+pairs.csv:\n  a,b,output\n  ct/p001.png,mr/p001.png,p001.png\n  ct/p002.nii.gz,mr/p002.nii.gz,p002.nii.gz")]
+pub struct Args {
+    /// CSV list of pairs.
+    pub list: PathBuf,
+    /// Folder for outputs and sidecars (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Take shard i of n (0-based), overriding the environment.
+    #[arg(long, value_name = "i/n", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
+    /// Number of shards when the index comes from JOB_COMPLETION_INDEX (the Job's completions).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+    /// Also write OUTPUT.montage.png for each item (see `csfuse fuse --montage`).
+    #[arg(long)]
+    pub montage: bool,
+    #[command(flatten)]
+    pub opts: FuseOpts,
+}
+
+/// Exit status of a usage error.
+const USAGE: i32 = 2;
+
+pub fn run(args: Args) -> i32 {
+    let report = |e: &Error| eprintln!("csfuse: error: {e}");
+    let shard = match args.shard {
+        Some(s) => s,
+        None => match Shard::from_env(args.shards) {
+            Ok(Some((s, var))) => {
+                log::info!("shard {}/{} from {var}", s.index, s.count);
+                s
+            }
+            Ok(None) => Shard::ALL,
+            Err(msg) => {
+                report(&Error::Param(msg));
+                return USAGE;
+            }
+        },
+    };
+    let items = match read_list(&args.list, &args.out_dir) {
+        Ok(v) => v,
+        Err(e) => {
+            report(&e);
+            return USAGE;
+        }
+    };
+    let mine: Vec<Item> = items.into_iter().filter(|i| shard.takes(i)).collect();
+    let opts = match args.opts.job_options(None, true) {
+        Ok(o) => o,
+        Err(e) => {
+            report(&e);
+            return USAGE;
+        }
+    };
+    for it in &mine {
+        if let Err(e) = check_job(&it.a, &it.b, &it.out, &opts) {
+            report(&Error::Param(format!(
+                "{}:{}: {e}",
+                args.list.display(),
+                it.line
+            )));
+            return USAGE;
+        }
+    }
+    if let Err(e) = std::fs::create_dir_all(&args.out_dir) {
+        report(&Error::io(&args.out_dir, e));
+        return USAGE;
+    }
+    let params = parameters(&opts, args.opts.precision);
+    log::info!(
+        "batch {}: {} of the list's pairs in shard {}/{}",
+        args.list.display(),
+        mine.len(),
+        shard.index,
+        shard.count
+    );
+    let mut session = None;
+    let (mut fused, mut skipped, mut failed) = (0, 0, Vec::new());
+    let t0 = Instant::now();
+    for (k, it) in mine.iter().enumerate() {
+        let tag = format!("[{}/{}] line {}", k + 1, mine.len(), it.line);
+        match run_item(it, &opts, &params, &args, &mut session) {
+            Ok(true) => {
+                fused += 1;
+                log::info!("{tag}: wrote {}", it.out.display());
+            }
+            Ok(false) => {
+                skipped += 1;
+                log::info!("{tag}: {} is up to date, skipped", it.out.display());
+            }
+            Err(e) => {
+                log::error!("{tag}: FAILED: {e}");
+                failed.push((it.line, e.to_string()));
+            }
+        }
+    }
+    log::info!(
+        "batch done in {:.1} s: {fused} fused, {skipped} up to date, {} failed",
+        t0.elapsed().as_secs_f64(),
+        failed.len()
+    );
+    if failed.is_empty() {
+        return 0;
+    }
+    for (line, e) in &failed {
+        eprintln!("csfuse: {}:{line}: {e}", args.list.display());
+    }
+    1
+}
+
+/// Fuse one item unless it is up to date; `Ok(false)` when skipped.
+fn run_item(
+    it: &Item,
+    opts: &JobOptions,
+    params: &serde_json::Value,
+    args: &Args,
+    session: &mut Option<csfuse::backend::Session>,
+) -> Result<bool> {
+    let inputs = input_records(it)?;
+    if up_to_date(&it.out, &inputs, params) {
+        return Ok(false);
+    }
+    if let Some(dir) = it.out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let side = sidecar_path(&it.out);
+    let montage = args.montage.then(|| {
+        let mut m = it.out.as_os_str().to_owned();
+        m.push(".montage.png");
+        PathBuf::from(m)
+    });
+    for p in [Some(&it.out), Some(&side), montage.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        check_output(p, &[&it.a, &it.b], true)?;
+        remove_stale_temps(p);
+    }
+    // The engine opens on the first item that needs work, so a no-op re-run opens none.
+    if session.is_none() {
+        *session = Some(args.opts.session()?);
+    }
+    let s = session.as_mut().expect("opened above");
+    let t = Instant::now();
+    let job = JobOptions {
+        montage,
+        ..opts.clone()
+    };
+    let done = fuse_files(s, &it.a, &it.b, &it.out, &job)?;
+    if let Some(e) = done.validation_failure {
+        return Err(e);
+    }
+    let sidecar = json!({
+        "csfuse_version": env!("CARGO_PKG_VERSION"),
+        "inputs": inputs,
+        "output": {"path": it.out, "sha256": sha256_file(&it.out)?},
+        "parameters": params,
+        "backend": done.report["backend"],
+        "adapter": done.report["adapter"],
+        "seconds": t.elapsed().as_secs_f64(),
+        "report": done.report,
+    });
+    write_json(&side, &sidecar)?;
+    Ok(true)
+}

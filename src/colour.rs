@@ -1,0 +1,104 @@
+//! Colour sources (PET/SPECT rendered with a colour map): ITU-R BT.601 full-range YCbCr, as JPEG
+//! uses it, on [0, 1] values. Only the luminance Y is fused; the chroma comes back from the colour
+//! source(s), so a functional image keeps its colours.
+
+use crate::plane::Plane;
+
+/// BT.601 luma weights.
+const KR: f64 = 0.299;
+const KB: f64 = 0.114;
+const KG: f64 = 1.0 - KR - KB;
+
+/// `(Y, Cb, Cr)` of one RGB pixel in [0, 1]; Cb and Cr are centred on 0.5.
+pub fn rgb_to_ycbcr(r: f64, g: f64, b: f64) -> (f64, f64, f64) {
+    let y = KR * r + KG * g + KB * b;
+    let cb = 0.5 + (b - y) / (2.0 * (1.0 - KB));
+    let cr = 0.5 + (r - y) / (2.0 * (1.0 - KR));
+    (y, cb, cr)
+}
+
+/// The exact inverse of [`rgb_to_ycbcr`].
+pub fn ycbcr_to_rgb(y: f64, cb: f64, cr: f64) -> (f64, f64, f64) {
+    let r = y + 2.0 * (1.0 - KR) * (cr - 0.5);
+    let b = y + 2.0 * (1.0 - KB) * (cb - 0.5);
+    let g = (y - KR * r - KB * b) / KG;
+    (r, g, b)
+}
+
+/// Y, Cb and Cr planes of an RGB image given as three [0, 1] planes.
+pub fn split(rgb: &[Plane; 3]) -> [Plane; 3] {
+    let (h, w) = (rgb[0].h, rgb[0].w);
+    let mut out = [Plane::zeros(h, w), Plane::zeros(h, w), Plane::zeros(h, w)];
+    for i in 0..h * w {
+        let (y, cb, cr) = rgb_to_ycbcr(rgb[0].data[i], rgb[1].data[i], rgb[2].data[i]);
+        out[0].data[i] = y;
+        out[1].data[i] = cb;
+        out[2].data[i] = cr;
+    }
+    out
+}
+
+/// RGB planes from Y, Cb and Cr planes.
+pub fn merge(y: &Plane, cb: &Plane, cr: &Plane) -> [Plane; 3] {
+    let (h, w) = (y.h, y.w);
+    let mut out = [Plane::zeros(h, w), Plane::zeros(h, w), Plane::zeros(h, w)];
+    for i in 0..h * w {
+        let (r, g, b) = ycbcr_to_rgb(y.data[i], cb.data[i], cr.data[i]);
+        out[0].data[i] = r;
+        out[1].data[i] = g;
+        out[2].data[i] = b;
+    }
+    out
+}
+
+/// Chroma of two colour sources, blended per pixel by saturation: each source's weight is its
+/// distance from neutral grey, `|Cb - 0.5| + |Cr - 0.5|`, so the more colourful source dominates
+/// and a grey pixel in one source takes the other's colour; equal weights where both are grey.
+pub fn blend_chroma(a: (&Plane, &Plane), b: (&Plane, &Plane)) -> (Plane, Plane) {
+    let (h, w) = (a.0.h, a.0.w);
+    let mut cb = Plane::zeros(h, w);
+    let mut cr = Plane::zeros(h, w);
+    for i in 0..h * w {
+        let wa = (a.0.data[i] - 0.5).abs() + (a.1.data[i] - 0.5).abs();
+        let wb = (b.0.data[i] - 0.5).abs() + (b.1.data[i] - 0.5).abs();
+        let (wa, wb) = if wa + wb > 0.0 { (wa, wb) } else { (1.0, 1.0) };
+        cb.data[i] = (wa * a.0.data[i] + wb * b.0.data[i]) / (wa + wb);
+        cr.data[i] = (wa * a.1.data[i] + wb * b.1.data[i]) / (wa + wb);
+    }
+    (cb, cr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_known_values() {
+        for (r, g, b) in [
+            (1.0, 0.0, 0.0),
+            (0.2, 0.7, 0.4),
+            (0.0, 0.0, 0.0),
+            (1.0, 1.0, 1.0),
+        ] {
+            let (y, cb, cr) = rgb_to_ycbcr(r, g, b);
+            let (r2, g2, b2) = ycbcr_to_rgb(y, cb, cr);
+            assert!((r - r2).abs() + (g - g2).abs() + (b - b2).abs() < 1e-12);
+        }
+        // Pure red: Y = 0.299 and Cr at its maximum 1.0; grey has neutral chroma.
+        let (y, _, cr) = rgb_to_ycbcr(1.0, 0.0, 0.0);
+        assert!((y - 0.299).abs() < 1e-12 && (cr - 1.0).abs() < 1e-12);
+        let (_, cb, cr) = rgb_to_ycbcr(0.4, 0.4, 0.4);
+        assert!((cb - 0.5).abs() < 1e-12 && (cr - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn blend_takes_the_colourful_source() {
+        let p = |v: f64| Plane::from_vec(1, 1, vec![v]);
+        let (cb, cr) = blend_chroma((&p(0.5), &p(0.5)), (&p(0.2), &p(0.9)));
+        assert!((cb.data[0] - 0.2).abs() < 1e-12 && (cr.data[0] - 0.9).abs() < 1e-12);
+        let (cb, _) = blend_chroma((&p(0.5), &p(0.5)), (&p(0.5), &p(0.5)));
+        assert_eq!(cb.data[0], 0.5);
+        let (cb, _) = blend_chroma((&p(0.3), &p(0.5)), (&p(0.6), &p(0.5)));
+        assert!((cb.data[0] - (0.2 * 0.3 + 0.1 * 0.6) / 0.3).abs() < 1e-12);
+    }
+}

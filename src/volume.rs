@@ -1,0 +1,375 @@
+//! NIfTI-1 volumes (.nii, .nii.gz) through the `nifti` crate: reading to f32 voxels, the voxel-to-world
+//! affine, slicing along an axis, and writing a result with a reference header.
+
+use crate::error::{Error, Result};
+use crate::io::{commit_temp, temp_sibling};
+use crate::plane::Plane;
+use nifti::writer::WriterOptions;
+use nifti::{IntoNdArray, NiftiHeader, NiftiObject, NiftiType, ReaderOptions};
+use std::path::Path;
+
+/// A scalar volume: voxels in NIfTI order (x fastest), physical values (scl_slope/scl_inter applied).
+pub struct Volume {
+    /// Size along x, y, z (1 for missing axes of a 2-D file).
+    pub dims: [usize; 3],
+    /// Number of dimensions in the file (2 or 3).
+    pub ndim: usize,
+    pub data: Vec<f32>,
+    pub header: NiftiHeader,
+    pub datatype: NiftiType,
+}
+
+/// Whether `path` names a NIfTI file by its extension.
+pub fn is_nifti(path: &Path) -> bool {
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    name.ends_with(".nii") || name.ends_with(".nii.gz")
+}
+
+fn bad(path: &Path, msg: impl Into<String>) -> Error {
+    Error::BadImage {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
+}
+
+/// Read a scalar 2-D or 3-D NIfTI-1 volume (4-D only with one time point).
+pub fn read(path: &Path) -> Result<Volume> {
+    if !path.exists() {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        ));
+    }
+    let obj = ReaderOptions::new()
+        .read_file(path)
+        .map_err(|e| Error::Decode {
+            path: path.to_path_buf(),
+            msg: format!("not a readable NIfTI-1 file: {e}"),
+        })?;
+    let header = obj.header().clone();
+    let datatype = header
+        .data_type()
+        .map_err(|e| bad(path, format!("unknown NIfTI datatype: {e}")))?;
+    use NiftiType::*;
+    if !matches!(
+        datatype,
+        Uint8 | Int8 | Uint16 | Int16 | Uint32 | Int32 | Uint64 | Int64 | Float32 | Float64
+    ) {
+        return Err(bad(
+            path,
+            format!(
+                "datatype {datatype:?} is not supported (need a scalar integer or float volume)"
+            ),
+        ));
+    }
+    let ndim = header.dim[0] as usize;
+    if !(2..=7).contains(&ndim) {
+        return Err(bad(
+            path,
+            format!("dim[0] = {ndim}; need a 2-D or 3-D volume"),
+        ));
+    }
+    let sizes: Vec<usize> = header.dim[1..=ndim].iter().map(|d| *d as usize).collect();
+    if sizes[3.min(ndim)..].iter().any(|d| *d > 1) {
+        return Err(bad(
+            path,
+            format!("volume has shape {sizes:?}; only 3-D volumes (one time point) are fused"),
+        ));
+    }
+    let dims = [sizes[0], sizes[1], *sizes.get(2).unwrap_or(&1)];
+    if dims.contains(&0) {
+        return Err(bad(path, format!("volume is empty ({dims:?})")));
+    }
+    let arr = obj
+        .into_volume()
+        .into_ndarray::<f64>()
+        .map_err(|e| bad(path, format!("cannot read voxels: {e}")))?;
+    // The transpose iterates x fastest whatever the memory order.
+    let data: Vec<f32> = arr.t().iter().map(|v| *v as f32).collect();
+    if data.len() != dims.iter().product::<usize>() {
+        return Err(bad(path, "voxel count does not match the header"));
+    }
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        let (x, y, z) = (i % dims[0], i / dims[0] % dims[1], i / (dims[0] * dims[1]));
+        return Err(bad(
+            path,
+            format!("non-finite voxel (NaN or Inf) at ({x}, {y}, {z})"),
+        ));
+    }
+    Ok(Volume {
+        dims,
+        ndim: ndim.min(3),
+        data,
+        header,
+        datatype,
+    })
+}
+
+/// The voxel-to-world affine of a header as the NIfTI-1 standard defines it: the sform when
+/// sform_code > 0, else the qform (quaternion) when qform_code > 0, else the pixel spacing.
+pub fn affine(h: &NiftiHeader) -> [[f64; 4]; 3] {
+    let f = |r: [f32; 4]| r.map(|v| v as f64);
+    if h.sform_code > 0 {
+        return [f(h.srow_x), f(h.srow_y), f(h.srow_z)];
+    }
+    let p = h.pixdim.map(|v| v as f64);
+    if h.qform_code > 0 {
+        let (b, c, d) = (h.quatern_b as f64, h.quatern_c as f64, h.quatern_d as f64);
+        let a = (1.0 - b * b - c * c - d * d).max(0.0).sqrt();
+        let qfac = if p[0] < 0.0 { -1.0 } else { 1.0 };
+        let r = [
+            [
+                a * a + b * b - c * c - d * d,
+                2.0 * (b * c - a * d),
+                2.0 * (b * d + a * c),
+            ],
+            [
+                2.0 * (b * c + a * d),
+                a * a + c * c - b * b - d * d,
+                2.0 * (c * d - a * b),
+            ],
+            [
+                2.0 * (b * d - a * c),
+                2.0 * (c * d + a * b),
+                a * a + d * d - c * c - b * b,
+            ],
+        ];
+        let s = [p[1], p[2], qfac * p[3]];
+        let o = [h.quatern_x as f64, h.quatern_y as f64, h.quatern_z as f64];
+        return [0, 1, 2].map(|i| [r[i][0] * s[0], r[i][1] * s[1], r[i][2] * s[2], o[i]]);
+    }
+    [
+        [p[1], 0.0, 0.0, 0.0],
+        [0.0, p[2], 0.0, 0.0],
+        [0.0, 0.0, p[3], 0.0],
+    ]
+}
+
+/// Refuse volumes that are not co-registered: different shapes always, different affines (beyond
+/// float32 storage precision: 1e-4 relative, 1e-3 mm absolute) unless `ignore_affine`.
+pub fn check_same_grid(
+    a: (&Path, &Volume),
+    b: (&Path, &Volume),
+    ignore_affine: bool,
+) -> Result<()> {
+    if a.1.dims != b.1.dims {
+        return Err(Error::Param(format!(
+            "volumes differ in shape: {} is {:?}, {} is {:?}",
+            a.0.display(),
+            a.1.dims,
+            b.0.display(),
+            b.1.dims
+        )));
+    }
+    let (ma, mb) = (affine(&a.1.header), affine(&b.1.header));
+    let close = |x: f64, y: f64| (x - y).abs() <= 1e-3_f64.max(1e-4 * x.abs().max(y.abs()));
+    let same = (0..3).all(|i| (0..4).all(|j| close(ma[i][j], mb[i][j])));
+    if !same {
+        if ignore_affine {
+            log::warn!(
+                "affines of {} and {} differ; fusing anyway (--ignore-affine), output keeps the first's",
+                a.0.display(),
+                b.0.display()
+            );
+        } else {
+            return Err(Error::Param(format!(
+                "volumes are not on the same grid: affine of {} is {:?}, of {} is {:?}; resample \
+                 one onto the other, or pass --ignore-affine if they are co-registered anyway",
+                a.0.display(),
+                ma,
+                b.0.display(),
+                mb
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Slicing a volume along one axis: slice `k` is a plane whose rows run along the higher of the two
+/// remaining axes and columns along the lower (axis 2 gives y rows, x columns).
+#[derive(Clone, Copy, Debug)]
+pub struct Slicer {
+    pub dims: [usize; 3],
+    pub axis: usize,
+}
+
+impl Slicer {
+    pub fn count(&self) -> usize {
+        self.dims[self.axis]
+    }
+
+    /// `(h, w)` of a slice.
+    pub fn shape(&self) -> (usize, usize) {
+        let (p, q) = self.others();
+        (self.dims[q], self.dims[p])
+    }
+
+    fn others(&self) -> (usize, usize) {
+        match self.axis {
+            0 => (1, 2),
+            1 => (0, 2),
+            _ => (0, 1),
+        }
+    }
+
+    /// Flat voxel index of pixel (r, c) of slice k.
+    fn index(&self, k: usize, r: usize, c: usize) -> usize {
+        let (p, q) = self.others();
+        let mut ijk = [0; 3];
+        ijk[self.axis] = k;
+        ijk[p] = c;
+        ijk[q] = r;
+        ijk[0] + self.dims[0] * (ijk[1] + self.dims[1] * ijk[2])
+    }
+
+    /// Slice `k` of `data`, each voxel through `f`.
+    pub fn get(&self, data: &[f32], k: usize, f: impl Fn(f64) -> f64) -> Plane {
+        let (h, w) = self.shape();
+        let mut out = Plane::zeros(h, w);
+        for r in 0..h {
+            for c in 0..w {
+                out.data[r * w + c] = f(data[self.index(k, r, c)] as f64);
+            }
+        }
+        out
+    }
+
+    /// Store `plane` as slice `k` of `data`.
+    pub fn put(&self, data: &mut [f32], k: usize, plane: &Plane) {
+        let w = plane.w;
+        for r in 0..plane.h {
+            for c in 0..w {
+                data[self.index(k, r, c)] = plane.data[r * w + c] as f32;
+            }
+        }
+    }
+}
+
+/// Representable range of an integer datatype; `None` for float.
+pub fn repr_range(t: NiftiType) -> Option<(f64, f64)> {
+    use NiftiType::*;
+    Some(match t {
+        Uint8 => (0.0, u8::MAX as f64),
+        Int8 => (i8::MIN as f64, i8::MAX as f64),
+        Uint16 => (0.0, u16::MAX as f64),
+        Int16 => (i16::MIN as f64, i16::MAX as f64),
+        Uint32 => (0.0, u32::MAX as f64),
+        Int32 => (i32::MIN as f64, i32::MAX as f64),
+        Uint64 => (0.0, u64::MAX as f64),
+        Int64 => (i64::MIN as f64, i64::MAX as f64),
+        _ => return None,
+    })
+}
+
+/// The datatype a result is written in: the reference's, except float32 for an integer volume that
+/// stored scaled values (scl_slope/scl_inter), whose fused values rarely land on the integer grid.
+pub fn output_datatype(reference: &Volume) -> NiftiType {
+    let h = &reference.header;
+    let scaled = h.scl_slope != 0.0 && (h.scl_slope != 1.0 || h.scl_inter != 0.0);
+    if scaled && repr_range(reference.datatype).is_some() {
+        log::info!(
+            "the first input stores scaled integers (scl_slope {}, scl_inter {}); writing float32",
+            h.scl_slope,
+            h.scl_inter
+        );
+        NiftiType::Float32
+    } else {
+        reference.datatype
+    }
+}
+
+/// Write `data` (x fastest, physical values) with `reference`'s header (geometry, affine, units,
+/// description) as `datatype`, atomically. Integer types are rounded and clamped to their range.
+pub fn write(path: &Path, reference: &Volume, data: &[f32], datatype: NiftiType) -> Result<()> {
+    use ndarray::{ArrayD, IxDyn, ShapeBuilder};
+    // The writer picks compression by extension and rewrites extensions it does not know, so it
+    // writes into a temporary sibling folder, from which the file is renamed into place.
+    let lower = path.to_string_lossy().to_ascii_lowercase();
+    let dir = temp_sibling(path, "")?;
+    std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    let tmp = dir.join(if lower.ends_with(".gz") {
+        "v.nii.gz"
+    } else {
+        "v.nii"
+    });
+    let shape = IxDyn(&reference.dims[..reference.ndim]).f();
+    let opts = WriterOptions::new(&tmp).reference_header(&reference.header);
+    let q = |v: &f32| {
+        let (lo, hi) = repr_range(datatype).unwrap_or((f64::MIN, f64::MAX));
+        (*v as f64).round().clamp(lo, hi)
+    };
+    macro_rules! put {
+        ($t:ty, $conv:expr) => {{
+            let v: Vec<$t> = data.iter().map($conv).collect();
+            let arr = ArrayD::from_shape_vec(shape, v).expect("shape matches data");
+            opts.write_nifti(&arr)
+        }};
+    }
+    use NiftiType::*;
+    let res = match datatype {
+        Uint8 => put!(u8, |v| q(v) as u8),
+        Int8 => put!(i8, |v| q(v) as i8),
+        Uint16 => put!(u16, |v| q(v) as u16),
+        Int16 => put!(i16, |v| q(v) as i16),
+        Uint32 => put!(u32, |v| q(v) as u32),
+        Int32 => put!(i32, |v| q(v) as i32),
+        Uint64 => put!(u64, |v| q(v) as u64),
+        Int64 => put!(i64, |v| q(v) as i64),
+        Float64 => put!(f64, |v| *v as f64),
+        _ => put!(f32, |v| *v),
+    };
+    let done = match res {
+        Ok(()) => commit_temp(&tmp, path),
+        Err(e) => Err(Error::BadOutput {
+            path: path.to_path_buf(),
+            msg: format!("cannot write NIfTI: {e}"),
+        }),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    done
+}
+
+/// A fresh volume with a scanner-space header: voxel `spacing` in mm, world position `origin` of
+/// voxel (0, 0, 0), identical sform and qform (no rotation).
+pub fn new_volume(
+    dims: [usize; 3],
+    spacing: [f32; 3],
+    origin: [f32; 3],
+    datatype: NiftiType,
+    data: Vec<f32>,
+) -> Volume {
+    let mut h = NiftiHeader {
+        dim: [
+            3,
+            dims[0] as u16,
+            dims[1] as u16,
+            dims[2] as u16,
+            1,
+            1,
+            1,
+            1,
+        ],
+        datatype: datatype as i16,
+        bitpix: (datatype.size_of() * 8) as i16,
+        scl_slope: 1.0,
+        xyzt_units: 2, // millimetres
+        qform_code: 1,
+        sform_code: 1,
+        quatern_x: origin[0],
+        quatern_y: origin[1],
+        quatern_z: origin[2],
+        srow_x: [spacing[0], 0.0, 0.0, origin[0]],
+        srow_y: [0.0, spacing[1], 0.0, origin[1]],
+        srow_z: [0.0, 0.0, spacing[2], origin[2]],
+        ..Default::default()
+    };
+    h.pixdim[1..4].copy_from_slice(&spacing);
+    let _ = h.set_description_str("csfuse phantom");
+    Volume {
+        dims,
+        ndim: 3,
+        data,
+        header: h,
+        datatype,
+    }
+}

@@ -1,0 +1,299 @@
+//! NIfTI volumes: a generated co-registered 3-D phantom pair is written, fused by the program, read
+//! back and checked: shape, affine, datatype, and every slice equal to the 2-D fusion of that slice.
+
+mod common;
+use common::{csfuse, read_json, stderr};
+use csfuse::engine::cpu_engine;
+use csfuse::fuse::{fuse_pair, FuseParams};
+use csfuse::phantom::phantom_volumes;
+use csfuse::plane::Plane;
+use csfuse::real::Precision;
+use csfuse::{assets, volume};
+use nifti::{NiftiObject, ReaderOptions};
+use std::path::Path;
+
+const N: usize = 40;
+const DEPTH: usize = 12;
+
+fn write_pair(dir: &Path) {
+    let (ct, mr) = phantom_volumes(N, DEPTH);
+    volume::write(&dir.join("ct.nii.gz"), &ct, &ct.data, ct.datatype).unwrap();
+    volume::write(&dir.join("mr.nii"), &mr, &mr.data, mr.datatype).unwrap();
+}
+
+fn min_max(v: &[f32]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
+            (l.min(*x as f64), h.max(*x as f64))
+        })
+}
+
+/// The slice of an x-fastest volume at index k along `axis`, as a plane (rows along the higher
+/// remaining axis), written out here independently of the program's slicer.
+fn slice(data: &[f32], dims: [usize; 3], axis: usize, k: usize) -> (usize, usize, Vec<f64>) {
+    let mut out = Vec::new();
+    let (cols, rows) = match axis {
+        0 => (1, 2),
+        1 => (0, 2),
+        _ => (0, 1),
+    };
+    for r in 0..dims[rows] {
+        for c in 0..dims[cols] {
+            let mut ijk = [0; 3];
+            ijk[axis] = k;
+            ijk[cols] = c;
+            ijk[rows] = r;
+            out.push(data[ijk[0] + dims[0] * (ijk[1] + dims[1] * ijk[2])] as f64);
+        }
+    }
+    (dims[rows], dims[cols], out)
+}
+
+/// Check that slice k along `axis` of the fused volume equals the 2-D fusion of the two source
+/// slices under the documented intensity rule (each volume's [min, max] to [0, 1]; back to the span
+/// of both; int16 rounding). Returns whether the slice was non-empty.
+fn check_slice(ct: &[f32], mr: &[f32], fused: &[f32], axis: usize, k: usize) -> bool {
+    let dims = [N, N, DEPTH];
+    let ((clo, chi), (mlo, mhi)) = (min_max(ct), min_max(mr));
+    let (lo, hi) = (clo.min(mlo), chi.max(mhi));
+    let (h, w, a) = slice(ct, dims, axis, k);
+    let (_, _, b) = slice(mr, dims, axis, k);
+    let (_, _, got) = slice(fused, dims, axis, k);
+    let pa = Plane::from_vec(h, w, a.iter().map(|v| (v - clo) / (chi - clo)).collect());
+    let pb = Plane::from_vec(h, w, b.iter().map(|v| (v - mlo) / (mhi - mlo)).collect());
+    let flat = |p: &Plane| p.data.iter().all(|v| (v - p.data[0]).abs() < 1e-9);
+    let unit = if flat(&pa) && flat(&pb) {
+        pa.data
+            .iter()
+            .zip(&pb.data)
+            .map(|(x, y)| 0.5 * (x + y))
+            .collect()
+    } else {
+        let mut e = cpu_engine(Precision::F32);
+        fuse_pair(
+            e.as_mut(),
+            &pa,
+            &pb,
+            &assets::cartoon(),
+            &assets::texture(),
+            &FuseParams::default(),
+        )
+        .unwrap()
+        .fused
+        .data
+    };
+    let want: Vec<f64> = unit
+        .iter()
+        .map(|u| (lo + u.clamp(0.0, 1.0) * (hi - lo)).round())
+        .collect();
+    let off = want
+        .iter()
+        .zip(&got)
+        .filter(|(x, y)| (**x - **y).abs() > 0.0)
+        .count();
+    let worst = want
+        .iter()
+        .zip(&got)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    eprintln!("axis {axis} slice {k}: {off} voxels off by up to {worst}");
+    // Rounding ties may land either side after float32 noise: at most 1 HU, on a few voxels.
+    assert!(
+        worst <= 1.0 && off * 100 <= want.len(),
+        "axis {axis} slice {k}: {off} of {} voxels differ, worst by {worst}",
+        want.len()
+    );
+    !(flat(&pa) && flat(&pb))
+}
+
+#[test]
+fn volume_round_trip_equals_per_slice_2d_fusion() {
+    let d = tempfile::tempdir().unwrap();
+    write_pair(d.path());
+    let o = csfuse(
+        &[
+            "fuse",
+            "ct.nii.gz",
+            "mr.nii",
+            "-o",
+            "f.nii.gz",
+            "--backend",
+            "cpu",
+            "--report",
+            "r.json",
+            "--montage",
+            "m.png",
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Header, affine and datatype as the first input's, read with the nifti crate directly.
+    let read = |name: &str| ReaderOptions::new().read_file(d.path().join(name)).unwrap();
+    let (src, out) = (read("ct.nii.gz"), read("f.nii.gz"));
+    let (hs, ho) = (src.header(), out.header());
+    assert_eq!(ho.dim, hs.dim, "shape");
+    assert_eq!(ho.datatype, hs.datatype, "datatype");
+    assert_eq!(ho.datatype, nifti::NiftiType::Int16 as i16);
+    assert_eq!(
+        (ho.srow_x, ho.srow_y, ho.srow_z),
+        (hs.srow_x, hs.srow_y, hs.srow_z),
+        "sform"
+    );
+    assert_eq!(
+        (ho.sform_code, ho.qform_code),
+        (hs.sform_code, hs.qform_code)
+    );
+    assert_eq!(ho.pixdim[..4], hs.pixdim[..4], "voxel size");
+    assert_eq!(
+        (ho.quatern_x, ho.quatern_y, ho.quatern_z),
+        (hs.quatern_x, hs.quatern_y, hs.quatern_z)
+    );
+
+    let (ct, mr) = phantom_volumes(N, DEPTH);
+    let fused = volume::read(&d.path().join("f.nii.gz")).unwrap();
+    assert_eq!(fused.dims, [N, N, DEPTH]);
+    let mut non_empty = 0;
+    for k in 0..DEPTH {
+        non_empty += check_slice(&ct.data, &mr.data, &fused.data, 2, k) as usize;
+    }
+    let r = read_json(&d.path().join("r.json"));
+    assert_eq!(r["slices"]["fused"], non_empty);
+    assert_eq!(r["slices"]["empty_passed_through"], DEPTH - non_empty);
+    assert!(
+        DEPTH - non_empty >= 2 && non_empty >= 8,
+        "phantom has {non_empty} non-empty slices"
+    );
+    let m = image::open(d.path().join("m.png")).unwrap();
+    assert_eq!(
+        m.height() as usize,
+        N + 11,
+        "montage: label strip + one slice"
+    );
+}
+
+#[test]
+fn other_axis_slices_and_budget_of_one_slice() {
+    let d = tempfile::tempdir().unwrap();
+    write_pair(d.path());
+    let o = csfuse(
+        &[
+            "fuse",
+            "ct.nii.gz",
+            "mr.nii",
+            "-o",
+            "f.nii",
+            "--axis",
+            "0",
+            "--memory-budget",
+            "1M",
+            "--backend",
+            "cpu",
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 in flight"), "{}", stderr(&o));
+    let (ct, mr) = phantom_volumes(N, DEPTH);
+    let fused = volume::read(&d.path().join("f.nii")).unwrap();
+    for k in [0, N / 2, N - 7] {
+        check_slice(&ct.data, &mr.data, &fused.data, 0, k);
+    }
+}
+
+#[test]
+fn volumes_off_the_same_grid_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    write_pair(d.path());
+    let (ct, mut mr) = phantom_volumes(N, DEPTH);
+    // Shifted by 5 mm: same shape, other affine.
+    mr.header.srow_x[3] += 5.0;
+    volume::write(&d.path().join("shifted.nii.gz"), &mr, &mr.data, mr.datatype).unwrap();
+    let o = csfuse(
+        &["fuse", "ct.nii.gz", "shifted.nii.gz", "-o", "f.nii.gz"],
+        d.path(),
+    );
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("not on the same grid")
+            && e.contains("shifted.nii.gz")
+            && e.contains("--ignore-affine"),
+        "{e}"
+    );
+    assert!(!d.path().join("f.nii.gz").exists());
+    let o = csfuse(
+        &[
+            "fuse",
+            "ct.nii.gz",
+            "shifted.nii.gz",
+            "-o",
+            "f.nii.gz",
+            "--ignore-affine",
+            "--backend",
+            "cpu",
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Other shape.
+    let (small, _) = phantom_volumes(N, DEPTH - 1);
+    volume::write(
+        &d.path().join("small.nii.gz"),
+        &small,
+        &small.data,
+        small.datatype,
+    )
+    .unwrap();
+    let o = csfuse(
+        &["fuse", "ct.nii.gz", "small.nii.gz", "-o", "g.nii.gz"],
+        d.path(),
+    );
+    let e = stderr(&o);
+    assert!(
+        !o.status.success() && e.contains("differ in shape") && e.contains("small.nii.gz"),
+        "{e}"
+    );
+    // An image with a volume, a volume to PNG, --out-depth on volumes.
+    for (args, needle) in [
+        (
+            vec!["fuse", "ct.nii.gz", "x.png", "-o", "g.nii.gz"],
+            "not both images or both NIfTI",
+        ),
+        (
+            vec!["fuse", "ct.nii.gz", "mr.nii", "-o", "g.png"],
+            "use .nii or .nii.gz",
+        ),
+        (
+            vec![
+                "fuse",
+                "ct.nii.gz",
+                "mr.nii",
+                "-o",
+                "g.nii",
+                "--out-depth",
+                "16",
+            ],
+            "keeps the first input's datatype",
+        ),
+        (
+            vec!["fuse", "ct.nii.gz", "mr.nii", "-o", "g.nii", "--axis", "3"],
+            "--axis must be 0, 1 or 2",
+        ),
+    ] {
+        let o = csfuse(&args, d.path());
+        assert!(
+            !o.status.success() && stderr(&o).contains(needle),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    std::fs::write(d.path().join("junk.nii.gz"), b"not a volume").unwrap();
+    let o = csfuse(&["fuse", "junk.nii.gz", "mr.nii", "-o", "g.nii"], d.path());
+    let e = stderr(&o);
+    assert!(
+        !o.status.success() && e.contains("junk.nii.gz") && e.contains("NIfTI"),
+        "{e}"
+    );
+    assert!(!d.path().join("g.nii").exists() && !d.path().join("g.nii.gz").exists());
+}

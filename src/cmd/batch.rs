@@ -6,7 +6,7 @@ use csfuse::batch::{
     input_records, parameters, read_list, sha256_file, sidecar_path, up_to_date, Item, Shard,
 };
 use csfuse::io::{check_output, remove_stale_temps};
-use csfuse::job::{check_job, fuse_files, JobOptions};
+use csfuse::job::{check_job, fuse_files, kind, JobOptions, Kind};
 use csfuse::{Error, Result};
 use serde_json::json;
 use std::path::PathBuf;
@@ -17,7 +17,8 @@ use std::time::Instant;
 /// Each row is `A,B` or `A,B,OUTPUT` (images or NIfTI volumes, as `csfuse fuse` takes them); lines
 /// starting with # are comments and a first row `a,b,output` is a header. Relative inputs are relative
 /// to the list's folder, OUTPUT to --out-dir (default name: <stem of A>__<stem of B> with A's
-/// extension, .nii.gz for volumes).
+/// extension, .nii.gz for volumes). The options are those of `csfuse fuse`; --out-depth applies to
+/// the images of the list, volumes keep their first input's datatype.
 ///
 /// Every output is written atomically with a sidecar OUTPUT.json: input paths, sizes and SHA-256,
 /// the parameters (fusion, dictionaries' SHA-256, output options), backend and adapter, timings and
@@ -90,7 +91,7 @@ pub fn run(args: Args) -> i32 {
         }
     };
     for it in &mine {
-        if let Err(e) = check_job(&it.a, &it.b, &it.out, &opts) {
+        if let Err(e) = check_job(&it.a, &it.b, &it.out, &item_options(&opts, it)) {
             report(&Error::Param(format!(
                 "{}:{}: {e}",
                 args.list.display(),
@@ -145,6 +146,15 @@ pub fn run(args: Args) -> i32 {
     1
 }
 
+/// --out-depth applies to the list's images; volumes keep their first input's datatype.
+fn item_options(opts: &JobOptions, it: &Item) -> JobOptions {
+    let mut o = opts.clone();
+    if kind(&it.a) == Kind::Volume {
+        o.out_depth = None;
+    }
+    o
+}
+
 /// Fuse one item unless it is up to date; `Ok(false)` when skipped.
 fn run_item(
     it: &Item,
@@ -181,7 +191,7 @@ fn run_item(
     let t = Instant::now();
     let job = JobOptions {
         montage,
-        ..opts.clone()
+        ..item_options(opts, it)
     };
     let done = fuse_files(s, &it.a, &it.b, &it.out, &job)?;
     if let Some(e) = done.validation_failure {

@@ -1,0 +1,277 @@
+//! `csfuse batch`: shards add up to one run byte for byte, a second run does no work, a killed run
+//! resumes with nothing lost or duplicated, and a corrupt item fails alone.
+
+mod common;
+use common::{csfuse, csfuse_env, read_json, stderr};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Phantoms and a list of `n` pairs (gray pairs both ways round, a colour pair, a small volume).
+fn setup(n: usize) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let o = csfuse(
+        &["phantom", "--size", "48", "--depth", "6", "--out-dir", "in"],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = [
+        "in/ct_like.png,in/mr_like.png",
+        "in/mr_like.png,in/ct_like.png",
+        "in/mr_like.png,in/pet_like.png,colour/mr_pet.png",
+        "in/ct_like.nii.gz,in/mr_like.nii.gz",
+    ];
+    let mut list = String::from("a,b,output\n");
+    for i in 0..n {
+        match rows.get(i) {
+            Some(r) => list += &format!("{r}\n"),
+            None => list += &format!("in/ct_like.png,in/mr_like.png,extra{i}.tif\n"),
+        }
+    }
+    std::fs::write(d.path().join("pairs.csv"), list).unwrap();
+    d
+}
+
+/// Every file under `dir` with its bytes, by relative path.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                let rel = e
+                    .path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(rel, std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The fused outputs only (sidecars carry timings, which differ run to run).
+fn outputs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    tree(dir)
+        .into_iter()
+        .filter(|(k, _)| !k.ends_with(".json"))
+        .collect()
+}
+
+fn batch(d: &Path, out: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["batch", "pairs.csv", "--out-dir", out, "--backend", "cpu"];
+    args.extend_from_slice(extra);
+    csfuse(&args, d)
+}
+
+#[test]
+fn four_shards_equal_one_run_and_a_rerun_does_nothing() {
+    let d = setup(6);
+    let o = batch(d.path(), "one", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for i in 0..4 {
+        let shard = format!("{i}/4");
+        let o = batch(d.path(), "sharded", &["--shard", &shard]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let (one, sharded) = (
+        outputs(&d.path().join("one")),
+        outputs(&d.path().join("sharded")),
+    );
+    assert_eq!(one.len(), 6, "{:?}", one.keys());
+    assert!(one.contains_key("colour/mr_pet.png") && one.contains_key("ct_like__mr_like.nii.gz"));
+    assert_eq!(one, sharded, "sharded outputs differ from the single run");
+
+    // Each sidecar records the inputs' hashes, the parameters and the output's hash.
+    let side = read_json(&d.path().join("one/ct_like__mr_like.png.json"));
+    assert_eq!(side["inputs"][0]["sha256"].as_str().unwrap().len(), 64);
+    assert!(side["parameters"]["cartoon_dict_sha256"].is_string());
+    assert_eq!(side["csfuse_version"], env!("CARGO_PKG_VERSION"));
+    assert!(side["backend"].as_str().unwrap().starts_with("cpu"));
+    assert!(side["seconds"].as_f64().unwrap() > 0.0);
+
+    // A second run does no work and changes no file.
+    let before = tree(&d.path().join("one"));
+    let o = batch(d.path(), "one", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("0 fused, 6 up to date, 0 failed"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(before, tree(&d.path().join("one")));
+
+    // Other parameters, an edited input, or a damaged output make an item stale again.
+    let o = batch(d.path(), "one", &["--out-depth", "16"]);
+    assert!(
+        stderr(&o).contains("6 fused, 0 up to date"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(d.path().join("one/extra4.tif"), b"truncated").unwrap();
+    let o = batch(d.path(), "one", &["--out-depth", "16"]);
+    assert!(
+        stderr(&o).contains("1 fused, 5 up to date"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The shard can come from a Slurm array task or a Kubernetes Indexed Job.
+    let o = csfuse_env(
+        &[
+            "batch",
+            "pairs.csv",
+            "--out-dir",
+            "slurm",
+            "--backend",
+            "cpu",
+        ],
+        d.path(),
+        &[
+            ("SLURM_ARRAY_TASK_ID", "5"),
+            ("SLURM_ARRAY_TASK_MIN", "4"),
+            ("SLURM_ARRAY_TASK_COUNT", "3"),
+        ],
+    );
+    assert!(
+        o.status.success() && stderr(&o).contains("shard 1/3 from SLURM_ARRAY_TASK_ID"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        outputs(&d.path().join("slurm")).len(),
+        2,
+        "rows 1 and 4 of 6"
+    );
+    let o = csfuse_env(
+        &[
+            "batch",
+            "pairs.csv",
+            "--out-dir",
+            "k8s",
+            "--backend",
+            "cpu",
+            "--shards",
+            "6",
+        ],
+        d.path(),
+        &[("JOB_COMPLETION_INDEX", "3")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        outputs(&d.path().join("k8s")).keys().collect::<Vec<_>>(),
+        vec!["ct_like__mr_like.nii.gz"]
+    );
+}
+
+#[test]
+fn a_killed_run_resumes_with_nothing_lost_or_duplicated() {
+    let d = setup(10);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_csfuse"))
+        .args(["batch", "pairs.csv", "--out-dir", "out", "--backend", "cpu"])
+        .current_dir(d.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sidecars = || {
+        tree(&d.path().join("out"))
+            .keys()
+            .filter(|k| k.ends_with(".json"))
+            .count()
+    };
+    let t = Instant::now();
+    while d.path().join("out").exists().then(sidecars).unwrap_or(0) < 3 {
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "batch made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let done_before = sidecars();
+    assert!(
+        done_before < 10,
+        "the run finished before it could be killed"
+    );
+
+    let o = batch(d.path(), "out", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    let summary = format!(
+        "{} fused, {done_before} up to date, 0 failed",
+        10 - done_before
+    );
+    assert!(e.contains(&summary), "expected `{summary}`: {e}");
+    let files = tree(&d.path().join("out"));
+    assert!(
+        files.keys().all(|k| !k.contains("csfuse-tmp")),
+        "temporary files left: {:?}",
+        files.keys()
+    );
+    assert_eq!(
+        files.len(),
+        20,
+        "10 outputs and 10 sidecars: {:?}",
+        files.keys()
+    );
+
+    // Same bytes as an uninterrupted run.
+    let o = batch(d.path(), "clean", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        outputs(&d.path().join("out")),
+        outputs(&d.path().join("clean"))
+    );
+}
+
+#[test]
+fn a_corrupt_item_fails_alone_and_usage_errors_exit_2() {
+    let d = setup(4);
+    std::fs::write(d.path().join("in/broken.png"), b"\x89PNG\r\n\x1a\n garbage").unwrap();
+    let mut list = std::fs::read_to_string(d.path().join("pairs.csv")).unwrap();
+    list += "in/broken.png,in/mr_like.png\n";
+    std::fs::write(d.path().join("pairs.csv"), list).unwrap();
+    let o = batch(d.path(), "out", &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("pairs.csv:6") && e.contains("broken.png"), "{e}");
+    assert!(e.contains("4 fused, 0 up to date, 1 failed"), "{e}");
+    assert_eq!(outputs(&d.path().join("out")).len(), 4);
+    assert!(!d.path().join("out/broken__mr_like.png").exists());
+
+    let usage = |args: &[&str], needle: &str| {
+        let o = csfuse(args, d.path());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    };
+    usage(&["batch", "missing.csv", "--out-dir", "x"], "missing.csv");
+    usage(
+        &["batch", "pairs.csv", "--out-dir", "x", "--shard", "4/4"],
+        "not a shard",
+    );
+    std::fs::write(
+        d.path().join("dup.csv"),
+        "in/ct_like.png,in/mr_like.png,o.png\nin/mr_like.png,in/ct_like.png,o.png\n",
+    )
+    .unwrap();
+    usage(
+        &["batch", "dup.csv", "--out-dir", "x"],
+        "also written by line 1",
+    );
+    std::fs::write(
+        d.path().join("mixed.csv"),
+        "in/ct_like.png,in/mr_like.nii.gz\n",
+    )
+    .unwrap();
+    usage(&["batch", "mixed.csv", "--out-dir", "x"], "mixed.csv:1");
+    assert!(
+        !d.path().join("x").exists(),
+        "a usage error wrote something"
+    );
+}

@@ -43,11 +43,11 @@ pub fn write(path: &Path, panels: &[Panel]) -> Result<()> {
     let mut rgb = vec![vec![0.0; oh * ow]; 3];
     for (k, p) in panels.iter().enumerate() {
         let x0 = k * (w + GAP);
-        for c in 0..3 {
+        for (c, out) in rgb.iter_mut().enumerate() {
             let src = &p.channels[c.min(p.channels.len() - 1)];
             for y in 0..h {
                 for x in 0..w {
-                    rgb[c][(strip + y) * ow + x0 + x] = src.data[y * w + x].clamp(0.0, 1.0) * 255.0;
+                    out[(strip + y) * ow + x0 + x] = src.data[y * w + x].clamp(0.0, 1.0) * 255.0;
                 }
             }
         }

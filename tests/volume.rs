@@ -205,7 +205,7 @@ fn other_axis_slices_and_budget_of_one_slice() {
 fn volumes_off_the_same_grid_are_refused() {
     let d = tempfile::tempdir().unwrap();
     write_pair(d.path());
-    let (ct, mut mr) = phantom_volumes(N, DEPTH);
+    let (_, mut mr) = phantom_volumes(N, DEPTH);
     // Shifted by 5 mm: same shape, other affine.
     mr.header.srow_x[3] += 5.0;
     volume::write(&d.path().join("shifted.nii.gz"), &mr, &mr.data, mr.datatype).unwrap();
@@ -296,4 +296,39 @@ fn volumes_off_the_same_grid_are_refused() {
         "{e}"
     );
     assert!(!d.path().join("g.nii").exists() && !d.path().join("g.nii.gz").exists());
+}
+
+#[test]
+fn volume_on_the_gpu_validates_against_the_cpu() {
+    // Small, because CI's adapter is lavapipe (software): 2 non-empty slices of 32x32.
+    let d = tempfile::tempdir().unwrap();
+    let (ct, mr) = phantom_volumes(32, 4);
+    volume::write(&d.path().join("ct.nii.gz"), &ct, &ct.data, ct.datatype).unwrap();
+    volume::write(&d.path().join("mr.nii.gz"), &mr, &mr.data, mr.datatype).unwrap();
+    let o = csfuse(
+        &[
+            "fuse",
+            "ct.nii.gz",
+            "mr.nii.gz",
+            "-o",
+            "f.nii.gz",
+            "--backend",
+            "gpu",
+            "--validate",
+            "--report",
+            "r.json",
+        ],
+        d.path(),
+    );
+    assert!(
+        o.status.success(),
+        "GPU volume fusion failed (a GPU adapter is needed; on CI lavapipe: apt-get install \
+         mesa-vulkan-drivers libvulkan1): {}",
+        stderr(&o)
+    );
+    let r = read_json(&d.path().join("r.json"));
+    assert_eq!(r["validation"]["passed"], true, "{}", r["validation"]);
+    assert!(r["adapter"]["name"].is_string());
+    assert_eq!(r["slices"]["in_flight"], 1);
+    eprintln!("GPU vs CPU on the volume: {}", r["validation"]);
 }

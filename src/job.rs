@@ -260,19 +260,11 @@ pub fn fuse_images(
         },
         compare,
     )?;
-    let mut report = json!({
-        "csfuse_version": env!("CARGO_PKG_VERSION"),
-        "inputs": [describe_raster(a, &ra, &sa), describe_raster(b, &rb, &sb)],
-        "backend": s.describe(),
-        "adapter": s.adapter(),
-        "validation": validation,
-    });
-    if let Some(Err(e)) = validation.as_ref().map(|v| v.check()) {
-        return Ok(JobOutput {
-            report,
-            validation_failure: Some(e),
-        });
-    }
+    let inputs = json!([describe_raster(a, &ra, &sa), describe_raster(b, &rb, &sb)]);
+    let mut report = match report_head(inputs, s, validation) {
+        Ok(r) => r,
+        Err(failed) => return Ok(failed),
+    };
     let t_write = Instant::now();
     let fused = recolour(&fo.fused, &ua, &ub);
     let format = match opts.out_depth {
@@ -324,6 +316,28 @@ pub fn fuse_images(
         report,
         validation_failure: None,
     })
+}
+
+/// The start of a report; `Err` with the finished job when `--validate` failed (nothing is written).
+fn report_head(
+    inputs: Value,
+    s: &Session,
+    validation: Option<Validation>,
+) -> std::result::Result<Value, JobOutput> {
+    let report = json!({
+        "csfuse_version": env!("CARGO_PKG_VERSION"),
+        "inputs": inputs,
+        "backend": s.describe(),
+        "adapter": s.adapter(),
+        "validation": validation,
+    });
+    match validation.map(|v| v.check()) {
+        Some(Err(e)) => Err(JobOutput {
+            report,
+            validation_failure: Some(e),
+        }),
+        _ => Ok(report),
+    }
 }
 
 fn merge(into: &mut Value, from: Value) {
@@ -535,22 +549,14 @@ pub fn fuse_volumes(
     progress.finish();
     let fuse_ms = ms_since(t_fuse);
     let validation = validated.then_some(worst);
-    let mut report = json!({
-        "csfuse_version": env!("CARGO_PKG_VERSION"),
-        "inputs": [
-            {"path": a, "dims": va.dims, "datatype": format!("{:?}", va.datatype), "scaling": sa},
-            {"path": b, "dims": vb.dims, "datatype": format!("{:?}", vb.datatype), "scaling": sb},
-        ],
-        "backend": s.describe(),
-        "adapter": s.adapter(),
-        "validation": validation,
-    });
-    if let Some(Err(e)) = validation.as_ref().map(|v| v.check()) {
-        return Ok(JobOutput {
-            report,
-            validation_failure: Some(e),
-        });
-    }
+    let inputs = json!([
+        {"path": a, "dims": va.dims, "datatype": format!("{:?}", va.datatype), "scaling": sa},
+        {"path": b, "dims": vb.dims, "datatype": format!("{:?}", vb.datatype), "scaling": sb},
+    ]);
+    let mut report = match report_head(inputs, s, validation) {
+        Ok(r) => r,
+        Err(failed) => return Ok(failed),
+    };
     let t_write = Instant::now();
     volume::write(out, &va, &fused_data, datatype)?;
     if let (Some(m), Some((k, pa, pb, fo))) = (&opts.montage, &shown) {

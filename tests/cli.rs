@@ -92,12 +92,7 @@ fn sixteen_bit_pair_gives_sixteen_bit_tiff_in_the_inputs_range() {
     // 12-bit data in 16-bit files (as CT often is), spanning exactly [0, 4095]; the 8-bit twins span
     // [0, 255], so both runs fuse the same [0, 1] values.
     for name in ["ct_like", "mr_like"] {
-        let mut g = image::open(d.path().join(format!("{name}.png")))
-            .unwrap()
-            .to_luma8();
-        g.put_pixel(0, 0, image::Luma([0]));
-        g.put_pixel(1, 0, image::Luma([255]));
-        g.save(d.path().join(format!("{name}8.png"))).unwrap();
+        let g = common::full_range_8bit(d.path(), name);
         let g16 =
             image::ImageBuffer::<image::Luma<u16>, _>::from_fn(g.width(), g.height(), |x, y| {
                 image::Luma([(g.get_pixel(x, y)[0] as f64 * 4095.0 / 255.0).round() as u16])

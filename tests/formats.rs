@@ -3,13 +3,9 @@
 //! comes back as float in the inputs' units.
 
 mod common;
-use common::{csfuse, stderr};
-use csfuse::assets;
-use csfuse::engine::cpu_engine;
-use csfuse::fuse::{fuse_pair, FuseParams};
+use common::{csfuse, full_range_8bit, fuse_2d, stderr};
 use csfuse::io::{read_image, Raster};
 use csfuse::plane::Plane;
-use csfuse::real::Precision;
 use std::path::Path;
 
 /// BT.601 full-range YCbCr, written out here independently of the program's colour module.
@@ -37,19 +33,7 @@ fn to_ycbcr(r: &Raster, max: f64) -> Vec<(f64, f64, f64)> {
 }
 
 fn fuse_gray(a: Vec<f64>, b: Vec<f64>, n: usize) -> Vec<f64> {
-    let mut e = cpu_engine(Precision::F32);
-    let (pa, pb) = (Plane::from_vec(n, n, a), Plane::from_vec(n, n, b));
-    fuse_pair(
-        e.as_mut(),
-        &pa,
-        &pb,
-        &assets::cartoon(),
-        &assets::texture(),
-        &FuseParams::default(),
-    )
-    .unwrap()
-    .fused
-    .data
+    fuse_2d(&Plane::from_vec(n, n, a), &Plane::from_vec(n, n, b))
 }
 
 fn phantoms() -> tempfile::TempDir {
@@ -182,12 +166,7 @@ fn float_tiff_in_gives_float_tiff_out_in_the_inputs_units() {
     // Float sources in Hounsfield-like units spanning exactly [-1000, 3000], and their 8-bit twins.
     let mut units = Vec::new();
     for name in ["ct_like", "mr_like"] {
-        let mut g = image::open(d.path().join(format!("{name}.png")))
-            .unwrap()
-            .to_luma8();
-        g.put_pixel(0, 0, image::Luma([0]));
-        g.put_pixel(1, 0, image::Luma([255]));
-        g.save(d.path().join(format!("{name}8.png"))).unwrap();
+        let g = full_range_8bit(d.path(), name);
         let f: Vec<f32> = g
             .pixels()
             .map(|p| p[0] as f32 / 255.0 * 4000.0 - 1000.0)

@@ -2,13 +2,10 @@
 //! back and checked: shape, affine, datatype, and every slice equal to the 2-D fusion of that slice.
 
 mod common;
-use common::{csfuse, read_json, stderr};
-use csfuse::engine::cpu_engine;
-use csfuse::fuse::{fuse_pair, FuseParams};
+use common::{csfuse, fuse_2d, read_json, stderr};
 use csfuse::phantom::phantom_volumes;
 use csfuse::plane::Plane;
-use csfuse::real::Precision;
-use csfuse::{assets, volume};
+use csfuse::volume;
 use nifti::{NiftiObject, ReaderOptions};
 use std::path::Path;
 
@@ -69,18 +66,7 @@ fn check_slice(ct: &[f32], mr: &[f32], fused: &[f32], axis: usize, k: usize) -> 
             .map(|(x, y)| 0.5 * (x + y))
             .collect()
     } else {
-        let mut e = cpu_engine(Precision::F32);
-        fuse_pair(
-            e.as_mut(),
-            &pa,
-            &pb,
-            &assets::cartoon(),
-            &assets::texture(),
-            &FuseParams::default(),
-        )
-        .unwrap()
-        .fused
-        .data
+        fuse_2d(&pa, &pb)
     };
     let want: Vec<f64> = unit
         .iter()

@@ -66,3 +66,25 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// The 2-D fusion of two [0, 1] planes on the CPU engine (f32) with the built-in dictionaries.
+pub fn fuse_2d(a: &csfuse::plane::Plane, b: &csfuse::plane::Plane) -> Vec<f64> {
+    let mut e = csfuse::engine::cpu_engine(csfuse::real::Precision::F32);
+    let (dc, dt) = (csfuse::assets::cartoon(), csfuse::assets::texture());
+    csfuse::fuse::fuse_pair(e.as_mut(), a, b, &dc, &dt, &Default::default())
+        .unwrap()
+        .fused
+        .data
+}
+
+/// `{name}.png` in `dir` with pixel (0, 0) set to 0 and (1, 0) to 255, so it spans the full 8-bit
+/// range (then min-max scaling equals division by 255); saved as `{name}8.png` and returned.
+pub fn full_range_8bit(dir: &Path, name: &str) -> image::GrayImage {
+    let mut g = image::open(dir.join(format!("{name}.png")))
+        .unwrap()
+        .to_luma8();
+    g.put_pixel(0, 0, image::Luma([0]));
+    g.put_pixel(1, 0, image::Luma([255]));
+    g.save(dir.join(format!("{name}8.png"))).unwrap();
+    g
+}

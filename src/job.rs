@@ -398,13 +398,8 @@ pub fn default_memory_budget() -> u64 {
 /// the mean of the two, which is what the pipeline would produce (zero detail layers).
 fn is_empty(a: &Plane, b: &Plane) -> bool {
     let flat = |p: &Plane| {
-        let (lo, hi) = p
-            .data
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
-                (l.min(*v), h.max(*v))
-            });
-        hi - lo <= 1e-6
+        let r = Scaling::min_max(p.data.iter().copied());
+        r.hi - r.lo <= 1e-6
     };
     flat(a) && flat(b)
 }

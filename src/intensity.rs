@@ -57,6 +57,12 @@ impl Scaling {
     pub fn from_unit(&self, u: f64) -> f64 {
         self.lo + u * (self.hi - self.lo)
     }
+
+    /// The stored value of a fused [0, 1] result: integer outputs are clamped to [0, 1] first, so
+    /// they stay within the inputs' range; float outputs are not clamped.
+    pub fn stored(&self, u: f64, integer: bool) -> f64 {
+        self.from_unit(if integer { u.clamp(0.0, 1.0) } else { u })
+    }
 }
 
 /// Where the fused [0, 1] result goes: `repr` is the output type's representable range (`None` for

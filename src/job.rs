@@ -189,23 +189,12 @@ fn colour_rule(a: &Unit, b: &Unit) -> &'static str {
     }
 }
 
-/// Map [0, 1] planes to stored samples; integers are kept within the inputs' range.
+/// Map [0, 1] planes to stored samples.
 fn from_unit(planes: &[Plane], s: &Scaling, format: SampleFormat) -> Vec<Vec<f64>> {
+    let integer = format.is_integer();
     planes
         .iter()
-        .map(|p| {
-            p.data
-                .iter()
-                .map(|u| {
-                    let u = if format.is_integer() {
-                        u.clamp(0.0, 1.0)
-                    } else {
-                        *u
-                    };
-                    s.from_unit(u)
-                })
-                .collect()
-        })
+        .map(|p| p.data.iter().map(|u| s.stored(*u, integer)).collect())
         .collect()
 }
 
@@ -593,15 +582,8 @@ pub fn fuse_volumes(
     })
 }
 
-/// Store a fused [0, 1] slice as output values (integer outputs stay within the inputs' range).
+/// Store a fused [0, 1] slice as output values.
 fn store(slicer: &Slicer, data: &mut [f32], k: usize, p: &Plane, so: &Scaling, integer: bool) {
-    let mapped = Plane::from_vec(
-        p.h,
-        p.w,
-        p.data
-            .iter()
-            .map(|u| so.from_unit(if integer { u.clamp(0.0, 1.0) } else { *u }))
-            .collect(),
-    );
-    slicer.put(data, k, &mapped);
+    let mapped = p.data.iter().map(|u| so.stored(*u, integer)).collect();
+    slicer.put(data, k, &Plane::from_vec(p.h, p.w, mapped));
 }

@@ -4,6 +4,7 @@
 //! shows bright bone and nearly flat soft tissue; the MR-like image shows dark bone, grey/white-matter
 //! contrast and a fine texture, so each source holds detail the other lacks.
 
+use crate::fusion_rule::box_sum;
 use crate::learn::SplitMix;
 use crate::plane::Plane;
 use crate::volume::{new_volume, Slicer, Volume};
@@ -136,21 +137,14 @@ pub fn pet_like(n: usize) -> [Plane; 3] {
     ]
 }
 
+/// Box average over the (2r+1)² window clipped to the image.
 fn box_blur(p: &Plane, r: usize) -> Plane {
-    let (h, w) = (p.h, p.w);
-    let mut out = Plane::zeros(h, w);
-    for y in 0..h {
-        for x in 0..w {
-            let (y0, y1) = (y.saturating_sub(r), (y + r).min(h - 1));
-            let (x0, x1) = (x.saturating_sub(r), (x + r).min(w - 1));
-            let mut s = 0.0;
-            for yy in y0..=y1 {
-                s += p.data[yy * w + x0..=yy * w + x1].iter().sum::<f64>();
-            }
-            out.data[y * w + x] = s / ((y1 - y0 + 1) * (x1 - x0 + 1)) as f64;
-        }
-    }
-    out
+    let sums = box_sum(&p.data, p.h, p.w, r);
+    let count = |i: usize, n: usize| (i + r + 1).min(n) - i.saturating_sub(r);
+    let data = (0..p.h * p.w)
+        .map(|i| sums[i] / (count(i / p.w, p.h) * count(i % p.w, p.w)) as f64)
+        .collect();
+    Plane::from_vec(p.h, p.w, data)
 }
 
 /// The CT-like (int16, -1000..2000) and MR-like (float32, [0, 1]) phantom volumes.

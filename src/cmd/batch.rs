@@ -59,51 +59,38 @@ pub struct Args {
 /// Exit status of a usage error.
 const USAGE: i32 = 2;
 
-pub fn run(args: Args) -> i32 {
-    let report = |e: &Error| eprintln!("csfuse: error: {e}");
+/// Everything checked before any item runs: the shard, the list, the options, every item's files
+/// and the output folder. An error here is a usage error.
+fn plan(args: &Args) -> Result<(Shard, Vec<Item>, JobOptions)> {
     let shard = match args.shard {
         Some(s) => s,
-        None => match Shard::from_env(args.shards) {
-            Ok(Some((s, var))) => {
+        None => match Shard::from_env(args.shards).map_err(Error::Param)? {
+            Some((s, var)) => {
                 log::info!("shard {}/{} from {var}", s.index, s.count);
                 s
             }
-            Ok(None) => Shard::ALL,
-            Err(msg) => {
-                report(&Error::Param(msg));
-                return USAGE;
-            }
+            None => Shard::ALL,
         },
     };
-    let items = match read_list(&args.list, &args.out_dir) {
-        Ok(v) => v,
-        Err(e) => {
-            report(&e);
-            return USAGE;
-        }
-    };
+    let items = read_list(&args.list, &args.out_dir)?;
     let mine: Vec<Item> = items.into_iter().filter(|i| shard.takes(i)).collect();
-    let opts = match args.opts.job_options(None, true) {
-        Ok(o) => o,
+    let opts = args.opts.job_options(None, true)?;
+    for it in &mine {
+        check_job(&it.a, &it.b, &it.out, &item_options(&opts, it))
+            .map_err(|e| Error::Param(format!("{}:{}: {e}", args.list.display(), it.line)))?;
+    }
+    std::fs::create_dir_all(&args.out_dir).map_err(|e| Error::io(&args.out_dir, e))?;
+    Ok((shard, mine, opts))
+}
+
+pub fn run(args: Args) -> i32 {
+    let (shard, mine, opts) = match plan(&args) {
+        Ok(p) => p,
         Err(e) => {
-            report(&e);
+            eprintln!("csfuse: error: {e}");
             return USAGE;
         }
     };
-    for it in &mine {
-        if let Err(e) = check_job(&it.a, &it.b, &it.out, &item_options(&opts, it)) {
-            report(&Error::Param(format!(
-                "{}:{}: {e}",
-                args.list.display(),
-                it.line
-            )));
-            return USAGE;
-        }
-    }
-    if let Err(e) = std::fs::create_dir_all(&args.out_dir) {
-        report(&Error::io(&args.out_dir, e));
-        return USAGE;
-    }
     let params = parameters(&opts, args.opts.precision);
     log::info!(
         "batch {}: {} of the list's pairs in shard {}/{}",

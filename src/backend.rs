@@ -73,18 +73,21 @@ pub struct Outcome<T> {
 }
 
 /// An engine opened once for many jobs (the slices of a volume, the items of a batch), as
-/// `--backend` and `--validate` say. With `auto`, a GPU failure during a job (device lost, out of
+/// `--backend` and `--validate` say. The engine opens on first use, so every input is checked
+/// before an adapter is probed. With `auto`, a GPU failure during a job (device lost, out of
 /// memory, a size beyond the adapter's limits) is logged, the session switches to the CPU for good
 /// and the job reruns there.
 pub struct Session {
     backend: Backend,
     precision: Precision,
-    engine: Box<dyn Engine>,
+    validate: bool,
+    engine: Option<Box<dyn Engine>>,
     /// The CPU (f32) engine `--validate` compares with.
     reference: Option<Box<dyn Engine>>,
 }
 
 impl Session {
+    /// Check the options (nothing is opened yet).
     pub fn open(backend: Backend, precision: Precision, validate: bool) -> Result<Session> {
         if validate && (backend == Backend::Cpu || precision == Precision::F64) {
             return Err(Error::Param(
@@ -93,31 +96,49 @@ impl Session {
                     .into(),
             ));
         }
-        let engine: Box<dyn Engine> = if validate {
-            Box::new(GpuEngine::new()?)
-        } else {
-            open(backend, precision)?
-        };
+        if backend == Backend::Gpu && precision == Precision::F64 {
+            return Err(Error::Param(
+                "the GPU engine computes in f32; use --backend cpu for --precision f64".into(),
+            ));
+        }
         Ok(Session {
             backend,
             precision,
-            engine,
+            validate,
+            engine: None,
             reference: validate.then(|| cpu_engine(Precision::F32)),
         })
     }
 
+    /// The engine, opened on first use.
+    fn engine(&mut self) -> Result<&mut Box<dyn Engine>> {
+        if self.engine.is_none() {
+            let e: Box<dyn Engine> = if self.validate {
+                Box::new(GpuEngine::new()?)
+            } else {
+                open(self.backend, self.precision)?
+            };
+            self.engine = Some(e);
+        }
+        Ok(self.engine.as_mut().expect("opened above"))
+    }
+
     pub fn describe(&self) -> String {
-        self.engine.describe()
+        self.engine.as_ref().map_or_else(
+            || "none (no work needed an engine)".into(),
+            |e| e.describe(),
+        )
     }
 
     pub fn adapter(&self) -> Option<crate::gpu::AdapterDesc> {
-        self.engine.adapter()
+        self.engine.as_ref().and_then(|e| e.adapter())
     }
 
     /// The precision of a CPU engine this session runs on without validation: jobs may then run
     /// concurrently, each on its own CPU engine. `None` for a GPU or a validating session.
-    pub fn parallel_cpu(&self) -> Option<Precision> {
-        (self.reference.is_none() && self.engine.adapter().is_none()).then_some(self.precision)
+    pub fn parallel_cpu(&mut self) -> Result<Option<Precision>> {
+        let on_cpu = self.engine()?.adapter().is_none();
+        Ok((self.reference.is_none() && on_cpu).then_some(self.precision))
     }
 
     /// Run `job`; with validation also on the CPU engine, measured by `compare` (the GPU result is
@@ -127,17 +148,23 @@ impl Session {
         mut job: impl FnMut(&mut dyn Engine) -> Result<T>,
         compare: impl Fn(&T, &T) -> Validation,
     ) -> Result<(T, Option<Validation>)> {
-        if let Some(cpu) = self.reference.as_mut() {
-            let g = job(self.engine.as_mut())?;
+        let (backend, validate) = (self.backend, self.validate);
+        let engine = self.engine()?;
+        if validate {
+            let g = job(engine.as_mut())?;
+            let cpu = self
+                .reference
+                .as_mut()
+                .expect("validating sessions have one");
             let c = job(cpu.as_mut())?;
             let v = compare(&g, &c);
             return Ok((g, Some(v)));
         }
-        match job(self.engine.as_mut()) {
-            Err(Error::Gpu(msg)) if self.backend == Backend::Auto => {
+        match job(engine.as_mut()) {
+            Err(Error::Gpu(msg)) if backend == Backend::Auto => {
                 log::warn!("GPU: {msg}; falling back to the CPU engine");
-                self.engine = cpu_engine(self.precision);
-                Ok((job(self.engine.as_mut())?, None))
+                let cpu = self.engine.insert(cpu_engine(self.precision));
+                Ok((job(cpu.as_mut())?, None))
             }
             r => Ok((r?, None)),
         }

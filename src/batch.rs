@@ -6,6 +6,7 @@ use crate::job::{kind, JobOptions, Kind};
 use crate::real::Precision;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
 /// One row of the list.
@@ -30,17 +31,41 @@ fn list_err(path: &Path, line: usize, msg: impl std::fmt::Display) -> Error {
 /// naming the same output are refused.
 pub fn read_list(path: &Path, out_dir: &Path) -> Result<Vec<Item>> {
     let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_list(path, &text, out_dir)
+}
+
+/// [`read_list`] on the list's bytes (`path` names it in messages and anchors relative inputs).
+pub fn parse_list(path: &Path, text: &[u8], out_dir: &Path) -> Result<Vec<Item>> {
+    // Line numbers are counted here from byte offsets: the reader's own count skips comments.
+    let line_of = |byte: u64| {
+        // A record's position can point at the blank and comment lines before it; its line is
+        // that of its first byte.
+        let mut at = (byte as usize).min(text.len());
+        while at < text.len() {
+            match text[at] {
+                b'\n' | b'\r' => at += 1,
+                b'#' => {
+                    at = text[at..]
+                        .iter()
+                        .position(|b| *b == b'\n')
+                        .map_or(text.len(), |n| at + n + 1)
+                }
+                _ => break,
+            }
+        }
+        1 + text[..at].iter().filter(|b| **b == b'\n').count()
+    };
     let base = path.parent().unwrap_or(Path::new(""));
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .comment(Some(b'#'))
         .trim(csv::Trim::All)
-        .from_reader(text.as_slice());
+        .from_reader(text);
     let mut items: Vec<Item> = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| Error::Param(format!("{}: {e}", path.display())))?;
-        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let line = rec.position().map_or(0, |p| line_of(p.byte()));
         let fields: Vec<&str> = rec.iter().collect();
         if fields.iter().all(|f| f.is_empty()) {
             continue;
@@ -99,30 +124,37 @@ pub fn read_list(path: &Path, out_dir: &Path) -> Result<Vec<Item>> {
     Ok(items)
 }
 
-/// File name without its extension(s) (`x.nii.gz` -> `x`), and the extension.
-fn split_name(p: &Path) -> (String, String) {
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let lower = name.to_ascii_lowercase();
-    let cut = if lower.ends_with(".nii.gz") {
-        name.len() - 7
-    } else {
-        name.rfind('.').unwrap_or(name.len())
-    };
-    (name[..cut].to_string(), name[cut..].to_string())
+/// File name without its extension(s) (`x.nii.gz` -> `x`), and the extension with its dot; names
+/// that are not UTF-8 are kept as they are.
+fn split_name(p: &Path) -> (OsString, OsString) {
+    let name = Path::new(p.file_name().unwrap_or_default());
+    let lower = name.to_string_lossy().to_ascii_lowercase();
+    let stem_of = |n: &Path| n.file_stem().unwrap_or_default().to_os_string();
+    let dotted = |e: &str| OsString::from(format!(".{e}"));
+    if lower.ends_with(".nii.gz") {
+        return (stem_of(Path::new(&stem_of(name))), dotted("nii.gz"));
+    }
+    match name.extension() {
+        Some(e) => {
+            let mut ext = OsString::from(".");
+            ext.push(e);
+            (stem_of(name), ext)
+        }
+        None => (name.as_os_str().to_os_string(), OsString::new()),
+    }
 }
 
-fn default_name(a: &Path, b: &Path) -> String {
-    let (sa, ext) = split_name(a);
+fn default_name(a: &Path, b: &Path) -> OsString {
+    let (mut name, ext) = split_name(a);
     let (sb, _) = split_name(b);
-    let ext = if kind(a) == Kind::Volume {
-        ".nii.gz".to_string()
+    name.push("__");
+    name.push(sb);
+    if kind(a) == Kind::Volume {
+        name.push(".nii.gz");
     } else {
-        ext
-    };
-    format!("{sa}__{sb}{ext}")
+        name.push(ext);
+    }
+    name
 }
 
 /// Shard `index` of `count` (0-based): it takes the items whose position modulo `count` is `index`.
@@ -168,7 +200,16 @@ impl Shard {
                 .transpose()?
                 .unwrap_or(0);
             let n = match var("SLURM_ARRAY_TASK_COUNT") {
-                Some(v) => num("SLURM_ARRAY_TASK_COUNT", v)?,
+                Some(v) => {
+                    let n = num("SLURM_ARRAY_TASK_COUNT", v)?;
+                    if count.is_some_and(|c| c != n) {
+                        return Err(format!(
+                            "--shards {} disagrees with SLURM_ARRAY_TASK_COUNT={n}",
+                            count.unwrap_or_default()
+                        ));
+                    }
+                    n
+                }
                 None => count.ok_or(
                     "SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not; pass --shards N",
                 )?,
@@ -188,6 +229,13 @@ impl Shard {
                 ));
             }
             return Ok(Some((Shard { index: i, count: n }, "JOB_COMPLETION_INDEX")));
+        }
+        if let Some(n) = count {
+            // Several pods or tasks would each do the whole list.
+            return Err(format!(
+                "--shards {n} is given but no shard index: set JOB_COMPLETION_INDEX (Kubernetes \
+                 Indexed Job) or SLURM_ARRAY_TASK_ID, or pass --shard i/{n}"
+            ));
         }
         Ok(None)
     }
@@ -220,7 +268,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Everything that changes an output besides the inputs: fusion parameters, the dictionaries'
 /// contents, output options and precision. The engine is not part of it (GPU and CPU agree within
 /// `--validate`'s tolerance).
-pub fn parameters(opts: &JobOptions, precision: Precision) -> Value {
+pub fn parameters(opts: &JobOptions, precision: Precision, montage: bool) -> Value {
     let dict_hash = |d: &crate::dictionary::Dictionary| {
         let mut h = Sha256::new();
         h.update(format!("{}x{}x{}", d.fh, d.fw, d.m));
@@ -234,7 +282,9 @@ pub fn parameters(opts: &JobOptions, precision: Precision) -> Value {
         "out_depth": opts.out_depth,
         "axis": opts.axis,
         "ignore_affine": opts.ignore_affine,
+        "intensity_range": opts.intensity,
         "precision": precision.name(),
+        "montage": montage,
     })
 }
 
@@ -249,18 +299,60 @@ pub fn sidecar_path(out: &Path) -> PathBuf {
 pub fn input_records(item: &Item) -> Result<Value> {
     let rec = |p: &Path| -> Result<Value> {
         let bytes = std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
-        Ok(json!({"path": p, "bytes": bytes, "sha256": sha256_file(p)?}))
+        Ok(json!({"path": p.to_string_lossy(), "bytes": bytes, "sha256": sha256_file(p)?}))
     };
     Ok(json!([rec(&item.a)?, rec(&item.b)?]))
 }
 
+/// The montage written beside an output: `F.png` -> `F.png.montage.png`.
+pub fn montage_path(out: &Path) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(".montage.png");
+    PathBuf::from(s)
+}
+
+/// An output's sidecar as csfuse wrote it (`None` when missing, unreadable or not csfuse's).
+pub fn read_sidecar(out: &Path) -> Option<Value> {
+    let text = std::fs::read(sidecar_path(out)).ok()?;
+    let side = serde_json::from_slice::<Value>(&text).ok()?;
+    side.get("csfuse_version").is_some().then_some(side)
+}
+
+/// Whether `file` holds exactly what `record` (a sidecar's `{"path", "sha256"}`) says csfuse wrote.
+fn matches_record(file: &Path, record: &Value) -> bool {
+    match (record["sha256"].as_str(), sha256_file(file)) {
+        (Some(want), Ok(have)) => want == have,
+        _ => false,
+    }
+}
+
+/// The files of an item (output, sidecar, montage) that exist and that csfuse's sidecar does not
+/// vouch for: they were not written by csfuse, or were changed since. Batch replaces them only
+/// with `--force`.
+pub fn foreign_files(out: &Path, montage: bool) -> Vec<PathBuf> {
+    let side = read_sidecar(out);
+    let mut foreign = Vec::new();
+    let side_path = sidecar_path(out);
+    if side_path.exists() && side.is_none() {
+        foreign.push(side_path);
+    }
+    let empty = Value::Null;
+    let side = side.as_ref().unwrap_or(&empty);
+    if out.exists() && !matches_record(out, &side["output"]) {
+        foreign.push(out.to_path_buf());
+    }
+    let m = montage_path(out);
+    if montage && m.exists() && !matches_record(&m, &side["montage"]) {
+        foreign.push(m);
+    }
+    foreign
+}
+
 /// Whether `out` is finished for these inputs and parameters: its sidecar records the same input
-/// hashes and parameters, and the output's own hash (so a truncated or replaced output is redone).
-pub fn up_to_date(out: &Path, inputs: &Value, params: &Value) -> bool {
-    let Ok(text) = std::fs::read(sidecar_path(out)) else {
-        return false;
-    };
-    let Ok(side) = serde_json::from_slice::<Value>(&text) else {
+/// hashes and parameters, and the output's own hash (so a truncated or replaced output is redone);
+/// with `montage`, the montage's too.
+pub fn up_to_date(out: &Path, inputs: &Value, params: &Value, montage: bool) -> bool {
+    let Some(side) = read_sidecar(out) else {
         return false;
     };
     let hashes = |v: &Value| -> Vec<Value> {
@@ -271,10 +363,8 @@ pub fn up_to_date(out: &Path, inputs: &Value, params: &Value) -> bool {
     if hashes(&side["inputs"]) != hashes(inputs) || side["parameters"] != *params {
         return false;
     }
-    match (side["output"]["sha256"].as_str(), sha256_file(out)) {
-        (Some(want), Ok(have)) => want == have,
-        _ => false,
-    }
+    matches_record(out, &side["output"])
+        && (!montage || matches_record(&montage_path(out), &side["montage"]))
 }
 
 #[cfg(test)]

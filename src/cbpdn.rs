@@ -139,6 +139,28 @@ pub struct SolveStats {
     pub precision: &'static str,
 }
 
+impl SolveStats {
+    /// `Err` when the solve diverged: a NaN or Inf objective or residual (`what` names the solve).
+    pub fn check_finite(&self, what: &str) -> Result<()> {
+        let vals = [
+            ("objective", self.objective),
+            ("data term", self.dfid),
+            ("l1 term", self.l1),
+            ("primal residual", self.r),
+            ("dual residual", self.s),
+            ("rho", self.rho),
+        ];
+        match vals.iter().find(|(_, v)| !v.is_finite()) {
+            Some((name, v)) => Err(Error::Numerical(format!(
+                "{what}: the sparse-coding solve diverged ({name} is {v} after {} iterations); \
+                 check the dictionary (unit-norm filters) and the parameters",
+                self.iterations
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Norms gathered by the fused shrink pass (f64 accumulators).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PassNorms {

@@ -75,9 +75,11 @@ pub fn decompose(
         // x_c += (s_h - x_t - x_c)  ==  x_c = s_h - x_t
         let target = detail.sub(&texture);
         let c = engine.sparse_code(dc, &target, &p.cbpdn(lam, 50.0 * lam + 1.0))?;
+        c.stats.check_finite("cartoon sparse coding")?;
         let cartoon = engine.synthesize(dc, &c.coef)?;
         let target = detail.sub(&cartoon);
         let tx = engine.sparse_code(dt, &target, &p.cbpdn(lam, p.texture_rho))?;
+        tx.stats.check_finite("texture sparse coding")?;
         texture = engine.synthesize(dt, &tx.coef)?;
         last = Some((c, cartoon, tx));
     }

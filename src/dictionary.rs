@@ -4,6 +4,14 @@ use crate::error::{Error, Result};
 use crate::npy;
 use std::path::{Path, PathBuf};
 
+/// Largest filter side and filter count accepted from a file (the published ones are 8x8x32).
+pub const MAX_FILTER_SIDE: usize = 256;
+pub const MAX_FILTERS: usize = 4096;
+/// Filter norms further than this from 1 are normalised (with a warning).
+pub const NORM_TOLERANCE: f64 = 1e-3;
+/// Filter norms beyond this factor from 1 are refused.
+pub const NORM_REFUSE: f64 = 1e3;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dictionary {
     pub fh: usize,
@@ -42,6 +50,19 @@ impl Dictionary {
         if fh == 0 || fw == 0 || m == 0 {
             return Err(bad(format!("dictionary shape ({fh}, {fw}, {m}) is empty")));
         }
+        let count = fh.checked_mul(fw).and_then(|n| n.checked_mul(m));
+        if count != Some(hwm.len()) {
+            return Err(bad(format!(
+                "dictionary shape ({fh}, {fw}, {m}) does not match its {} values",
+                hwm.len()
+            )));
+        }
+        if fh > MAX_FILTER_SIDE || fw > MAX_FILTER_SIDE || m > MAX_FILTERS {
+            return Err(bad(format!(
+                "dictionary shape ({fh}, {fw}, {m}) is too large (at most {MAX_FILTER_SIDE}x\
+                 {MAX_FILTER_SIDE} filters, {MAX_FILTERS} of them)"
+            )));
+        }
         if let Some(i) = hwm.iter().position(|v| !v.is_finite()) {
             let (p, k) = (i / m, i % m);
             return Err(bad(format!(
@@ -67,7 +88,51 @@ impl Dictionary {
         if let Some(k) = (0..m).find(|&k| dict.filter(k).iter().all(|v| *v == 0.0)) {
             return Err(bad(format!("filter {k} is all zeros")));
         }
-        Ok(dict)
+        dict.check_norms()
+    }
+
+    /// l2 norm of each filter.
+    pub fn norms(&self) -> Vec<f64> {
+        (0..self.m)
+            .map(|k| self.filter(k).iter().map(|v| v * v).sum::<f64>().sqrt())
+            .collect()
+    }
+
+    /// CS-MCA assumes unit-norm filters (the lambdas are tuned for them): a filter whose norm is far
+    /// off (outside [1/NORM_REFUSE, NORM_REFUSE]) makes the solver diverge or stop on all-zero maps,
+    /// so it is refused; a small deviation (over NORM_TOLERANCE) is normalised with a warning.
+    fn check_norms(mut self) -> Result<Self> {
+        let norms = self.norms();
+        if let Some((k, n)) = norms
+            .iter()
+            .enumerate()
+            .find(|(_, n)| !(n.is_finite() && **n >= 1.0 / NORM_REFUSE && **n <= NORM_REFUSE))
+        {
+            return Err(Error::BadDictionary {
+                path: self.source.clone(),
+                msg: format!(
+                    "filter {k} has l2 norm {n:.3e}; CS-MCA needs unit-norm filters (norms \
+                     between {:.0e} and {NORM_REFUSE:.0e} are normalised, others refused)",
+                    1.0 / NORM_REFUSE
+                ),
+            });
+        }
+        let worst = norms.iter().map(|n| (n - 1.0).abs()).fold(0.0, f64::max);
+        if worst > NORM_TOLERANCE {
+            log::warn!(
+                "{}: filter norms range from {:.4} to {:.4}; normalising them to 1 as CS-MCA assumes",
+                self.source.display(),
+                norms.iter().copied().fold(f64::INFINITY, f64::min),
+                norms.iter().copied().fold(0.0, f64::max)
+            );
+            let n = self.fh * self.fw;
+            for (k, norm) in norms.iter().enumerate() {
+                self.data[k * n..(k + 1) * n]
+                    .iter_mut()
+                    .for_each(|v| *v /= norm);
+            }
+        }
+        Ok(self)
     }
 
     /// The (h, w, M) C-order layout for writing `.npy`.

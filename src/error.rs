@@ -38,11 +38,25 @@ pub enum Error {
     /// `--validate` found the GPU and CPU engines further apart than its tolerance.
     #[error("validation failed: {0}")]
     Validation(String),
+    /// A solver or the pipeline produced NaN or Inf (the result is not written).
+    #[error("numerical failure: {0}")]
+    Numerical(String),
+    /// The job's estimated memory peak is over `--memory-budget`.
+    #[error("{0}")]
+    Memory(String),
+    /// SIGINT or SIGTERM arrived; the run's temporary files were removed.
+    #[error("interrupted by {0}")]
+    Interrupted(&'static str),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// Whether this error is a device fault that `--backend auto` answers by rerunning on the CPU.
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, Error::Gpu(_))
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

@@ -79,9 +79,41 @@ pub fn fuse_pair(
             a.w, a.h, b.w, b.h
         )));
     }
-    if let Some(out) = engine.fuse_resident(a, b, dc, dt, p) {
-        return out;
+    let out = match engine.fuse_resident(a, b, dc, dt, p) {
+        Some(out) => out?,
+        None => fuse_by_operations(engine, a, b, dc, dt, p)?,
+    };
+    check_finite(&out)?;
+    Ok(out)
+}
+
+/// A NaN or Inf anywhere (a diverged solve, an overflow) is an error, never a written result.
+fn check_finite(out: &FuseOutput) -> Result<()> {
+    for (src, o) in ["A", "B"].iter().zip(&out.objectives) {
+        for (part, st) in [("cartoon", &o.cartoon), ("texture", &o.texture)] {
+            st.check_finite(&format!("source {src}, {part} part"))?;
+        }
     }
+    if let Some(i) = out.fused.data.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Numerical(format!(
+            "the fused image is {} at x={}, y={}",
+            out.fused.data[i],
+            i % out.fused.w,
+            i / out.fused.w
+        )));
+    }
+    Ok(())
+}
+
+/// The generic pipeline of single engine operations.
+fn fuse_by_operations(
+    engine: &mut dyn Engine,
+    a: &Plane,
+    b: &Plane,
+    dc: &Dictionary,
+    dt: &Dictionary,
+    p: &FuseParams,
+) -> Result<FuseOutput> {
     let t_all = Instant::now();
     let mut times = StageTimes::default();
 

@@ -10,6 +10,11 @@
 //!   ranges (lo + v * (hi - lo), lo/hi the smallest min and largest max), which for integer output
 //!   must fit the type (else full scale, with a warning). Integers are rounded and clamped; float
 //!   output is not clamped.
+//! * A constant source (16-bit, float, NIfTI) is mapped with the pair's joint range, so its value
+//!   keeps its place relative to the other source instead of becoming 0.
+//! * `--intensity-range` replaces min-max: `pA-B` maps the A-th..B-th percentiles to [0, 1] and
+//!   `LO:HI` a fixed range, both clipping what lies outside (a metal implant or one hot pixel then
+//!   no longer squashes the rest). Min-max warns when its range looks dominated by such outliers.
 
 /// How one source's stored samples map to [0, 1].
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -20,6 +25,9 @@ pub struct Scaling {
     pub hi: f64,
     /// `true` for the fixed 8-bit scale, `false` for a data range.
     pub full_scale: bool,
+    /// Values outside [lo, hi] are clipped to it (percentile and fixed ranges).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub clip: bool,
 }
 
 impl Scaling {
@@ -29,6 +37,7 @@ impl Scaling {
             lo: 0.0,
             hi: max,
             full_scale: true,
+            clip: false,
         }
     }
 
@@ -42,15 +51,26 @@ impl Scaling {
             lo,
             hi,
             full_scale: false,
+            clip: false,
         }
+    }
+
+    /// Whether the range is a single value (a constant source).
+    pub fn is_constant(&self) -> bool {
+        self.hi - self.lo <= 0.0
     }
 
     pub fn to_unit(&self, v: f64) -> f64 {
         let span = self.hi - self.lo;
-        if span > 0.0 {
+        let u = if span > 0.0 {
             (v - self.lo) / span
         } else {
             0.0
+        };
+        if self.clip {
+            u.clamp(0.0, 1.0)
+        } else {
+            u
         }
     }
 
@@ -69,11 +89,7 @@ impl Scaling {
 /// float). Returns the output scaling (integers are rounded and clamped to `repr` by the writer).
 pub fn output_scaling(sources: &[Scaling], repr: Option<(f64, f64)>) -> Scaling {
     let ranged: Vec<&Scaling> = sources.iter().filter(|s| !s.full_scale).collect();
-    let full = |max: f64| Scaling {
-        lo: 0.0,
-        hi: max,
-        full_scale: true,
-    };
+    let full = Scaling::full;
     if ranged.is_empty() {
         return full(repr.map_or(1.0, |r| r.1));
     }
@@ -92,14 +108,137 @@ pub fn output_scaling(sources: &[Scaling], repr: Option<(f64, f64)>) -> Scaling 
                 lo: rmin.max(0.0),
                 hi: rmax,
                 full_scale: true,
+                clip: false,
             }
         }
         _ => Scaling {
             lo,
             hi,
             full_scale: false,
+            clip: false,
         },
     }
+}
+
+/// `--intensity-range`: how 16-bit, float and NIfTI sources (and, when given, 8-bit ones) map to
+/// [0, 1].
+#[derive(Clone, Copy, Debug, PartialEq, Default, serde::Serialize)]
+pub enum IntensityRange {
+    /// Each source's own [min, max]; 8-bit sources by 255.
+    #[default]
+    MinMax,
+    /// The `lo`-th and `hi`-th percentiles of each source, values beyond clipped.
+    Percentile { lo: f64, hi: f64 },
+    /// A fixed range in stored units for both sources, values beyond clipped.
+    Fixed { lo: f64, hi: f64 },
+}
+
+impl IntensityRange {
+    /// `minmax`, `pA-B` (0 <= A < B <= 100) or `LO:HI` (LO < HI, finite).
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let t = s.trim();
+        let bad = || {
+            format!(
+                "`{s}` is not an intensity range: use minmax, pA-B with 0 <= A < B <= 100 (e.g. \
+                 p0.5-99.5), or LO:HI in stored units (e.g. -1000:3000)"
+            )
+        };
+        let num = |v: &str| v.trim().parse::<f64>().ok().filter(|v| v.is_finite());
+        if t.eq_ignore_ascii_case("minmax") {
+            return Ok(IntensityRange::MinMax);
+        }
+        if let Some(rest) = t.strip_prefix(['p', 'P']) {
+            let (a, b) = rest.split_once('-').ok_or_else(bad)?;
+            let (lo, hi) = (num(a).ok_or_else(bad)?, num(b).ok_or_else(bad)?);
+            if !(0.0 <= lo && lo < hi && hi <= 100.0) {
+                return Err(bad());
+            }
+            return Ok(IntensityRange::Percentile { lo, hi });
+        }
+        let (a, b) = t.split_once(':').ok_or_else(bad)?;
+        let (lo, hi) = (num(a).ok_or_else(bad)?, num(b).ok_or_else(bad)?);
+        if lo >= hi {
+            return Err(bad());
+        }
+        Ok(IntensityRange::Fixed { lo, hi })
+    }
+
+    /// The scaling of one source's samples; `eight_bit` sources keep the fixed /255 under min-max.
+    pub fn scaling(&self, samples: &[f64], eight_bit: bool, name: &str) -> Scaling {
+        match *self {
+            IntensityRange::MinMax if eight_bit => Scaling::full(255.0),
+            IntensityRange::MinMax => {
+                let s = Scaling::min_max(samples.iter().copied());
+                warn_outliers(samples, &s, name);
+                s
+            }
+            IntensityRange::Percentile { lo, hi } => {
+                let (l, h) = (percentile(samples, lo), percentile(samples, hi));
+                Scaling {
+                    lo: l,
+                    hi: h,
+                    full_scale: false,
+                    clip: true,
+                }
+            }
+            IntensityRange::Fixed { lo, hi } => Scaling {
+                lo,
+                hi,
+                full_scale: false,
+                clip: true,
+            },
+        }
+    }
+}
+
+/// The `p`-th percentile (0..=100) by the nearest-rank rule on a sorted copy.
+pub fn percentile(samples: &[f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let mut v: Vec<f64> = samples.to_vec();
+    let k = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+    let k = k.min(v.len() - 1);
+    *v.select_nth_unstable_by(k, f64::total_cmp).1
+}
+
+/// Warn when 99 % of the samples fill under a tenth of the min-max range: one hot pixel or a metal
+/// implant then squashes the rest of the image into a few grey levels.
+fn warn_outliers(samples: &[f64], s: &Scaling, name: &str) {
+    let span = s.hi - s.lo;
+    if span <= 0.0 || samples.len() < 100 {
+        return;
+    }
+    let (p_lo, p_hi) = (percentile(samples, 0.5), percentile(samples, 99.5));
+    if p_hi - p_lo < 0.1 * span {
+        log::warn!(
+            "{name}: 99% of the samples lie in [{p_lo}, {p_hi}], under a tenth of the range [{}, {}]; \
+             a few outliers dominate the intensity mapping. Consider --intensity-range p0.5-99.5",
+            s.lo,
+            s.hi
+        );
+    }
+}
+
+/// A constant source gets the joint range of the pair (see the module notes); both ranged.
+pub fn pair_scalings(a: Scaling, b: Scaling) -> (Scaling, Scaling) {
+    if a.full_scale || b.full_scale {
+        return (a, b);
+    }
+    let joint = Scaling {
+        lo: a.lo.min(b.lo),
+        hi: a.hi.max(b.hi),
+        full_scale: false,
+        clip: false,
+    };
+    let fix = |s: Scaling| {
+        if !s.full_scale && !s.clip && s.is_constant() && !joint.is_constant() {
+            joint
+        } else {
+            s
+        }
+    };
+    (fix(a), fix(b))
 }
 
 #[cfg(test)]
@@ -133,8 +272,47 @@ mod tests {
     }
 
     #[test]
-    fn constant_image_maps_to_zero() {
+    fn constant_image_alone_maps_to_zero() {
         let s = Scaling::min_max([7.0, 7.0].into_iter());
         assert_eq!(s.to_unit(7.0), 0.0);
+    }
+
+    /// Hole 10: a constant source inside the other's range keeps its place in it.
+    #[test]
+    fn constant_source_takes_the_pairs_joint_range() {
+        let c = Scaling::min_max([500.0, 500.0].into_iter());
+        let other = Scaling::min_max([0.0, 1000.0].into_iter());
+        let (c, o) = pair_scalings(c, other);
+        assert_eq!(c.to_unit(500.0), 0.5);
+        assert_eq!(o, other);
+        let out = output_scaling(&[c, o], None);
+        assert_eq!(out.from_unit(0.5), 500.0);
+    }
+
+    #[test]
+    fn intensity_ranges_parse_and_clip() {
+        assert_eq!(IntensityRange::parse("minmax"), Ok(IntensityRange::MinMax));
+        assert_eq!(
+            IntensityRange::parse("p0.5-99.5"),
+            Ok(IntensityRange::Percentile { lo: 0.5, hi: 99.5 })
+        );
+        assert_eq!(
+            IntensityRange::parse("-1000:3000"),
+            Ok(IntensityRange::Fixed {
+                lo: -1000.0,
+                hi: 3000.0
+            })
+        );
+        for bad in ["p99-1", "p-1-5", "5:5", "nan:1", "x", "p0.5", "1:inf"] {
+            assert!(IntensityRange::parse(bad).is_err(), "{bad}");
+        }
+        // One hot pixel: min-max squashes, the percentile range does not.
+        let mut v: Vec<f64> = (0..1000).map(|i| i as f64).collect();
+        v[7] = 1e30;
+        let mm = IntensityRange::MinMax.scaling(&v, false, "x");
+        assert!(mm.to_unit(999.0) < 1e-20);
+        let p = IntensityRange::Percentile { lo: 0.5, hi: 99.5 }.scaling(&v, false, "x");
+        assert!((p.to_unit(500.0) - 0.5).abs() < 0.02);
+        assert_eq!(p.to_unit(1e30), 1.0);
     }
 }

@@ -1,14 +1,14 @@
 //! Reading and writing 2-D images: PNG, TIFF, BMP, JPEG; 8- and 16-bit integer, 32-bit float TIFF;
 //! grayscale or RGB. A [`Raster`] holds the samples in the file's own units (0..255, 0..65535, or the
 //! float values); [`crate::intensity`] maps them to the engine's [0, 1] and back.
-//! Every output goes through a temporary file in the same folder and a rename, so a reader never sees
-//! a half-written file and a failed run leaves nothing behind.
+//! Every output goes through [`crate::output`]: a temporary file in the same folder and a rename, so a
+//! reader never sees a half-written file and a failed run leaves nothing behind.
 
 use crate::error::{Error, Result};
+pub use crate::output::write_atomic;
 use crate::plane::Plane;
 use image::{DynamicImage, ImageFormat};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// How samples are stored: the input's kind, and the `--out-depth` choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, clap::ValueEnum)]
@@ -103,23 +103,57 @@ pub fn read_gray(path: &Path) -> Result<GrayImage> {
 }
 
 /// Read an image as stored. Grayscale saved as RGB (three equal channels) is read as gray; an alpha
-/// channel is accepted only when fully opaque; float samples must be finite.
+/// channel is accepted only when fully opaque; float samples must be finite; a multi-page TIFF is
+/// refused (a stack belongs in a NIfTI volume).
 pub fn read_image(path: &Path) -> Result<Raster> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_image(path, &bytes)
+}
+
+/// Width and height from an image file's header, without decoding its pixels.
+pub fn image_dims(path: &Path) -> Result<(usize, usize)> {
     let reader = image::ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
-    let format = reader.format().ok_or_else(|| {
-        decode_err(
-            path,
-            "unrecognised file format (expected PNG, TIFF, BMP or JPEG)",
-        )
-    })?;
+    let Some(format) = reader.format() else {
+        return Err(unrecognised(path));
+    };
+    let (w, h) = match reader.into_dimensions() {
+        Ok(d) => d,
+        // The image crate does not read grayscale float TIFF; the tiff crate does.
+        Err(e) if format == ImageFormat::Tiff => std::fs::File::open(path)
+            .ok()
+            .and_then(|f| tiff::decoder::Decoder::new(std::io::BufReader::new(f)).ok())
+            .and_then(|mut d| d.dimensions().ok())
+            .ok_or_else(|| decode_err(path, e))?,
+        Err(e) => return Err(decode_err(path, e)),
+    };
+    Ok((h as usize, w as usize))
+}
+
+fn unrecognised(path: &Path) -> Error {
+    decode_err(
+        path,
+        "unrecognised file format (expected PNG, TIFF, BMP or JPEG)",
+    )
+}
+
+/// Decode image bytes (`path` names them in messages). Sizes come from the file, so the image
+/// crate's allocation limits stay on, and every size computed here is checked.
+pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<Raster> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    let format = reader.format().ok_or_else(|| unrecognised(path))?;
+    if format == ImageFormat::Tiff {
+        check_single_page(path, bytes)?;
+    }
     let raster = match reader.decode() {
         Ok(img) => from_dynamic(path, img)?,
         // The image crate does not decode grayscale float TIFF; the tiff crate does.
         Err(e) if format == ImageFormat::Tiff => {
-            read_float_tiff(path).ok_or(decode_err(path, e))??
+            read_float_tiff(path, bytes).ok_or(decode_err(path, e))??
         }
         Err(e) => return Err(decode_err(path, e)),
     };
@@ -141,6 +175,31 @@ pub fn read_image(path: &Path) -> Result<Raster> {
         ));
     }
     Ok(raster)
+}
+
+/// Refuse a TIFF with more than one page instead of silently fusing its first.
+fn check_single_page(path: &Path, bytes: &[u8]) -> Result<()> {
+    let Ok(mut dec) = tiff::decoder::Decoder::new(std::io::Cursor::new(bytes)) else {
+        return Ok(()); // the decoder proper reports what is wrong
+    };
+    let mut pages = 1usize;
+    while dec.more_images() && pages <= 4096 {
+        if dec.next_image().is_err() {
+            break;
+        }
+        pages += 1;
+    }
+    if pages > 1 {
+        return Err(bad_image(
+            path,
+            format!(
+                "TIFF has {}{pages} pages; csfuse fuses single images: save one page per file, or \
+                 convert the stack to a NIfTI volume",
+                if pages > 4096 { "over " } else { "" }
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn from_dynamic(path: &Path, img: DynamicImage) -> Result<Raster> {
@@ -214,10 +273,9 @@ fn split_channels(h: usize, w: usize, samples: &[f64], n: usize, format: SampleF
 }
 
 /// Grayscale or RGB float TIFF through the tiff crate; `None` when it is not one.
-fn read_float_tiff(path: &Path) -> Option<Result<Raster>> {
+fn read_float_tiff(path: &Path, bytes: &[u8]) -> Option<Result<Raster>> {
     use tiff::decoder::{Decoder, DecodingResult};
-    let file = std::fs::File::open(path).ok()?;
-    let mut dec = Decoder::new(std::io::BufReader::new(file)).ok()?;
+    let mut dec = Decoder::new(std::io::Cursor::new(bytes)).ok()?;
     let n = match dec.colortype().ok()? {
         tiff::ColorType::Gray(32 | 64) => 1,
         tiff::ColorType::RGB(32 | 64) => 3,
@@ -230,7 +288,11 @@ fn read_float_tiff(path: &Path) -> Option<Result<Raster>> {
         Ok(_) => return None,
         Err(e) => return Some(Err(decode_err(path, e))),
     };
-    if samples.len() != w as usize * h as usize * n {
+    if Some(samples.len())
+        != (w as usize)
+            .checked_mul(h as usize)
+            .and_then(|p| p.checked_mul(n))
+    {
         return Some(Err(decode_err(
             path,
             "float TIFF has an unexpected sample count",
@@ -315,6 +377,35 @@ pub fn write_gray(path: &Path, plane: &Plane, depth: SampleFormat) -> Result<Sam
 /// Encode a raster (samples in its format's units; integers are rounded and clamped) as the format
 /// `path` names and write it atomically.
 pub fn write_image(path: &Path, r: &Raster) -> Result<()> {
+    write_atomic(path, &encode_image(path, r)?)
+}
+
+/// A sample as float32: NaN is an error (it would be written as data), and values beyond float32's
+/// range are clamped to its largest finite value (counted in `clamped`) instead of becoming Inf.
+pub fn to_f32(v: f64, clamped: &mut usize) -> Result<f32> {
+    if v.is_nan() {
+        return Err(Error::Numerical("a fused sample is NaN".into()));
+    }
+    let m = f32::MAX as f64;
+    if v.abs() > m {
+        *clamped += 1;
+    }
+    Ok(v.clamp(-m, m) as f32)
+}
+
+/// Warn once per output about samples [`to_f32`] clamped.
+pub fn warn_clamped(path: &Path, clamped: usize) {
+    if clamped > 0 {
+        log::warn!(
+            "{}: {clamped} fused sample(s) lie beyond float32's range and were clamped to +-{:e}",
+            path.display(),
+            f32::MAX
+        );
+    }
+}
+
+/// The bytes of `r` encoded as the format `path` names.
+pub fn encode_image(path: &Path, r: &Raster) -> Result<Vec<u8>> {
     let fmt = output_format(path)?;
     check_output_depth(path, r.format)?;
     let n = r.channels.len();
@@ -329,7 +420,12 @@ pub fn write_image(path: &Path, r: &Raster) -> Result<()> {
     let mut bytes = std::io::Cursor::new(Vec::new());
     if r.format == SampleFormat::F32 {
         use tiff::encoder::{colortype, TiffEncoder};
-        let data: Vec<f32> = interleaved.iter().map(|v| *v as f32).collect();
+        let mut clamped = 0;
+        let data = interleaved
+            .iter()
+            .map(|v| to_f32(*v, &mut clamped))
+            .collect::<Result<Vec<f32>>>()?;
+        warn_clamped(path, clamped);
         let mut enc = TiffEncoder::new(&mut bytes).map_err(|e| enc_err(&e))?;
         let res = if n == 1 {
             enc.write_image::<colortype::Gray32Float>(w, h, &data)
@@ -338,6 +434,12 @@ pub fn write_image(path: &Path, r: &Raster) -> Result<()> {
         };
         res.map_err(|e| enc_err(&e))?;
     } else {
+        if interleaved.iter().any(|v| v.is_nan()) {
+            return Err(Error::Numerical(format!(
+                "{}: a fused sample is NaN",
+                path.display()
+            )));
+        }
         let m = r.format.max_value();
         let q = |v: &f64| v.round().clamp(0.0, m);
         let img = match (r.format, n) {
@@ -376,125 +478,11 @@ pub fn write_image(path: &Path, r: &Raster) -> Result<()> {
         };
         img.write_to(&mut bytes, fmt).map_err(|e| enc_err(&e))?;
     }
-    write_atomic(path, &bytes.into_inner())
+    Ok(bytes.into_inner())
 }
 
-/// The temporary sibling (file or folder) an atomic write of `path` goes through; `tag` is appended.
-pub fn temp_sibling(path: &Path, tag: &str) -> Result<PathBuf> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path.file_name().ok_or_else(|| Error::BadOutput {
-        path: path.to_path_buf(),
-        msg: "output path has no file name".into(),
-    })?;
-    Ok(dir.join(format!(
-        ".{}{TEMP_MARK}{}{tag}",
-        name.to_string_lossy(),
-        std::process::id()
-    )))
-}
-
-/// Marks temporary files, so a re-run can find those a killed run left behind.
-pub const TEMP_MARK: &str = ".csfuse-tmp-";
-
-/// fsync `tmp` and rename it onto `path`; remove it on failure.
-pub fn commit_temp(tmp: &Path, path: &Path) -> Result<()> {
-    let result = std::fs::File::open(tmp)
-        .and_then(|f| f.sync_all())
-        .and_then(|_| std::fs::rename(tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
-}
-
-/// Write `bytes` to `path` via a temporary sibling file, fsync and rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_sibling(path, "")?;
-    let result = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    commit_temp(&tmp, path)
-}
-
-/// Remove temporary files a killed run left for `path` (any process id).
-pub fn remove_stale_temps(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return;
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let prefix = format!(".{}{TEMP_MARK}", name.to_string_lossy());
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                log::info!("removing {} left by an interrupted run", e.path().display());
-                let p = e.path();
-                let _ = if p.is_dir() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
-                };
-            }
-        }
-    }
-}
-
-/// Refuse an output that is one of the inputs (by canonical path) or that exists, unless `force`.
+/// Refuse an output that is one of the inputs or that exists (unless `force`), and one whose folder
+/// is missing or read-only. See [`crate::output::check_outputs`] for several outputs at once.
 pub fn check_output(out: &Path, inputs: &[&Path], force: bool) -> Result<()> {
-    let canon_out = canonical_target(out);
-    for inp in inputs {
-        if let (Some(o), Ok(i)) = (&canon_out, inp.canonicalize()) {
-            if *o == i {
-                return Err(Error::BadOutput {
-                    path: out.to_path_buf(),
-                    msg: format!(
-                        "output is the same file as input {}; refusing to overwrite it",
-                        inp.display()
-                    ),
-                });
-            }
-        }
-    }
-    if out.is_dir() {
-        return Err(Error::BadOutput {
-            path: out.to_path_buf(),
-            msg: "output path is a directory".into(),
-        });
-    }
-    if out.exists() && !force {
-        return Err(Error::BadOutput {
-            path: out.to_path_buf(),
-            msg: "file exists; pass --force to replace it".into(),
-        });
-    }
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            return Err(Error::BadOutput {
-                path: out.to_path_buf(),
-                msg: format!("folder {} does not exist", dir.display()),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Canonical form of a path that may not exist yet (canonical parent + file name).
-fn canonical_target(p: &Path) -> Option<PathBuf> {
-    if let Ok(c) = p.canonicalize() {
-        return Some(c);
-    }
-    let parent = match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.canonicalize().ok()?,
-        _ => std::env::current_dir().ok()?,
-    };
-    Some(parent.join(p.file_name()?))
+    crate::output::check_outputs(&[out], inputs, force)
 }

@@ -8,9 +8,10 @@ use crate::dictionary::Dictionary;
 use crate::engine::cpu_engine;
 use crate::error::{Error, Result};
 use crate::fuse::{fuse_pair, FuseOutput, FuseParams};
-use crate::intensity::{output_scaling, Scaling};
+use crate::intensity::{output_scaling, pair_scalings, IntensityRange, Scaling};
 use crate::io::{self, Raster, SampleFormat};
 use crate::montage::{self, Panel};
+use crate::output::OutputSet;
 use crate::plane::Plane;
 use crate::progress::Progress;
 use crate::volume::{self, Slicer};
@@ -30,8 +31,10 @@ pub struct JobOptions {
     /// Volume axis to slice along (`None`: the slowest, z).
     pub axis: Option<usize>,
     pub ignore_affine: bool,
-    /// Bytes the slices in flight may use (`None`: half the available memory).
+    /// Bytes the job's estimated peak may reach (`None`: [`default_memory_budget`]).
     pub memory_budget: Option<u64>,
+    /// How 16-bit, float and NIfTI sources map to [0, 1].
+    pub intensity: IntensityRange,
     pub montage: Option<PathBuf>,
     /// Show progress (bar or log lines) for volumes.
     pub progress: bool,
@@ -100,18 +103,45 @@ pub fn check_job(a: &Path, b: &Path, out: &Path, opts: &JobOptions) -> Result<Ki
     Ok(k)
 }
 
-/// Fuse `a` and `b` into `out` (checked with [`check_job`] first).
+/// Fuse `a` and `b` into `out` (checked with [`check_job`] first). The result (and the montage)
+/// are staged in `set`; the caller commits them with its own outputs (report, sidecar).
 pub fn fuse_files(
     s: &mut Session,
     a: &Path,
     b: &Path,
     out: &Path,
     opts: &JobOptions,
+    set: &mut OutputSet,
 ) -> Result<JobOutput> {
     match check_job(a, b, out, opts)? {
-        Kind::Image => fuse_images(s, a, b, out, opts),
-        Kind::Volume => fuse_volumes(s, a, b, out, opts),
+        Kind::Image => fuse_images(s, a, b, out, opts, set),
+        Kind::Volume => fuse_volumes(s, a, b, out, opts, set),
     }
+}
+
+/// A path as report text (lossy where it is not UTF-8; JSON cannot hold raw bytes).
+pub fn path_text(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Refuse a job whose estimated peak memory is over the budget, before any work.
+fn check_memory(need: u64, opts: &JobOptions, what: &str) -> Result<u64> {
+    let budget = opts.memory_budget.unwrap_or_else(default_memory_budget);
+    if need > budget {
+        let source = if opts.memory_budget.is_some() {
+            "--memory-budget"
+        } else {
+            "the default budget, 3/4 of the available memory"
+        };
+        return Err(Error::Memory(format!(
+            "{what} needs about {} MiB (estimated peak), over {source} of {} MiB; pass \
+             --memory-budget SIZE (e.g. --memory-budget 64G) if the machine has more, or fuse a \
+             smaller image",
+            need.div_ceil(1 << 20),
+            budget >> 20
+        )));
+    }
+    Ok(budget)
 }
 
 /// `--validate`'s numbers for a GPU and a CPU fusion of the same pair.
@@ -135,11 +165,9 @@ fn ms_since(t: Instant) -> f64 {
 }
 
 /// The intensity rule of [`crate::intensity`] for an image.
-fn image_scaling(r: &Raster) -> Scaling {
-    match r.format {
-        SampleFormat::U8 => Scaling::full(255.0),
-        _ => Scaling::min_max(r.samples()),
-    }
+fn image_scaling(r: &Raster, range: IntensityRange, path: &Path) -> Scaling {
+    let samples: Vec<f64> = r.samples().collect();
+    range.scaling(&samples, r.format == SampleFormat::U8, &path_text(path))
 }
 
 /// An image in [0, 1]: its luminance (the gray plane, or Y) and chroma when it is colour.
@@ -199,7 +227,7 @@ fn from_unit(planes: &[Plane], s: &Scaling, format: SampleFormat) -> Vec<Vec<f64
 }
 
 fn describe_raster(path: &Path, r: &Raster, s: &Scaling) -> Value {
-    json!({"path": path, "width": r.w, "height": r.h, "format": r.format,
+    json!({"path": path_text(path), "width": r.w, "height": r.h, "format": r.format,
            "colour": r.is_colour(), "scaling": s})
 }
 
@@ -209,23 +237,41 @@ pub fn fuse_images(
     b: &Path,
     out: &Path,
     opts: &JobOptions,
+    set: &mut OutputSet,
 ) -> Result<JobOutput> {
     let t0 = Instant::now();
-    let ra = io::read_image(a)?;
-    let rb = io::read_image(b)?;
-    if (ra.h, ra.w) != (rb.h, rb.w) {
+    // Sizes and memory from the headers first: nothing is decoded for a pair that cannot run.
+    let ((ah, aw), (bh, bw)) = (io::image_dims(a)?, io::image_dims(b)?);
+    if (ah, aw) != (bh, bw) {
         return Err(Error::SizeMismatch {
             a: a.to_path_buf(),
-            aw: ra.w,
-            ah: ra.h,
+            aw,
+            ah,
             b: b.to_path_buf(),
-            bw: rb.w,
-            bh: rb.h,
+            bw,
+            bh,
         });
     }
-    opts.cartoon.check_fits(ra.h, ra.w)?;
-    opts.texture.check_fits(ra.h, ra.w)?;
-    let (sa, sb) = (image_scaling(&ra), image_scaling(&rb));
+    opts.cartoon.check_fits(ah, aw)?;
+    opts.texture.check_fits(ah, aw)?;
+    check_memory(
+        image_bytes(ah, aw, opts),
+        opts,
+        &format!("fusing two {aw}x{ah} images"),
+    )?;
+    let ra = io::read_image(a)?;
+    let rb = io::read_image(b)?;
+    if (ra.h, ra.w) != (ah, aw) || (rb.h, rb.w) != (bh, bw) {
+        return Err(Error::Param(format!(
+            "{} or {} changed while being read",
+            a.display(),
+            b.display()
+        )));
+    }
+    let (sa, sb) = pair_scalings(
+        image_scaling(&ra, opts.intensity, a),
+        image_scaling(&rb, opts.intensity, b),
+    );
     let (ua, ub) = (to_unit(&ra, &sa), to_unit(&rb, &sb));
     let read_ms = ms_since(t0);
     log::info!(
@@ -268,9 +314,9 @@ pub fn fuse_images(
         channels: from_unit(&fused, &so, format),
         format,
     };
-    io::write_image(out, &raster)?;
+    set.stage_bytes(out, &io::encode_image(out, &raster)?)?;
     if let Some(m) = &opts.montage {
-        write_montage(m, &ua, &ub, &fused, &fo)?;
+        write_montage(set, m, &ua, &ub, &fused, &fo)?;
     }
     let write_ms = ms_since(t_write);
     log::info!(
@@ -281,7 +327,8 @@ pub fn fuse_images(
         fo.times.total_ms
     );
     let extra = json!({
-        "output": {"path": out, "format": format, "colour": raster.is_colour(), "scaling": so},
+        "output": {"path": path_text(out), "format": format, "colour": raster.is_colour(), "scaling": so},
+        "intensity_range": opts.intensity,
         "colour_rule": colour_rule(&ua, &ub),
         "dictionaries": dict_json(opts),
         "params": opts.params,
@@ -338,12 +385,19 @@ fn merge(into: &mut Value, from: Value) {
 fn dict_json(opts: &JobOptions) -> Value {
     let (dc, dt) = (&opts.cartoon, &opts.texture);
     json!({
-        "cartoon": {"source": dc.source, "shape": [dc.fh, dc.fw, dc.m]},
-        "texture": {"source": dt.source, "shape": [dt.fh, dt.fw, dt.m]},
+        "cartoon": {"source": path_text(&dc.source), "shape": [dc.fh, dc.fw, dc.m]},
+        "texture": {"source": path_text(&dt.source), "shape": [dt.fh, dt.fw, dt.m]},
     })
 }
 
-fn write_montage(path: &Path, a: &Unit, b: &Unit, fused: &[Plane], fo: &FuseOutput) -> Result<()> {
+fn write_montage(
+    set: &mut OutputSet,
+    path: &Path,
+    a: &Unit,
+    b: &Unit,
+    fused: &[Plane],
+    fo: &FuseOutput,
+) -> Result<()> {
     let show = |label: &str, u: &Unit| match &u.chroma {
         Some(c) => Panel {
             label: label.into(),
@@ -361,8 +415,8 @@ fn write_montage(path: &Path, a: &Unit, b: &Unit, fused: &[Plane], fo: &FuseOutp
         Panel::decision("CARTOON: WHITE=A", &fo.cartoon_decision),
         Panel::decision("TEXTURE: WHITE=A", &fo.texture_decision),
     ];
-    montage::write(path, &panels)?;
-    log::info!("wrote montage {}", path.display());
+    set.stage_bytes(path, &montage::encode(path, &panels)?)?;
+    log::info!("montage {}", path.display());
     Ok(())
 }
 
@@ -370,17 +424,27 @@ fn write_montage(path: &Path, a: &Unit, b: &Unit, fused: &[Plane], fo: &FuseOutp
 /// coefficient maps plus the CBPDN work arrays, about 8 f64 copies of the maps (measured peak
 /// is below this).
 pub fn slice_bytes(h: usize, w: usize, opts: &JobOptions) -> u64 {
-    (8 * (opts.cartoon.m + opts.texture.m) * h * w * 8 + 64 * h * w) as u64
+    // Sizes come from file headers: saturate rather than wrap (the budget check then refuses).
+    let per_pixel = 64 * (opts.cartoon.m + opts.texture.m) as u64 + 64;
+    per_pixel.saturating_mul((h as u64).saturating_mul(w as u64))
 }
 
-/// Half of the memory the kernel reports as available (MemAvailable), or 4 GiB if unknown.
+/// Estimated peak bytes of a 2-D fusion: [`slice_bytes`] plus the decoded sources and the result
+/// (up to three channels each, in f64, twice over for the conversions).
+pub fn image_bytes(h: usize, w: usize, opts: &JobOptions) -> u64 {
+    slice_bytes(h, w, opts)
+        .saturating_add(144u64.saturating_mul((h as u64).saturating_mul(w as u64)))
+}
+
+/// Three quarters of the memory the kernel reports as available (MemAvailable), or 4 GiB if
+/// unknown.
 pub fn default_memory_budget() -> u64 {
     let avail = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
         s.lines()
             .find(|l| l.starts_with("MemAvailable:"))
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
     });
-    avail.map_or(4 << 30, |kib| kib * 1024 / 2)
+    avail.map_or(4 << 30, |kib| kib * 1024 / 4 * 3)
 }
 
 /// A slice that is constant in both sources (background) needs no decomposition: its fusion is
@@ -393,45 +457,56 @@ fn is_empty(a: &Plane, b: &Plane) -> bool {
     flat(a) && flat(b)
 }
 
+/// The intensity rule for a volume.
+fn volume_scaling(v: &volume::Volume, range: IntensityRange, path: &Path) -> Scaling {
+    let samples: Vec<f64> = v.data.iter().map(|x| *x as f64).collect();
+    range.scaling(&samples, false, &path_text(path))
+}
+
 pub fn fuse_volumes(
     s: &mut Session,
     a: &Path,
     b: &Path,
     out: &Path,
     opts: &JobOptions,
+    set: &mut OutputSet,
 ) -> Result<JobOutput> {
     let t0 = Instant::now();
-    let va = volume::read(a)?;
-    let vb = volume::read(b)?;
-    volume::check_same_grid((a, &va), (b, &vb), opts.ignore_affine)?;
+    // The headers are checked against each other and the memory budget before any voxel is read.
+    let (ia, ib) = (volume::read_info(a)?, volume::read_info(b)?);
+    volume::check_same_shape((a, ia.dims), (b, ib.dims))?;
     let slicer = Slicer {
-        dims: va.dims,
+        dims: ia.dims,
         axis: opts.axis.unwrap_or(2),
     };
     let (h, w) = slicer.shape();
     opts.cartoon.check_fits(h, w)?;
     opts.texture.check_fits(h, w)?;
-    let sa = Scaling::min_max(va.data.iter().map(|v| *v as f64));
-    let sb = Scaling::min_max(vb.data.iter().map(|v| *v as f64));
+    // Both volumes and the result as f32, the larger read's transient, the writer's copy.
+    let fixed = 12 * ia.voxels() + ia.read_bytes().max(ib.read_bytes()) + 8 * ia.voxels();
+    let per_slice = slice_bytes(h, w, opts);
+    let budget = check_memory(
+        fixed + per_slice,
+        opts,
+        &format!("fusing two {:?} volumes", ia.dims),
+    )?;
+    let va = volume::read(a)?;
+    let vb = volume::read(b)?;
+    volume::check_same_grid((a, &va), (b, &vb), opts.ignore_affine)?;
+    let (sa, sb) = pair_scalings(
+        volume_scaling(&va, opts.intensity, a),
+        volume_scaling(&vb, opts.intensity, b),
+    );
     let datatype = volume::output_datatype(&va);
     let repr = volume::repr_range(datatype);
     let so = output_scaling(&[sa, sb], repr);
     let read_ms = ms_since(t0);
 
-    let budget = opts.memory_budget.unwrap_or_else(default_memory_budget);
-    let per_slice = slice_bytes(h, w, opts);
-    let cpu = s.parallel_cpu();
+    let cpu = s.parallel_cpu()?;
     let in_flight = match cpu {
-        Some(_) => ((budget / per_slice) as usize).clamp(1, rayon::current_num_threads()),
+        Some(_) => (((budget - fixed) / per_slice) as usize).clamp(1, rayon::current_num_threads()),
         None => 1,
     };
-    if budget < per_slice {
-        log::warn!(
-            "--memory-budget {} MiB is below one slice pair's need (~{} MiB); fusing one at a time",
-            budget >> 20,
-            per_slice >> 20
-        );
-    }
     let n = slicer.count();
     log::info!(
         "fusing volumes {} + {} ({:?}, {} slices of {}x{} along axis {}), {} in flight on {}",
@@ -447,6 +522,7 @@ pub fn fuse_volumes(
     );
 
     let mut fused_data = vec![0f32; va.data.len()];
+    let mut clamped = 0usize;
     let mut progress = Progress::new(n as u64, "slices", opts.progress);
     let (mut n_fused, mut n_empty) = (0usize, 0usize);
     let mut worst = Validation::new(0.0, 0.0);
@@ -515,12 +591,28 @@ pub fn fuse_volumes(
                     .map(|(x, y)| 0.5 * (x + y))
                     .collect(),
             );
-            store(&slicer, &mut fused_data, *k, &mean, &so, repr.is_some());
+            store(
+                &slicer,
+                &mut fused_data,
+                *k,
+                &mean,
+                &so,
+                repr.is_some(),
+                &mut clamped,
+            )?;
         }
         n_empty += empty.len();
         n_fused += results.len();
         for (k, pa, pb, fo) in results {
-            store(&slicer, &mut fused_data, k, &fo.fused, &so, repr.is_some());
+            store(
+                &slicer,
+                &mut fused_data,
+                k,
+                &fo.fused,
+                &so,
+                repr.is_some(),
+                &mut clamped,
+            )?;
             let better = shown
                 .as_ref()
                 .is_none_or(|(j, ..)| k.abs_diff(n / 2) < j.abs_diff(n / 2));
@@ -534,22 +626,30 @@ pub fn fuse_volumes(
     let fuse_ms = ms_since(t_fuse);
     let validation = validated.then_some(worst);
     let inputs = json!([
-        {"path": a, "dims": va.dims, "datatype": format!("{:?}", va.datatype), "scaling": sa},
-        {"path": b, "dims": vb.dims, "datatype": format!("{:?}", vb.datatype), "scaling": sb},
+        {"path": path_text(a), "dims": va.dims, "datatype": format!("{:?}", va.datatype), "scaling": sa},
+        {"path": path_text(b), "dims": vb.dims, "datatype": format!("{:?}", vb.datatype), "scaling": sb},
     ]);
     let mut report = match report_head(inputs, s, validation) {
         Ok(r) => r,
         Err(failed) => return Ok(failed),
     };
     let t_write = Instant::now();
-    volume::write(out, &va, &fused_data, datatype)?;
+    io::warn_clamped(out, clamped);
+    volume::stage(set, out, &va, &fused_data, datatype)?;
     if let (Some(m), Some((k, pa, pb, fo))) = (&opts.montage, &shown) {
         let unit = |p: &Plane| Unit {
             luma: p.clone(),
             chroma: None,
         };
         log::info!("montage shows slice {k}");
-        write_montage(m, &unit(pa), &unit(pb), std::slice::from_ref(&fo.fused), fo)?;
+        write_montage(
+            set,
+            m,
+            &unit(pa),
+            &unit(pb),
+            std::slice::from_ref(&fo.fused),
+            fo,
+        )?;
     }
     let write_ms = ms_since(t_write);
     log::info!(
@@ -561,7 +661,8 @@ pub fn fuse_volumes(
     merge(
         &mut report,
         json!({
-            "output": {"path": out, "datatype": format!("{datatype:?}"), "scaling": so},
+            "output": {"path": path_text(out), "datatype": format!("{datatype:?}"), "scaling": so},
+            "intensity_range": opts.intensity,
             "axis": slicer.axis,
             "slices": {"total": n, "fused": n_fused, "empty_passed_through": n_empty,
                        "in_flight": in_flight, "memory_budget_bytes": budget},
@@ -582,8 +683,21 @@ pub fn fuse_volumes(
     })
 }
 
-/// Store a fused [0, 1] slice as output values.
-fn store(slicer: &Slicer, data: &mut [f32], k: usize, p: &Plane, so: &Scaling, integer: bool) {
-    let mapped = p.data.iter().map(|u| so.stored(*u, integer)).collect();
+/// Store a fused [0, 1] slice as output values (float32, clamped to its range; NaN refused).
+fn store(
+    slicer: &Slicer,
+    data: &mut [f32],
+    k: usize,
+    p: &Plane,
+    so: &Scaling,
+    integer: bool,
+    clamped: &mut usize,
+) -> Result<()> {
+    let mapped = p
+        .data
+        .iter()
+        .map(|u| io::to_f32(so.stored(*u, integer), clamped).map(f64::from))
+        .collect::<Result<Vec<f64>>>()?;
     slicer.put(data, k, &Plane::from_vec(p.h, p.w, mapped));
+    Ok(())
 }

@@ -109,12 +109,36 @@ fn solve_small(a: &mut [C64], b: &mut [C64], k: usize) {
     }
 }
 
+impl LearnParams {
+    /// Refuse parameters that would make the learned filters NaN or Inf.
+    pub fn validate(&self) -> crate::Result<()> {
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(crate::Error::Param(format!(
+                    "{name} must be a positive number, got {v}"
+                )))
+            }
+        };
+        positive("--lambda", self.lambda)?;
+        positive("--sigma", self.sigma)?;
+        if self.filters == 0 || self.size == 0 || self.iters == 0 {
+            return Err(crate::Error::Param(
+                "--filters, --size and --iters must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Learn a dictionary from equally sized training tiles.
 pub fn learn(
     tiles: &[Plane],
     p: &LearnParams,
     mut progress: impl FnMut(&LearnProgress),
 ) -> crate::Result<Dictionary> {
+    p.validate()?;
     let (h, w) = (tiles[0].h, tiles[0].w);
     let (m, k_tiles) = (p.filters, tiles.len());
     let fft = Arc::new(Fft2::<f64>::new(h, w));
@@ -220,8 +244,14 @@ pub fn learn(
         for s in solvers.iter_mut() {
             s.set_filter_spectra(gf.clone());
         }
-        let objective = (it % 10 == 0 || it == p.iters)
+        let objective: Option<f64> = (it % 10 == 0 || it == p.iters)
             .then(|| solvers.iter().map(|s| s.stats().objective).sum());
+        if let Some(o) = objective.filter(|o| !o.is_finite()) {
+            return Err(crate::Error::Numerical(format!(
+                "dictionary learning diverged (objective {o} at iteration {it}); lower --lambda or \
+                 raise --sigma"
+            )));
+        }
         progress(&LearnProgress {
             iter: it,
             objective,
@@ -235,6 +265,12 @@ pub fn learn(
                 data[f * p.size * p.size + y * p.size + x] = g[f * np + y * w + x];
             }
         }
+    }
+    if data.iter().any(|v| !v.is_finite()) {
+        return Err(crate::Error::Numerical(
+            "dictionary learning produced non-finite filters; lower --lambda or raise --sigma"
+                .into(),
+        ));
     }
     Ok(Dictionary {
         fh: p.size,

@@ -3,7 +3,7 @@
 //! was taken and black where B was.
 
 use crate::error::Result;
-use crate::io::{write_image, Raster, SampleFormat};
+use crate::io::{encode_image, Raster, SampleFormat};
 use crate::plane::{DecisionMap, Plane};
 use std::path::Path;
 
@@ -36,6 +36,11 @@ const GAP: usize = 4;
 
 /// Lay the panels out left to right with a label strip above each, and write an 8-bit RGB image.
 pub fn write(path: &Path, panels: &[Panel]) -> Result<()> {
+    crate::output::write_atomic(path, &encode(path, panels)?)
+}
+
+/// The montage encoded as the format `path` names.
+pub fn encode(path: &Path, panels: &[Panel]) -> Result<Vec<u8>> {
     let (h, w) = (panels[0].channels[0].h, panels[0].channels[0].w);
     let scale = if w >= 192 { 2 } else { 1 };
     let strip = (GLYPH_H + 4) * scale;
@@ -61,7 +66,7 @@ pub fn write(path: &Path, panels: &[Panel]) -> Result<()> {
             x0 + w,
         );
     }
-    write_image(
+    encode_image(
         path,
         &Raster {
             h: oh,

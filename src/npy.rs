@@ -64,17 +64,22 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
             ))
         }
     };
-    let count: usize = shape.iter().product();
+    // The shape comes from the file: its product may overflow, so every size is checked.
+    let nbytes = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .and_then(|count| count.checked_mul(size))
+        .ok_or_else(|| format!("shape {shape:?} is too large"))?;
     let body = &bytes[hstart + hlen..];
-    if body.len() < count * size {
+    if body.len() < nbytes {
         return Err(format!(
             "data is truncated: shape {:?} needs {} bytes, file has {}",
             shape,
-            count * size,
+            nbytes,
             body.len()
         ));
     }
-    let raw: Vec<f64> = body[..count * size]
+    let raw: Vec<f64> = body[..nbytes]
         .chunks_exact(size)
         .map(|c| match (size, little) {
             (4, true) => f32::from_le_bytes(c.try_into().unwrap()) as f64,
@@ -219,5 +224,28 @@ mod tests {
         assert!(parse(b"hello world").unwrap_err().contains("magic"));
         let b = to_bytes(&[4], &[1.0; 4], NpyDtype::F64);
         assert!(parse(&b[..b.len() - 3]).unwrap_err().contains("truncated"));
+    }
+
+    /// Hole 1 of the reliability issue: shapes whose product wraps in release builds.
+    #[test]
+    fn overflowing_shapes_are_too_large_not_a_panic() {
+        for shape in [
+            "(2, 1, 9223372036854775808)",
+            "(8, 8, 288230376151711744)",
+            "(4294967296, 4294967296, 1)",
+            "(18446744073709551615,)",
+        ] {
+            let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+            let mut b = MAGIC.to_vec();
+            b.extend_from_slice(&[1, 0]);
+            b.extend_from_slice(&(header.len() as u16).to_le_bytes());
+            b.extend_from_slice(header.as_bytes());
+            b.extend_from_slice(&[0u8; 64]);
+            let e = parse(&b).unwrap_err();
+            assert!(
+                e.contains("too large") || e.contains("truncated") || e.contains("bad shape"),
+                "{shape}: {e}"
+            );
+        }
     }
 }

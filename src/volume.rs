@@ -2,10 +2,10 @@
 //! affine, slicing along an axis, and writing a result with a reference header.
 
 use crate::error::{Error, Result};
-use crate::io::{commit_temp, temp_sibling};
+use crate::output::OutputSet;
 use crate::plane::Plane;
 use nifti::writer::WriterOptions;
-use nifti::{IntoNdArray, NiftiHeader, NiftiObject, NiftiType, ReaderOptions};
+use nifti::{IntoNdArray, NiftiHeader, NiftiObject, NiftiType};
 use std::path::Path;
 
 /// A scalar volume: voxels in NIfTI order (x fastest), physical values (scl_slope/scl_inter applied).
@@ -32,21 +32,71 @@ fn bad(path: &Path, msg: impl Into<String>) -> Error {
     }
 }
 
-/// Read a scalar 2-D or 3-D NIfTI-1 volume (4-D only with one time point).
-pub fn read(path: &Path) -> Result<Volume> {
-    if !path.exists() {
-        return Err(Error::io(
+/// What a NIfTI header promises, checked before any voxel is read.
+#[derive(Clone, Debug)]
+pub struct VolumeInfo {
+    pub dims: [usize; 3],
+    pub ndim: usize,
+    pub datatype: NiftiType,
+    /// Bytes of voxel data the file holds.
+    pub data_bytes: u64,
+    pub header: NiftiHeader,
+}
+
+impl VolumeInfo {
+    pub fn voxels(&self) -> u64 {
+        self.dims.iter().map(|d| *d as u64).product()
+    }
+
+    /// Peak bytes reading it takes: the raw data twice (decoder and parser), the f64 array the
+    /// parser converts to, and the f32 voxels kept.
+    pub fn read_bytes(&self) -> u64 {
+        2 * self.data_bytes + 12 * self.voxels()
+    }
+}
+
+/// Largest voxel offset accepted (the header plus extensions; real files have a few KB).
+const MAX_VOX_OFFSET: f32 = (64 << 20) as f32;
+
+fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
+}
+
+/// Read and check the header of a NIfTI-1 file; nothing else is decoded.
+pub fn read_info(path: &Path) -> Result<VolumeInfo> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut head = Vec::new();
+    let mut r = std::io::BufReader::new(file);
+    r.by_ref()
+        .take(2)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::io(path, e))?;
+    let rest = std::io::Read::chain(std::io::Cursor::new(head.clone()), r);
+    if is_gzip(&head) {
+        header_info(path, flate2::read::GzDecoder::new(rest), None)
+    } else {
+        header_info(path, rest, Some(file_len))
+    }
+}
+
+fn decode_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Decode {
+        path: path.to_path_buf(),
+        msg: format!("not a readable NIfTI-1 file: {e}"),
+    }
+}
+
+/// Parse and check a header from `src`; `file_len` is the length of an uncompressed file.
+fn header_info(path: &Path, src: impl std::io::Read, file_len: Option<u64>) -> Result<VolumeInfo> {
+    let header = NiftiHeader::from_reader(src).map_err(|e| decode_err(path, e))?;
+    if &header.magic != b"n+1\0" {
+        return Err(bad(
             path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            "not a single-file NIfTI-1 volume (magic is not n+1; .hdr/.img pairs are not read)",
         ));
     }
-    let obj = ReaderOptions::new()
-        .read_file(path)
-        .map_err(|e| Error::Decode {
-            path: path.to_path_buf(),
-            msg: format!("not a readable NIfTI-1 file: {e}"),
-        })?;
-    let header = obj.header().clone();
     let datatype = header
         .data_type()
         .map_err(|e| bad(path, format!("unknown NIfTI datatype: {e}")))?;
@@ -59,6 +109,15 @@ pub fn read(path: &Path) -> Result<Volume> {
             path,
             format!(
                 "datatype {datatype:?} is not supported (need a scalar integer or float volume)"
+            ),
+        ));
+    }
+    if header.bitpix as i64 != 8 * datatype.size_of() as i64 {
+        return Err(bad(
+            path,
+            format!(
+                "bitpix {} does not match datatype {datatype:?}",
+                header.bitpix
             ),
         ));
     }
@@ -80,13 +139,96 @@ pub fn read(path: &Path) -> Result<Volume> {
     if dims.contains(&0) {
         return Err(bad(path, format!("volume is empty ({dims:?})")));
     }
+    let data_bytes = dims
+        .iter()
+        .try_fold(datatype.size_of() as u64, |acc, d| {
+            acc.checked_mul(*d as u64)
+        })
+        .ok_or_else(|| bad(path, format!("shape {dims:?} is too large")))?;
+    let off = header.vox_offset;
+    if !(off.is_finite() && (352.0..=MAX_VOX_OFFSET).contains(&off)) {
+        return Err(bad(
+            path,
+            format!("vox_offset {off} is not a valid data offset (352 or more)"),
+        ));
+    }
+    if let Some(len) = file_len {
+        let need = off as u64 + data_bytes;
+        if len < need {
+            return Err(bad(
+                path,
+                format!(
+                    "data is truncated: shape {dims:?} of {datatype:?} needs {need} bytes, the file \
+                     has {len}"
+                ),
+            ));
+        }
+    }
+    Ok(VolumeInfo {
+        dims,
+        ndim: ndim.min(3),
+        datatype,
+        data_bytes,
+        header,
+    })
+}
+
+/// Read a scalar 2-D or 3-D NIfTI-1 volume (4-D only with one time point).
+pub fn read(path: &Path) -> Result<Volume> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse(path, &bytes, u64::MAX)
+}
+
+/// Decode a NIfTI-1 file's bytes (gzip-compressed or not; `path` names them in messages), refusing
+/// a header whose read would take more than `max_read_bytes` (see [`VolumeInfo::read_bytes`]).
+pub fn parse(path: &Path, bytes: &[u8], max_read_bytes: u64) -> Result<Volume> {
+    use std::io::Read;
+    let gz = is_gzip(bytes);
+    let info = if gz {
+        header_info(path, flate2::read::GzDecoder::new(bytes), None)?
+    } else {
+        header_info(path, bytes, Some(bytes.len() as u64))?
+    };
+    if info.read_bytes() > max_read_bytes {
+        return Err(Error::Memory(format!(
+            "{}: reading its {:?} voxels takes about {} MiB, over the limit of {} MiB",
+            path.display(),
+            info.dims,
+            info.read_bytes() >> 20,
+            max_read_bytes >> 20
+        )));
+    }
+    // Decompress no more than the header promises (a gzip bomb stops there).
+    let need = info.header.vox_offset as u64 + info.data_bytes;
+    let mut raw = Vec::new();
+    let plain: &[u8] = if gz {
+        flate2::read::GzDecoder::new(bytes)
+            .take(need)
+            .read_to_end(&mut raw)
+            .map_err(|e| decode_err(path, e))?;
+        &raw
+    } else {
+        bytes
+    };
+    if (plain.len() as u64) < need {
+        return Err(bad(
+            path,
+            format!(
+                "data is truncated: shape {:?} needs {need} bytes, the file holds {}",
+                info.dims,
+                plain.len()
+            ),
+        ));
+    }
+    let obj = nifti::InMemNiftiObject::from_reader(plain).map_err(|e| decode_err(path, e))?;
     let arr = obj
         .into_volume()
         .into_ndarray::<f64>()
         .map_err(|e| bad(path, format!("cannot read voxels: {e}")))?;
+    let dims = info.dims;
     // The transpose iterates x fastest whatever the memory order.
     let data: Vec<f32> = arr.t().iter().map(|v| *v as f32).collect();
-    if data.len() != dims.iter().product::<usize>() {
+    if data.len() as u64 != info.voxels() {
         return Err(bad(path, "voxel count does not match the header"));
     }
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
@@ -98,10 +240,10 @@ pub fn read(path: &Path) -> Result<Volume> {
     }
     Ok(Volume {
         dims,
-        ndim: ndim.min(3),
+        ndim: info.ndim,
         data,
-        header,
-        datatype,
+        header: info.header,
+        datatype: info.datatype,
     })
 }
 
@@ -145,6 +287,20 @@ pub fn affine(h: &NiftiHeader) -> [[f64; 4]; 3] {
     ]
 }
 
+/// Refuse volumes of different shapes (from their headers, before the voxels are read).
+pub fn check_same_shape(a: (&Path, [usize; 3]), b: (&Path, [usize; 3])) -> Result<()> {
+    if a.1 != b.1 {
+        return Err(Error::Param(format!(
+            "volumes differ in shape: {} is {:?}, {} is {:?}",
+            a.0.display(),
+            a.1,
+            b.0.display(),
+            b.1
+        )));
+    }
+    Ok(())
+}
+
 /// Refuse volumes that are not co-registered: different shapes always, different affines (beyond
 /// float32 storage precision: 1e-4 relative, 1e-3 mm absolute) unless `ignore_affine`.
 pub fn check_same_grid(
@@ -152,15 +308,7 @@ pub fn check_same_grid(
     b: (&Path, &Volume),
     ignore_affine: bool,
 ) -> Result<()> {
-    if a.1.dims != b.1.dims {
-        return Err(Error::Param(format!(
-            "volumes differ in shape: {} is {:?}, {} is {:?}",
-            a.0.display(),
-            a.1.dims,
-            b.0.display(),
-            b.1.dims
-        )));
-    }
+    check_same_shape((a.0, a.1.dims), (b.0, b.1.dims))?;
     let (ma, mb) = (affine(&a.1.header), affine(&b.1.header));
     let close = |x: f64, y: f64| (x - y).abs() <= 1e-3_f64.max(1e-4 * x.abs().max(y.abs()));
     let same = (0..3).all(|i| (0..4).all(|j| close(ma[i][j], mb[i][j])));
@@ -281,19 +429,49 @@ pub fn output_datatype(reference: &Volume) -> NiftiType {
 /// Write `data` (x fastest, physical values) with `reference`'s header (geometry, affine, units,
 /// description) as `datatype`, atomically. Integer types are rounded and clamped to their range.
 pub fn write(path: &Path, reference: &Volume, data: &[f32], datatype: NiftiType) -> Result<()> {
-    use ndarray::{ArrayD, IxDyn, ShapeBuilder};
+    let mut set = OutputSet::default();
+    stage(&mut set, path, reference, data, datatype)?;
+    set.commit()
+}
+
+/// [`write`] into an output set, to be committed with the job's other outputs.
+pub fn stage(
+    set: &mut OutputSet,
+    path: &Path,
+    reference: &Volume,
+    data: &[f32],
+    datatype: NiftiType,
+) -> Result<()> {
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Numerical(format!(
+            "{}: fused voxel {i} is {}; nothing written",
+            path.display(),
+            data[i]
+        )));
+    }
     // The writer picks compression by extension and rewrites extensions it does not know, so it
     // writes into a temporary sibling folder, from which the file is renamed into place.
     let lower = path.to_string_lossy().to_ascii_lowercase();
-    let dir = temp_sibling(path, "")?;
-    std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-    let tmp = dir.join(if lower.ends_with(".gz") {
+    let name = if lower.ends_with(".gz") {
         "v.nii.gz"
     } else {
         "v.nii"
-    });
+    };
+    set.stage_with(path, name, |tmp| {
+        write_file(tmp, path, reference, data, datatype)
+    })
+}
+
+fn write_file(
+    tmp: &Path,
+    path: &Path,
+    reference: &Volume,
+    data: &[f32],
+    datatype: NiftiType,
+) -> Result<()> {
+    use ndarray::{ArrayD, IxDyn, ShapeBuilder};
     let shape = IxDyn(&reference.dims[..reference.ndim]).f();
-    let opts = WriterOptions::new(&tmp).reference_header(&reference.header);
+    let opts = WriterOptions::new(tmp).reference_header(&reference.header);
     let q = |v: &f32| {
         let (lo, hi) = repr_range(datatype).unwrap_or((f64::MIN, f64::MAX));
         (*v as f64).round().clamp(lo, hi)
@@ -318,15 +496,10 @@ pub fn write(path: &Path, reference: &Volume, data: &[f32], datatype: NiftiType)
         Float64 => put!(f64, |v| *v as f64),
         _ => put!(f32, |v| *v),
     };
-    let done = match res {
-        Ok(()) => commit_temp(&tmp, path),
-        Err(e) => Err(Error::BadOutput {
-            path: path.to_path_buf(),
-            msg: format!("cannot write NIfTI: {e}"),
-        }),
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-    done
+    res.map_err(|e| Error::BadOutput {
+        path: path.to_path_buf(),
+        msg: format!("cannot write NIfTI: {e}"),
+    })
 }
 
 /// A fresh volume with a scanner-space header: voxel `spacing` in mm, world position `origin` of

@@ -113,8 +113,17 @@ fn four_shards_equal_one_run_and_a_rerun_does_nothing() {
         "{}",
         stderr(&o)
     );
+    // A damaged (or hand-edited) output is no longer what the sidecar vouches for: it is kept
+    // unless --force says to replace it.
     std::fs::write(d.path().join("one/extra4.tif"), b"truncated").unwrap();
     let o = batch(d.path(), "one", &["--out-depth", "16"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("pass --force"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(d.path().join("one/extra4.tif")).unwrap(),
+        b"truncated"
+    );
+    let o = batch(d.path(), "one", &["--out-depth", "16", "--force"]);
     assert!(
         stderr(&o).contains("1 fused, 5 up to date"),
         "{}",

@@ -2,24 +2,12 @@
 //! message that names the file, a non-zero exit code, and nothing written.
 
 mod common;
-use common::{csfuse, csfuse_env, read_json, reference, stderr};
+use common::{csfuse, csfuse_env, files_in, read_json, reference, stderr};
 use std::path::{Path, PathBuf};
 
-/// A temp folder with a 64x64 phantom pair `ct_like.png`, `mr_like.png`.
+/// A temp folder with a 64x64 phantom pair (and the PET-like colour image).
 fn workdir() -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    let o = csfuse(&["phantom", "--size", "64", "--out-dir", "."], d.path());
-    assert!(o.status.success(), "{}", stderr(&o));
-    d
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    v.sort();
-    v
+    common::phantom_dir(64)
 }
 
 /// Run a fuse call that must fail: non-zero exit, stderr mentions each of `needles`, no new files.

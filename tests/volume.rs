@@ -162,22 +162,30 @@ fn volume_round_trip_equals_per_slice_2d_fusion() {
 fn other_axis_slices_and_budget_of_one_slice() {
     let d = tempfile::tempdir().unwrap();
     write_pair(d.path());
-    let o = csfuse(
-        &[
-            "fuse",
-            "ct.nii.gz",
-            "mr.nii",
-            "-o",
-            "f.nii",
-            "--axis",
-            "0",
-            "--memory-budget",
-            "1M",
-            "--backend",
-            "cpu",
-        ],
-        d.path(),
-    );
+    let run = |budget: &str| {
+        csfuse(
+            &[
+                "fuse",
+                "ct.nii.gz",
+                "mr.nii",
+                "-o",
+                "f.nii",
+                "--axis",
+                "0",
+                "--memory-budget",
+                budget,
+                "--backend",
+                "cpu",
+            ],
+            d.path(),
+        )
+    };
+    // The volumes and one 40x12 slice pair need about 3 MiB: 1 MiB is refused before any work,
+    // 4 MiB leaves room for one slice pair at a time.
+    let o = run("1M");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--memory-budget"), "{}", stderr(&o));
+    let o = run("4M");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("1 in flight"), "{}", stderr(&o));
     let (ct, mr) = phantom_volumes(N, DEPTH);

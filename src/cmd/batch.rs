@@ -1,15 +1,17 @@
 //! `csfuse batch LIST.csv --out-dir DIR [--shard i/n]`: fuse many pairs, resumably, on a cluster.
 
 use super::fuse::FuseOpts;
-use super::write_json;
+use super::json_bytes;
 use csfuse::batch::{
-    input_records, parameters, read_list, sha256_file, sidecar_path, up_to_date, Item, Shard,
+    foreign_files, input_records, montage_path, parameters, read_list, sha256_file, sidecar_path,
+    up_to_date, Item, Shard,
 };
-use csfuse::io::{check_output, remove_stale_temps};
-use csfuse::job::{check_job, fuse_files, kind, JobOptions, Kind};
+use csfuse::job::{check_job, fuse_files, kind, path_text, JobOptions, Kind};
+use csfuse::output::{canonical_target, probe_writable, remove_stale_temps, OutputSet};
 use csfuse::{Error, Result};
 use serde_json::json;
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Fuse every pair of a CSV list into --out-dir, resumably, optionally as one shard of many.
@@ -23,8 +25,13 @@ use std::time::Instant;
 /// Every output is written atomically with a sidecar OUTPUT.json: input paths, sizes and SHA-256,
 /// the parameters (fusion, dictionaries' SHA-256, output options), backend and adapter, timings and
 /// the csfuse version. An item whose sidecar matches its inputs, parameters and the output's own
-/// hash is skipped, so a second run does no work and a killed run resumes where it stopped.
-/// One failing item is reported and the others go on.
+/// hash (and the montage's, with --montage) is skipped, so a second run does no work and a killed
+/// run resumes where it stopped. One failing item is reported and the others go on.
+///
+/// Nothing is lost: an output that is any row's input (or a dictionary, or the list) is refused;
+/// an existing file that csfuse's sidecar does not vouch for is replaced only with --force; outputs
+/// must stay inside --out-dir after symlinks are resolved; concurrent runs on one folder leave each
+/// other's temporary files alone.
 ///
 /// Sharding: --shard i/n takes rows i, i+n, i+2n, ... (0-based), the same split on every machine.
 /// Without it the shard comes from SLURM_ARRAY_TASK_ID (minus SLURM_ARRAY_TASK_MIN) of
@@ -52,6 +59,9 @@ pub struct Args {
     /// Also write OUTPUT.montage.png for each item (see `csfuse fuse --montage`).
     #[arg(long)]
     pub montage: bool,
+    /// Replace existing files at output paths that csfuse did not write (no matching sidecar).
+    #[arg(short, long)]
+    pub force: bool,
     #[command(flatten)]
     pub opts: FuseOpts,
 }
@@ -63,6 +73,14 @@ const USAGE: i32 = 2;
 /// and the output folder. An error here is a usage error.
 fn plan(args: &Args) -> Result<(Shard, Vec<Item>, JobOptions)> {
     let shard = match args.shard {
+        Some(s) if args.shards.is_some_and(|n| n != s.count) => {
+            return Err(Error::Param(format!(
+                "--shard {}/{} disagrees with --shards {}",
+                s.index,
+                s.count,
+                args.shards.unwrap_or_default()
+            )))
+        }
         Some(s) => s,
         None => match Shard::from_env(args.shards).map_err(Error::Param)? {
             Some((s, var)) => {
@@ -73,14 +91,88 @@ fn plan(args: &Args) -> Result<(Shard, Vec<Item>, JobOptions)> {
         },
     };
     let items = read_list(&args.list, &args.out_dir)?;
-    let mine: Vec<Item> = items.into_iter().filter(|i| shard.takes(i)).collect();
     let opts = args.opts.job_options(None, true)?;
+    // Every row's inputs, the dictionaries and the list: no output of any shard may replace one.
+    let mut inputs: HashSet<PathBuf> = HashSet::new();
+    for p in items.iter().flat_map(|i| [&i.a, &i.b]) {
+        inputs.extend(canonical_target(p));
+    }
+    for p in args.opts.dictionary_paths() {
+        inputs.extend(canonical_target(p));
+    }
+    inputs.extend(canonical_target(&args.list));
+    let root = canonical_dir(&args.out_dir).map_err(|e| Error::io(&args.out_dir, e))?;
+    let mine: Vec<Item> = items.into_iter().filter(|i| shard.takes(i)).collect();
     for it in &mine {
-        check_job(&it.a, &it.b, &it.out, &item_options(&opts, it))
-            .map_err(|e| Error::Param(format!("{}:{}: {e}", args.list.display(), it.line)))?;
+        let at = |e: Error| Error::Param(format!("{}:{}: {e}", args.list.display(), it.line));
+        check_job(&it.a, &it.b, &it.out, &item_options(&opts, it)).map_err(at)?;
+        for p in item_outputs(it, args.montage) {
+            if canonical_target(&p).is_some_and(|c| inputs.contains(&c)) {
+                return Err(at(Error::BadOutput {
+                    path: p,
+                    msg: "output is an input of the list (or a dictionary, or the list itself); \
+                          refusing to overwrite it: choose another --out-dir or output name"
+                        .into(),
+                }));
+            }
+            confined(&p, &root).map_err(at)?;
+        }
     }
     std::fs::create_dir_all(&args.out_dir).map_err(|e| Error::io(&args.out_dir, e))?;
     Ok((shard, mine, opts))
+}
+
+/// A folder's canonical path, whether or not it exists yet: its deepest existing ancestor with
+/// symlinks resolved, and the rest as given.
+fn canonical_dir(p: &Path) -> std::io::Result<PathBuf> {
+    let p = std::path::absolute(p)?;
+    let mut base = p.as_path();
+    let mut rest = Vec::new();
+    loop {
+        match base.canonicalize() {
+            Ok(c) => return Ok(rest.iter().rev().fold(c, |acc, part| acc.join(part))),
+            Err(e) => match (base.parent(), base.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name.to_os_string());
+                    base = parent;
+                }
+                _ => return Err(e),
+            },
+        }
+    }
+}
+
+/// The files an item writes: output, sidecar (last, it marks the item done) and montage.
+fn item_outputs(it: &Item, montage: bool) -> Vec<PathBuf> {
+    let mut v = vec![it.out.clone()];
+    if montage {
+        v.push(montage_path(&it.out));
+    }
+    v.push(sidecar_path(&it.out));
+    v
+}
+
+/// Refuse an output that a symlinked folder would place outside --out-dir: its deepest existing
+/// folder, with symlinks resolved, must lie inside `root` (the canonical --out-dir).
+fn confined(p: &Path, root: &Path) -> Result<()> {
+    let mut dir = p.parent();
+    while let Some(d) = dir {
+        if let Ok(c) = d.canonicalize() {
+            if c.starts_with(root) {
+                return Ok(());
+            }
+            return Err(Error::BadOutput {
+                path: p.to_path_buf(),
+                msg: format!(
+                    "its folder resolves to {}, outside --out-dir {}; outputs stay inside it",
+                    c.display(),
+                    root.display()
+                ),
+            });
+        }
+        dir = d.parent();
+    }
+    Ok(())
 }
 
 pub fn run(args: Args) -> i32 {
@@ -91,7 +183,7 @@ pub fn run(args: Args) -> i32 {
             return USAGE;
         }
     };
-    let params = parameters(&opts, args.opts.precision);
+    let params = parameters(&opts, args.opts.precision, args.montage);
     log::info!(
         "batch {}: {} of the list's pairs in shard {}/{}",
         args.list.display(),
@@ -151,24 +243,29 @@ fn run_item(
     session: &mut Option<csfuse::backend::Session>,
 ) -> Result<bool> {
     let inputs = input_records(it)?;
-    if up_to_date(&it.out, &inputs, params) {
+    if up_to_date(&it.out, &inputs, params, args.montage) {
         return Ok(false);
+    }
+    let foreign = foreign_files(&it.out, args.montage);
+    if let (Some(f), false) = (foreign.first(), args.force) {
+        return Err(Error::BadOutput {
+            path: f.clone(),
+            msg: "file exists and no csfuse sidecar vouches for it; pass --force to replace it"
+                .into(),
+        });
     }
     if let Some(dir) = it.out.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let side = sidecar_path(&it.out);
-    let montage = args.montage.then(|| {
-        let mut m = it.out.as_os_str().to_owned();
-        m.push(".montage.png");
-        PathBuf::from(m)
-    });
-    for p in [Some(&it.out), Some(&side), montage.as_ref()]
-        .into_iter()
-        .flatten()
-    {
-        check_output(p, &[&it.a, &it.b], true)?;
+    let root = args
+        .out_dir
+        .canonicalize()
+        .map_err(|e| Error::io(&args.out_dir, e))?;
+    let outs = item_outputs(it, args.montage);
+    for p in &outs {
+        confined(p, &root)?;
         remove_stale_temps(p);
+        probe_writable(p)?;
     }
     // The engine opens on the first item that needs work, so a no-op re-run opens none.
     if session.is_none() {
@@ -176,24 +273,33 @@ fn run_item(
     }
     let s = session.as_mut().expect("opened above");
     let t = Instant::now();
+    let montage = args.montage.then(|| montage_path(&it.out));
     let job = JobOptions {
-        montage,
+        montage: montage.clone(),
         ..item_options(opts, it)
     };
-    let done = fuse_files(s, &it.a, &it.b, &it.out, &job)?;
+    // Output, montage and sidecar are committed together, the sidecar last.
+    let mut set = OutputSet::default();
+    let done = fuse_files(s, &it.a, &it.b, &it.out, &job, &mut set)?;
     if let Some(e) = done.validation_failure {
         return Err(e);
     }
+    let record = |p: &Path| -> Result<serde_json::Value> {
+        let staged = set.staged_file(p).unwrap_or(p);
+        Ok(json!({"path": path_text(p), "sha256": sha256_file(staged)?}))
+    };
     let sidecar = json!({
         "csfuse_version": env!("CARGO_PKG_VERSION"),
         "inputs": inputs,
-        "output": {"path": it.out, "sha256": sha256_file(&it.out)?},
+        "output": record(&it.out)?,
+        "montage": montage.as_deref().map(record).transpose()?,
         "parameters": params,
         "backend": done.report["backend"],
         "adapter": done.report["adapter"],
         "seconds": t.elapsed().as_secs_f64(),
         "report": done.report,
     });
-    write_json(&side, &sidecar)?;
+    set.stage_bytes(&sidecar_path(&it.out), &json_bytes(&sidecar))?;
+    set.commit()?;
     Ok(true)
 }

@@ -85,6 +85,7 @@ fn bench_volume(dims: [usize; 3], gpu: bool, precision: Precision) -> Result<()>
         axis: None,
         ignore_affine: false,
         memory_budget: None,
+        intensity: Default::default(),
         montage: None,
         progress: true,
     };
@@ -103,7 +104,9 @@ fn bench_volume(dims: [usize; 3], gpu: bool, precision: Precision) -> Result<()>
     for backend in backends {
         let t = Instant::now();
         let mut s = Session::open(backend, precision, false)?;
-        let r = fuse_volumes(&mut s, &a, &b, &out, &opts)?.report;
+        let mut set = csfuse::output::OutputSet::default();
+        let r = fuse_volumes(&mut s, &a, &b, &out, &opts, &mut set)?.report;
+        set.commit()?;
         let total = t.elapsed().as_secs_f64();
         let sl = &r["slices"];
         println!(

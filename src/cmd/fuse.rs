@@ -1,13 +1,15 @@
 //! `csfuse fuse A B -o OUT`: CS-MCA fusion of a co-registered pair of images or NIfTI volumes.
 
-use super::{distinct_outputs, write_json};
+use super::json_bytes;
 use csfuse::backend::{Backend, Session};
 use csfuse::dictionary::Dictionary;
-use csfuse::io::{check_output, SampleFormat};
+use csfuse::intensity::IntensityRange;
+use csfuse::io::SampleFormat;
 use csfuse::job::{check_job, fuse_files, JobOptions};
+use csfuse::output::{check_outputs, remove_stale_temps, OutputSet};
 use csfuse::real::Precision;
 use csfuse::{assets, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Options shared by `fuse` and `batch`: what to fuse with and how to store the result.
 #[derive(clap::Args)]
@@ -29,11 +31,20 @@ pub struct FuseOpts {
     /// the first input's.
     #[arg(long)]
     pub ignore_affine: bool,
-    /// Volumes: memory the slices in flight may use, e.g. 8G, 512M [default: half the available
-    /// memory]. On the CPU engine this sets how many slice pairs run at once (at most one per core);
-    /// the GPU engine fuses one slice pair at a time.
+    /// Memory the job may use, e.g. 8G, 512M [default: 3/4 of the available memory]. The peak is
+    /// estimated from the headers before any work (about 4 KB per pixel of an image or slice with
+    /// the built-in dictionaries) and a job over the budget is refused. For volumes on the CPU
+    /// engine it also sets how many slice pairs run at once (at most one per core); the GPU engine
+    /// fuses one slice pair at a time.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory_budget: Option<u64>,
+    /// How 16-bit, float and NIfTI sources map to [0, 1]: `minmax` (each source's own range; 8-bit
+    /// sources by 255, as the published method), `pA-B` (the A-th..B-th percentiles, e.g.
+    /// p0.5-99.5, clipping the rest: one hot pixel or metal implant no longer squashes the image),
+    /// or `LO:HI` (a fixed range in stored units for both sources, e.g. -1000:3000, clipping).
+    /// Percentile and fixed ranges apply to 8-bit sources too.
+    #[arg(long, value_name = "RANGE", default_value = "minmax", value_parser = IntensityRange::parse)]
+    pub intensity_range: IntensityRange,
     /// Floating-point precision of the engine (the GPU engine is f32; f64 runs on the CPU).
     #[arg(long, value_enum, default_value = "f32")]
     pub precision: Precision,
@@ -66,6 +77,7 @@ impl FuseOpts {
             axis: self.axis,
             ignore_affine: self.ignore_affine,
             memory_budget: self.memory_budget,
+            intensity: self.intensity_range,
             montage,
             progress,
         })
@@ -73,6 +85,15 @@ impl FuseOpts {
 
     pub fn session(&self) -> Result<Session> {
         Session::open(self.backend, self.precision, self.validate)
+    }
+
+    /// The dictionary files given (inputs that no output may replace).
+    pub fn dictionary_paths(&self) -> Vec<&Path> {
+        [&self.cartoon_dict, &self.texture_dict]
+            .into_iter()
+            .flatten()
+            .map(|p| p.as_path())
+            .collect()
     }
 }
 
@@ -88,7 +109,9 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
         _ => (t, 1),
     };
     match num.trim().parse::<f64>() {
-        Ok(v) if v > 0.0 => Ok((v * mult as f64) as u64),
+        Ok(v) if v > 0.0 && v.is_finite() && v * (mult as f64) < u64::MAX as f64 => {
+            Ok((v * mult as f64) as u64)
+        }
         _ => Err(format!("`{s}` is not a size (e.g. 8G, 512M, 1000000)")),
     }
 }
@@ -118,7 +141,7 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
 #[command(
     after_help = "Examples:\n  csfuse fuse ct.png mr.png -o fused.png --report fused.json\n  \
 csfuse fuse mr.png pet_rgb.png -o fused_rgb.png --montage check.png\n  \
-csfuse fuse ct16.tif mr16.tif -o fused.tif --out-depth f32\n  \
+csfuse fuse ct16.tif mr16.tif -o fused.tif --out-depth f32 --intensity-range p0.5-99.5\n  \
 csfuse fuse ct.nii.gz mr.nii.gz -o fused.nii.gz --axis 2 --memory-budget 8G"
 )]
 pub struct Args {
@@ -148,19 +171,23 @@ pub fn run(args: Args) -> Result<()> {
     // Every check that can fail runs before any work, so a bad call writes nothing.
     let jo = args.opts.job_options(args.montage.clone(), true)?;
     check_job(&args.a, &args.b, &args.output, &jo)?;
-    let inputs = [args.a.as_path(), args.b.as_path()];
+    let mut inputs = vec![args.a.as_path(), args.b.as_path()];
+    inputs.extend(args.opts.dictionary_paths());
     let mut outs = vec![args.output.as_path()];
     outs.extend(args.report.as_deref());
     outs.extend(args.montage.as_deref());
     for o in &outs {
-        check_output(o, &inputs, args.force)?;
+        remove_stale_temps(o);
     }
-    distinct_outputs(&outs)?;
+    check_outputs(&outs, &inputs, args.force)?;
     let mut session = args.opts.session()?;
-    let done = fuse_files(&mut session, &args.a, &args.b, &args.output, &jo)?;
+    // The image, montage and report are committed together: a failure leaves none of them.
+    let mut set = OutputSet::default();
+    let done = fuse_files(&mut session, &args.a, &args.b, &args.output, &jo, &mut set)?;
     if let Some(r) = &args.report {
-        write_json(r, &done.report)?;
+        set.stage_bytes(r, &json_bytes(&done.report))?;
     }
+    set.commit()?;
     match done.validation_failure {
         Some(e) => Err(e),
         None => Ok(()),

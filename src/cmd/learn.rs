@@ -1,5 +1,6 @@
 //! `csfuse learn IMAGES... --kind cartoon|texture -o D.npy`: convolutional dictionary learning.
 
+use super::num;
 use csfuse::io::{check_output, read_gray, write_atomic};
 use csfuse::learn::{learn, tiles_of, LearnParams};
 use csfuse::lowpass::tikhonov_split;
@@ -35,31 +36,31 @@ pub struct Args {
     #[arg(long, value_enum)]
     pub kind: Kind,
     /// Number of filters M.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = |s: &str| num::count(s, 4096))]
     pub filters: usize,
     /// Filter size (square).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = |s: &str| num::count(s, 256))]
     pub size: usize,
     /// Output dictionary, .npy (size, size, M) float32.
     #[arg(short, long, value_name = "D.npy")]
     pub output: PathBuf,
     /// Outer iterations.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = |s: &str| num::count(s, 1_000_000))]
     pub iters: usize,
     /// Sparsity weight of the coefficient step.
-    #[arg(long = "lambda", default_value_t = 0.1)]
+    #[arg(long = "lambda", default_value_t = 0.1, value_parser = num::positive)]
     pub lambda: f64,
     /// Dictionary-update ADMM penalty.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = num::positive)]
     pub sigma: f64,
     /// Training tile size (images are cut into non-overlapping tiles of this size).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = |s: &str| num::count(s, 8192))]
     pub tile: usize,
     /// Use at most this many tiles, spread evenly over all tiles.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = |s: &str| num::count(s, 1_000_000))]
     pub max_tiles: usize,
     /// TV weight of the cartoon/texture split of the detail layer.
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, default_value_t = 0.02, value_parser = num::positive)]
     pub tv_weight: f64,
     /// Seed of the random initial dictionary.
     #[arg(long, default_value_t = 1)]
@@ -71,6 +72,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let inputs: Vec<&std::path::Path> = args.images.iter().map(|p| p.as_path()).collect();
+    csfuse::output::remove_stale_temps(&args.output);
     check_output(&args.output, &inputs, args.force)?;
     if args.filters == 0 || args.size == 0 || args.size > args.tile || args.max_tiles == 0 {
         return Err(Error::Param(

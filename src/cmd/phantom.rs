@@ -20,11 +20,11 @@ pub struct Args {
     /// Folder to write ct_like.png, mr_like.png, pet_like.png (and the volumes) into.
     #[arg(long, value_name = "DIR")]
     pub out_dir: PathBuf,
-    /// Image and slice size (square).
-    #[arg(long, default_value_t = 256)]
+    /// Image and slice size (square), 16 to 8192.
+    #[arg(long, default_value_t = 256, value_parser = |s: &str| super::num::count(s, 8192))]
     pub size: usize,
     /// Also write ct_like.nii.gz and mr_like.nii.gz with this many slices.
-    #[arg(long, value_name = "SLICES")]
+    #[arg(long, value_name = "SLICES", value_parser = |s: &str| super::num::count(s, 4096))]
     pub depth: Option<usize>,
     /// Replace existing files.
     #[arg(short, long)]

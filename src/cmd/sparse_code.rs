@@ -1,6 +1,6 @@
 //! `csfuse sparse-code IMAGE --dict D.npy --lambda L --out-coef X.npy`: one CBPDN solve.
 
-use super::distinct_outputs;
+use super::num;
 use csfuse::backend::{self, max_diffs, rel_diff, Backend, Validation};
 use csfuse::cbpdn::CbpdnOptions;
 use csfuse::dictionary::Dictionary;
@@ -30,31 +30,31 @@ pub struct Args {
     #[arg(long, value_name = "D.npy")]
     pub dict: PathBuf,
     /// l1 weight lambda.
-    #[arg(long = "lambda", value_name = "L")]
+    #[arg(long = "lambda", value_name = "L", value_parser = num::positive)]
     pub lambda: f64,
     /// Initial ADMM penalty [default: 50 lambda + 1].
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", value_parser = num::positive)]
     pub rho: Option<f64>,
     /// Over-relaxation parameter alpha, in (0, 2).
-    #[arg(long, value_name = "A", default_value_t = 1.8)]
+    #[arg(long, value_name = "A", default_value_t = 1.8, value_parser = num::relax)]
     pub relax: f64,
     /// Keep rho fixed (no residual balancing).
     #[arg(long)]
     pub no_auto_rho: bool,
     /// Iteration cap.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = |s: &str| num::count(s, 1_000_000))]
     pub iters: usize,
     /// Relative stop tolerance on both residuals (0 runs exactly --iters iterations).
-    #[arg(long, value_name = "T", default_value_t = 1e-3)]
+    #[arg(long, value_name = "T", default_value_t = 1e-3, value_parser = num::non_negative)]
     pub tol: f64,
     /// Absolute stop tolerance.
-    #[arg(long, value_name = "T", default_value_t = 0.0)]
+    #[arg(long, value_name = "T", default_value_t = 0.0, value_parser = num::non_negative)]
     pub abs_tol: f64,
     /// Per-filter l1 weights, comma-separated (one per filter).
     #[arg(long, value_name = "W,...", value_delimiter = ',')]
     pub l1_weights: Option<Vec<f64>>,
     /// Code the high-pass part: subtract a Tikhonov low-pass with this lambda (60 in CS-MCA).
-    #[arg(long, value_name = "LAM")]
+    #[arg(long, value_name = "LAM", value_parser = num::positive)]
     pub highpass: Option<f64>,
     /// Where to write the coefficient maps, .npy (H, W, M).
     #[arg(long, value_name = "X.npy")]
@@ -81,7 +81,6 @@ pub fn run(args: Args) -> Result<()> {
         &[args.image.as_path(), args.dict.as_path()],
         args.force,
     )?;
-    distinct_outputs(&[&args.out_coef])?;
     let img = read_gray(&args.image)?;
     let dict = Dictionary::load(&args.dict)?;
     dict.check_fits(img.plane.h, img.plane.w)?;
@@ -113,6 +112,12 @@ pub fn run(args: Args) -> Result<()> {
     }
     let (sc, desc, adapter, validation) = (run.result, run.engine, run.adapter, run.validation);
     let (st, coef) = (sc.stats, sc.coef);
+    st.check_finite("sparse coding")?;
+    if coef.data.iter().any(|v| !v.is_finite()) {
+        return Err(csfuse::Error::Numerical(
+            "the coefficient maps hold NaN or Inf; nothing written".into(),
+        ));
+    }
     let dtype = match args.precision {
         Precision::F32 => NpyDtype::F32,
         Precision::F64 => NpyDtype::F64,

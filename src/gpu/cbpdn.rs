@@ -10,7 +10,7 @@ use super::fft::GpuFft2;
 use super::kernels::{self, Item};
 use crate::cbpdn::{data_fidelity, rho_factor, CbpdnOptions, PassNorms, SolveStats};
 use crate::dictionary::Dictionary;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fft2::Fft2;
 use rustfft::num_complex::Complex;
 use std::time::Instant;
@@ -164,6 +164,7 @@ pub fn solve(
     let t1 = Instant::now();
     let mut ran = 0;
     while ran < opts.max_iter && st.iter().any(|s| s.active) {
+        crate::fault::gpu_iteration().map_err(|m| Error::Gpu(format!("{}: {m}", gpu.desc)))?;
         let mut enc = gpu.encoder();
         if ran > 0 {
             if scales.iter().any(|f| *f != 1.0) {

@@ -224,6 +224,8 @@ impl Gpu {
                 self.max_binding() >> 20
             )));
         }
+        crate::fault::gpu_buffer()
+            .map_err(|m| Error::Gpu(format!("{}: {m} for {label}", self.desc)))?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),

@@ -88,3 +88,22 @@ pub fn full_range_8bit(dir: &Path, name: &str) -> image::GrayImage {
     g.save(dir.join(format!("{name}8.png"))).unwrap();
     g
 }
+
+/// A temp folder with the phantoms at `size` (`ct_like.png`, `mr_like.png`, `pet_like.png`).
+pub fn phantom_dir(size: usize) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let n = size.to_string();
+    let o = csfuse(&["phantom", "--size", &n, "--out-dir", "."], d.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    d
+}
+
+/// The paths in `dir`, sorted.
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}

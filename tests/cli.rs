@@ -3,7 +3,7 @@
 
 mod common;
 use common::{csfuse, csfuse_env, files_in, read_json, reference, stderr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A temp folder with a 64x64 phantom pair (and the PET-like colour image).
 fn workdir() -> tempfile::TempDir {

@@ -37,6 +37,13 @@ enum Command {
     Bench(cmd::bench::Args),
     Phantom(cmd::phantom::Args),
     Devices(cmd::devices::Args),
+    /// Print a shell completion script (e.g. `csfuse completions bash > ~/.local/share/bash-completion/completions/csfuse`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page in roff (e.g. `csfuse man > csfuse.1 && man ./csfuse.1`).
+    Man,
 }
 
 fn main() {
@@ -79,6 +86,21 @@ fn main() {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Phantom(a) => cmd::phantom::run(a),
         Command::Devices(a) => cmd::devices::run(a),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "csfuse", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                // `csfuse man | head` closes the pipe early; that is not an error.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(csfuse::Error::io("standard output", e))
+                }
+                _ => Ok(()),
+            }
+        }
     };
     if let Err(e) = result {
         eprintln!("csfuse: error: {e}");

@@ -27,6 +27,7 @@ fn crop(p: &Plane, h: usize, w: usize) -> Plane {
 /// Check `(D^H D + rho I) X = D^H S + rho YU` bin by bin, in f64, with the reference dictionary on an
 /// odd, non-power-of-two size.
 #[test]
+#[ignore = "needs the published reference data: set CSFUSE_REFERENCE_DIR to shared/data/csmca_reference, then pass --include-ignored"]
 fn x_step_solves_its_linear_system() {
     let dict = Dictionary::load(&reference("Dc_8_8_32.npy")).unwrap();
     let (h, w) = (181, 217);
@@ -83,6 +84,7 @@ fn solve<T: Real>(
 }
 
 #[test]
+#[ignore = "needs the published reference data: set CSFUSE_REFERENCE_DIR to shared/data/csmca_reference, then pass --include-ignored"]
 fn objective_falls_on_a_real_image_and_f32_matches_f64() {
     let dict = Dictionary::load(&reference("Dt_8_8_32.npy")).unwrap();
     let s = detail_of("source1.tif");
@@ -126,6 +128,7 @@ fn objective_falls_on_a_real_image_and_f32_matches_f64() {
 /// The reported objective equals a direct spatial evaluation of 1/2||D*X - s||^2 + lam ||X||_1 for
 /// the primal X of the last iteration (what SPORCO reports by default).
 #[test]
+#[ignore = "needs the published reference data: set CSFUSE_REFERENCE_DIR to shared/data/csmca_reference, then pass --include-ignored"]
 fn reported_objective_matches_direct_evaluation() {
     let dict = Dictionary::load(&reference("Dc_8_8_32.npy")).unwrap();
     let s = crop(&detail_of("source2.tif"), 99, 130);
@@ -200,6 +203,7 @@ fn fft_roundtrip_on_odd_and_prime_sizes() {
 /// The fused pass (forward FFT of Y - U inside the shrink pass) and the plain sequence of batches do the
 /// same arithmetic: identical iterates, rho and statistics, with auto-rho changing rho along the way.
 #[test]
+#[ignore = "needs the published reference data: set CSFUSE_REFERENCE_DIR to shared/data/csmca_reference, then pass --include-ignored"]
 fn fused_forward_fft_changes_nothing() {
     let dict = Dictionary::load(&reference("Dt_8_8_32.npy")).unwrap();
     let s = crop(&detail_of("source1.tif"), 120, 97);

@@ -2,7 +2,7 @@
 //! message that names the file, a non-zero exit code, and nothing written.
 
 mod common;
-use common::{csfuse, csfuse_env, files_in, read_json, reference, stderr};
+use common::{csfuse, csfuse_env, files_in, read_json, stderr};
 use std::path::Path;
 
 /// A temp folder with a 64x64 phantom pair (and the PET-like colour image).
@@ -123,7 +123,10 @@ fn sixteen_bit_pair_gives_sixteen_bit_tiff_in_the_inputs_range() {
 #[test]
 fn sparse_code_prints_json_and_writes_hwm_npy() {
     let d = workdir();
-    let dict = reference("Dc_8_8_32.npy");
+    // The built-in cartoon dictionary, as a user would pass a file.
+    let dict = d.path().join("Dc.npy");
+    let dc = csfuse::assets::cartoon();
+    write_npy(&dict, &[dc.fh, dc.fw, dc.m], &dc.to_hwm());
     let o = csfuse(
         &[
             "sparse-code",
@@ -288,8 +291,15 @@ fn outputs_that_would_lose_data_are_refused() {
 /// `--backend gpu --validate` runs on whatever adapter there is (lavapipe without a GPU), passes its
 /// tolerance, names the adapter in the report, and gives the CPU engine's image to within one level.
 #[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn gpu_backend_validates_and_reports_adapter() {
     let d = workdir();
+    let dc = csfuse::assets::cartoon();
+    write_npy(
+        &d.path().join("Dc.npy"),
+        &[dc.fh, dc.fw, dc.m],
+        &dc.to_hwm(),
+    );
     let o = csfuse(
         &fuse_args(
             "g.png",
@@ -329,7 +339,7 @@ fn gpu_backend_validates_and_reports_adapter() {
             "sparse-code",
             "ct_like.png",
             "--dict",
-            &reference("Dc_8_8_32.npy").to_string_lossy(),
+            "Dc.npy",
             "--lambda",
             "0.1",
             "--iters",
@@ -391,6 +401,7 @@ fn backend_choices_fail_clearly_or_fall_back() {
 }
 
 #[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn devices_lists_adapters() {
     let d = tempfile::tempdir().unwrap();
     let o = csfuse(&["devices", "--json"], d.path());
@@ -413,4 +424,60 @@ fn devices_lists_adapters() {
     }
     let o = csfuse(&["devices"], d.path());
     assert!(String::from_utf8_lossy(&o.stdout).contains(first["name"].as_str().unwrap()));
+}
+
+/// A headless run (no display, no XDG_RUNTIME_DIR: SSH, containers, Slurm) prints only csfuse's own
+/// log lines, and nothing with -q; the GPU probing of `auto` and `devices` included.
+#[test]
+fn headless_runs_print_only_csfuse_lines() {
+    let d = workdir();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_csfuse"))
+            .args(args)
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("DISPLAY")
+            .current_dir(d.path())
+            .output()
+            .unwrap()
+    };
+    let o = run(&["-q", "fuse", "ct_like.png", "mr_like.png", "-o", "q.png"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "", "-q printed something");
+    let o = run(&["fuse", "ct_like.png", "mr_like.png", "-o", "v.png"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for line in stderr(&o).lines() {
+        assert!(
+            line.starts_with("[INFO ]") || line.starts_with("[WARN ]"),
+            "a line that is not csfuse's: {line:?}"
+        );
+    }
+    let o = run(&["devices"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("XDG_RUNTIME_DIR"), "{}", stderr(&o));
+}
+
+#[test]
+fn completions_and_man_page_are_generated() {
+    let d = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "_csfuse()"),
+        ("zsh", "#compdef csfuse"),
+        ("fish", "complete -c csfuse"),
+    ] {
+        let o = csfuse(&["completions", shell], d.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.contains(marker) && text.contains("batch"),
+            "{shell}: {text:.200}"
+        );
+    }
+    let o = csfuse(&["man"], d.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(".TH csfuse 1") && text.contains("fuse"),
+        "{text:.200}"
+    );
 }

@@ -19,6 +19,7 @@ fn rel_err(a: &[[f32; 2]], b: &[Complex<f64>]) -> f64 {
 }
 
 #[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn fft_matches_cpu_twin_on_many_sizes() {
     let gpu = common::gpu();
     let mut cache = FftCache::default();

@@ -15,6 +15,7 @@ fn to_u8(v: &[f64]) -> Vec<f64> {
 }
 
 #[test]
+#[ignore = "needs a GPU adapter (or Mesa's lavapipe: apt-get install mesa-vulkan-drivers libvulkan1) and the published reference data (CSFUSE_REFERENCE_DIR); pass --include-ignored"]
 fn gpu_fusion_matches_cpu_and_reference() {
     let a = read_gray(&reference("source1.tif")).unwrap();
     let b = read_gray(&reference("source2.tif")).unwrap();

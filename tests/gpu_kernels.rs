@@ -67,6 +67,7 @@ fn detail_plane(h: usize, w: usize) -> Plane {
 }
 
 #[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn x_step_matches_twin() {
     let gpu = common::gpu();
     let (nb, m, batch) = (109 * 181, 32, 3);
@@ -136,6 +137,7 @@ fn x_step_matches_twin() {
 }
 
 #[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn shrink_and_reduce_match_twin() {
     let gpu = common::gpu();
     let (h, w, m, batch) = (181, 217, 8, 2);
@@ -221,6 +223,7 @@ fn shrink_and_reduce_match_twin() {
 }
 
 #[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn rescale_matches_twin() {
     let gpu = common::gpu();
     let per = 5 * 97 * 101;
@@ -256,6 +259,7 @@ fn rescale_matches_twin() {
 }
 
 #[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn synthesis_matches_twin() {
     let gpu = common::gpu();
     let (nb, m, batch) = (65 * 96, 16, 2);
@@ -288,6 +292,7 @@ fn synthesis_matches_twin() {
 }
 
 #[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn elementwise_match_twins() {
     let gpu = common::gpu();
     let n = 181 * 217;
@@ -325,6 +330,7 @@ fn engines() -> (GpuEngine, CpuEngine<f32>) {
 }
 
 #[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn lowpass_matches_twin() {
     let (mut g, _) = engines();
     for (h, w) in [(181, 217), (64, 48)] {
@@ -355,6 +361,7 @@ fn lowpass_matches_twin() {
 }
 
 #[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn choose_max_matches_twin() {
     let (mut g, mut c) = engines();
     let (m, h, w) = (8, 181, 217);
@@ -395,6 +402,7 @@ fn choose_max_matches_twin() {
 }
 
 #[test]
+#[ignore = "needs a GPU adapter (or Mesa's lavapipe: apt-get install mesa-vulkan-drivers libvulkan1) and the published reference data (CSFUSE_REFERENCE_DIR); pass --include-ignored"]
 fn sparse_code_and_synthesis_match_cpu_engine() {
     let (mut g, mut c) = engines();
     let dict = Dictionary::load(&common::reference("Dc_8_8_32.npy")).unwrap();

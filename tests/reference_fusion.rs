@@ -10,6 +10,7 @@ use csfuse::io::{quantize, read_gray, BitDepth};
 use csfuse::real::Precision;
 
 #[test]
+#[ignore = "needs the published reference data: set CSFUSE_REFERENCE_DIR to shared/data/csmca_reference, then pass --include-ignored"]
 fn reference_pair_matches_published_output() {
     let a = read_gray(&reference("source1.tif")).unwrap();
     let b = read_gray(&reference("source2.tif")).unwrap();

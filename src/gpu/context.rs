@@ -47,9 +47,26 @@ impl std::fmt::Display for AdapterDesc {
     }
 }
 
+/// On a headless machine (SSH, container, Slurm job) Mesa's Wayland probing prints "error:
+/// XDG_RUNTIME_DIR is invalid or not set" twice for every instance, even when the run succeeds.
+/// An absolute XDG_RUNTIME_DIR silences it (the Wayland connection then just fails); a session that
+/// has one keeps it.
+fn quiet_headless() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let set = std::env::var_os("XDG_RUNTIME_DIR")
+            .is_some_and(|d| std::path::Path::new(&d).is_absolute());
+        if !set {
+            // Set once, before any wgpu or Mesa code runs in this process.
+            std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+        }
+    });
+}
+
 /// Adapters of the backends `WGPU_BACKEND` names (e.g. `vulkan`, `gl`); without it the primary
 /// backends (Vulkan, Metal, DX12), then GL only if those have none (GL probing is noisy and slower).
 fn adapters() -> Vec<wgpu::Adapter> {
+    quiet_headless();
     let enumerate = |backends| {
         let mut d = wgpu::InstanceDescriptor::new_without_display_handle();
         d.backends = backends;

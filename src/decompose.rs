@@ -61,12 +61,14 @@ pub struct Components {
     pub texture_stats: SolveStats,
 }
 
+/// CS-MCA of one detail layer; `on_solve` is called after each of its `2 * outer_iters` solves.
 pub fn decompose(
     engine: &mut dyn Engine,
     detail: &Plane,
     dc: &Dictionary,
     dt: &Dictionary,
     p: &McaParams,
+    on_solve: &mut dyn FnMut(),
 ) -> Result<Components> {
     let mut texture = Plane::zeros(detail.h, detail.w);
     let mut last = None;
@@ -76,10 +78,12 @@ pub fn decompose(
         let target = detail.sub(&texture);
         let c = engine.sparse_code(dc, &target, &p.cbpdn(lam, 50.0 * lam + 1.0))?;
         c.stats.check_finite("cartoon sparse coding")?;
+        on_solve();
         let cartoon = engine.synthesize(dc, &c.coef)?;
         let target = detail.sub(&cartoon);
         let tx = engine.sparse_code(dt, &target, &p.cbpdn(lam, p.texture_rho))?;
         tx.stats.check_finite("texture sparse coding")?;
+        on_solve();
         texture = engine.synthesize(dt, &tx.coef)?;
         last = Some((c, cartoon, tx));
     }

@@ -73,6 +73,20 @@ pub fn fuse_pair(
     dt: &Dictionary,
     p: &FuseParams,
 ) -> Result<FuseOutput> {
+    fuse_pair_observed(engine, a, b, dc, dt, p, &mut || {})
+}
+
+/// [`fuse_pair`], calling `on_solve` after each of the `4 * outer_iters` sparse-coding solves of
+/// the generic pipeline (for a progress bar; an engine that fuses on its own device reports none).
+pub fn fuse_pair_observed(
+    engine: &mut dyn Engine,
+    a: &Plane,
+    b: &Plane,
+    dc: &Dictionary,
+    dt: &Dictionary,
+    p: &FuseParams,
+    on_solve: &mut dyn FnMut(),
+) -> Result<FuseOutput> {
     if (a.h, a.w) != (b.h, b.w) {
         return Err(Error::Param(format!(
             "sources differ in size: {}x{} and {}x{}",
@@ -81,7 +95,7 @@ pub fn fuse_pair(
     }
     let out = match engine.fuse_resident(a, b, dc, dt, p) {
         Some(out) => out?,
-        None => fuse_by_operations(engine, a, b, dc, dt, p)?,
+        None => fuse_by_operations(engine, [a, b], [dc, dt], p, on_solve)?,
     };
     check_finite(&out)?;
     Ok(out)
@@ -108,11 +122,10 @@ fn check_finite(out: &FuseOutput) -> Result<()> {
 /// The generic pipeline of single engine operations.
 fn fuse_by_operations(
     engine: &mut dyn Engine,
-    a: &Plane,
-    b: &Plane,
-    dc: &Dictionary,
-    dt: &Dictionary,
+    [a, b]: [&Plane; 2],
+    [dc, dt]: [&Dictionary; 2],
     p: &FuseParams,
+    on_solve: &mut dyn FnMut(),
 ) -> Result<FuseOutput> {
     let t_all = Instant::now();
     let mut times = StageTimes::default();
@@ -127,12 +140,12 @@ fn fuse_by_operations(
         p.mca.outer_iters
     );
     let t = Instant::now();
-    let ca = decompose(engine, &high_a, dc, dt, &p.mca)?;
+    let ca = decompose(engine, &high_a, dc, dt, &p.mca, on_solve)?;
     log::debug!(
         "source B: CS-MCA decomposition ({:.1} s for A)",
         ms_since(t) / 1e3
     );
-    let cb = decompose(engine, &high_b, dc, dt, &p.mca)?;
+    let cb = decompose(engine, &high_b, dc, dt, &p.mca, on_solve)?;
     times.decompose_ms = ms_since(t);
 
     let t = Instant::now();

@@ -7,7 +7,7 @@ use crate::colour;
 use crate::dictionary::Dictionary;
 use crate::engine::cpu_engine;
 use crate::error::{Error, Result};
-use crate::fuse::{fuse_pair, FuseOutput, FuseParams};
+use crate::fuse::{fuse_pair, fuse_pair_observed, FuseOutput, FuseParams};
 use crate::intensity::{output_scaling, pair_scalings, IntensityRange, Scaling};
 use crate::io::{self, Raster, SampleFormat};
 use crate::montage::{self, Panel};
@@ -282,19 +282,24 @@ pub fn fuse_images(
         ra.h,
         colour_rule(&ua, &ub)
     );
+    // A bar over the sparse-coding solves on a terminal; the log is unchanged.
+    let solves = 4 * opts.params.mca.outer_iters as u64;
+    let mut bar = Progress::bar_only(solves, "sparse-coding solves", opts.progress);
     let (fo, validation) = s.run(
         |e| {
-            fuse_pair(
+            fuse_pair_observed(
                 e,
                 &ua.luma,
                 &ub.luma,
                 &opts.cartoon,
                 &opts.texture,
                 &opts.params,
+                &mut || bar.inc(1),
             )
         },
         compare,
     )?;
+    bar.finish();
     let inputs = json!([describe_raster(a, &ra, &sa), describe_raster(b, &rb, &sb)]);
     let mut report = match report_head(inputs, s, validation) {
         Ok(r) => r,

@@ -15,6 +15,14 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// A bar on a terminal and nothing else: for a single job, whose log stays as it was.
+    pub fn bar_only(total: u64, what: &'static str, show: bool) -> Self {
+        let mut p = Self::new(total, what, show);
+        p.next_log = u64::MAX;
+        p.total = p.total.max(1);
+        p
+    }
+
     /// Progress over `total` units named `what` ("slices"); `show = false` keeps it silent.
     pub fn new(total: u64, what: &'static str, show: bool) -> Self {
         let bar = (show && std::io::stderr().is_terminal() && log::log_enabled!(log::Level::Info))
@@ -46,7 +54,9 @@ impl Progress {
         self.done += n;
         if let Some(b) = &self.bar {
             b.set_position(self.done);
-        } else if self.done >= self.next_log || self.done == self.total {
+        } else if self.done >= self.next_log
+            || (self.done == self.total && self.next_log != u64::MAX)
+        {
             let secs = self.start.elapsed().as_secs_f64();
             let rate = self.done as f64 / secs.max(1e-9);
             let eta = (self.total - self.done.min(self.total)) as f64 / rate.max(1e-9);

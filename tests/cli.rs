@@ -481,3 +481,23 @@ fn completions_and_man_page_are_generated() {
         "{text:.200}"
     );
 }
+
+/// On a terminal a single fusion shows a bar over its sparse-coding solves (through `script`, which
+/// gives the program a pseudo-terminal); on a pipe it prints only its log lines (see the test above).
+#[test]
+fn a_single_fusion_shows_a_progress_bar_on_a_terminal() {
+    let d = workdir();
+    let bin = env!("CARGO_BIN_EXE_csfuse");
+    let o = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{bin} fuse ct_like.png mr_like.png -o f.png --backend cpu"),
+            "/dev/null",
+        ])
+        .current_dir(d.path())
+        .output()
+        .expect("`script` (util-linux) runs the program on a pseudo-terminal");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(tty.contains("24/24 sparse-coding solves"), "{tty}");
+}

@@ -173,7 +173,7 @@ impl IntensityRange {
                 s
             }
             IntensityRange::Percentile { lo, hi } => {
-                let (l, h) = (percentile(samples, lo), percentile(samples, hi));
+                let (l, h) = percentiles(samples, lo, hi);
                 Scaling {
                     lo: l,
                     hi: h,
@@ -191,15 +191,25 @@ impl IntensityRange {
     }
 }
 
-/// The `p`-th percentile (0..=100) by the nearest-rank rule on a sorted copy.
-pub fn percentile(samples: &[f64], p: f64) -> f64 {
+/// The `lo`-th and `hi`-th percentiles (0 <= lo <= hi <= 100, nearest rank), from one copy of the
+/// samples (volumes are large: one copy, two partial selections).
+pub fn percentiles(samples: &[f64], lo: f64, hi: f64) -> (f64, f64) {
     if samples.is_empty() {
-        return 0.0;
+        return (0.0, 0.0);
     }
     let mut v: Vec<f64> = samples.to_vec();
-    let k = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
-    let k = k.min(v.len() - 1);
-    *v.select_nth_unstable_by(k, f64::total_cmp).1
+    let rank = |p: f64| (((p / 100.0) * (v.len() - 1) as f64).round() as usize).min(v.len() - 1);
+    let (k_lo, k_hi) = (rank(lo), rank(hi));
+    let (_, at_lo, above) = v.select_nth_unstable_by(k_lo, f64::total_cmp);
+    let at_lo = *at_lo;
+    let at_hi = if k_hi == k_lo {
+        at_lo
+    } else {
+        *above
+            .select_nth_unstable_by(k_hi - k_lo - 1, f64::total_cmp)
+            .1
+    };
+    (at_lo, at_hi)
 }
 
 /// Warn when 99 % of the samples fill under a tenth of the min-max range: one hot pixel or a metal
@@ -209,7 +219,7 @@ fn warn_outliers(samples: &[f64], s: &Scaling, name: &str) {
     if span <= 0.0 || samples.len() < 100 {
         return;
     }
-    let (p_lo, p_hi) = (percentile(samples, 0.5), percentile(samples, 99.5));
+    let (p_lo, p_hi) = percentiles(samples, 0.5, 99.5);
     if p_hi - p_lo < 0.1 * span {
         log::warn!(
             "{name}: 99% of the samples lie in [{p_lo}, {p_hi}], under a tenth of the range [{}, {}]; \
@@ -287,6 +297,27 @@ mod tests {
         assert_eq!(o, other);
         let out = output_scaling(&[c, o], None);
         assert_eq!(out.from_unit(0.5), 500.0);
+    }
+
+    #[test]
+    fn percentiles_match_a_full_sort() {
+        let v: Vec<f64> = (0..1001).map(|i| ((i * 7919) % 1001) as f64).collect();
+        let mut sorted = v.clone();
+        sorted.sort_by(f64::total_cmp);
+        for (lo, hi) in [
+            (0.0, 100.0),
+            (0.5, 99.5),
+            (25.0, 75.0),
+            (50.0, 50.0),
+            (10.0, 10.2),
+        ] {
+            let rank = |p: f64| ((p / 100.0) * 1000.0).round() as usize;
+            assert_eq!(
+                percentiles(&v, lo, hi),
+                (sorted[rank(lo)], sorted[rank(hi)]),
+                "{lo}, {hi}"
+            );
+        }
     }
 
     #[test]

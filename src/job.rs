@@ -487,7 +487,8 @@ pub fn fuse_volumes(
     let (h, w) = slicer.shape();
     opts.cartoon.check_fits(h, w)?;
     opts.texture.check_fits(h, w)?;
-    // Both volumes and the result as f32, the larger read's transient, the writer's copy.
+    // Both volumes and the result as f32, the larger read's transient (which also covers the
+    // intensity range's two f64 copies), the writer's copy.
     let fixed = 12 * ia.voxels() + ia.read_bytes().max(ib.read_bytes()) + 8 * ia.voxels();
     let per_slice = slice_bytes(h, w, opts);
     let budget = check_memory(

@@ -311,60 +311,75 @@ pub fn montage_path(out: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// An output's sidecar as csfuse wrote it (`None` when missing, unreadable or not csfuse's).
-pub fn read_sidecar(out: &Path) -> Option<Value> {
-    let text = std::fs::read(sidecar_path(out)).ok()?;
-    let side = serde_json::from_slice::<Value>(&text).ok()?;
-    side.get("csfuse_version").is_some().then_some(side)
+/// What is on disk for an item, read once: its sidecar (when csfuse wrote it) and the SHA-256 of
+/// its output and montage (when they exist).
+pub struct OnDisk {
+    out: PathBuf,
+    side: Option<Value>,
+    /// A file is at the sidecar's path, csfuse's or not.
+    side_exists: bool,
+    out_sha: Option<String>,
+    montage_sha: Option<String>,
 }
 
-/// Whether `file` holds exactly what `record` (a sidecar's `{"path", "sha256"}`) says csfuse wrote.
-fn matches_record(file: &Path, record: &Value) -> bool {
-    match (record["sha256"].as_str(), sha256_file(file)) {
-        (Some(want), Ok(have)) => want == have,
-        _ => false,
+impl OnDisk {
+    pub fn read(out: &Path, montage: bool) -> Self {
+        let side_path = sidecar_path(out);
+        let side = std::fs::read(&side_path)
+            .ok()
+            .and_then(|t| serde_json::from_slice::<Value>(&t).ok())
+            .filter(|v| v.get("csfuse_version").is_some());
+        let hash = |p: &Path| p.exists().then(|| sha256_file(p).ok()).flatten();
+        OnDisk {
+            out: out.to_path_buf(),
+            side,
+            side_exists: side_path.exists(),
+            out_sha: hash(out),
+            montage_sha: montage.then(|| hash(&montage_path(out))).flatten(),
+        }
     }
-}
 
-/// The files of an item (output, sidecar, montage) that exist and that csfuse's sidecar does not
-/// vouch for: they were not written by csfuse, or were changed since. Batch replaces them only
-/// with `--force`.
-pub fn foreign_files(out: &Path, montage: bool) -> Vec<PathBuf> {
-    let side = read_sidecar(out);
-    let mut foreign = Vec::new();
-    let side_path = sidecar_path(out);
-    if side_path.exists() && side.is_none() {
-        foreign.push(side_path);
+    /// Whether the sidecar records `sha` for `key` (`output`, `montage`).
+    fn vouches(&self, key: &str, sha: &Option<String>) -> bool {
+        match (&self.side, sha) {
+            (Some(side), Some(sha)) => side[key]["sha256"].as_str() == Some(sha),
+            _ => false,
+        }
     }
-    let empty = Value::Null;
-    let side = side.as_ref().unwrap_or(&empty);
-    if out.exists() && !matches_record(out, &side["output"]) {
-        foreign.push(out.to_path_buf());
-    }
-    let m = montage_path(out);
-    if montage && m.exists() && !matches_record(&m, &side["montage"]) {
-        foreign.push(m);
-    }
-    foreign
-}
 
-/// Whether `out` is finished for these inputs and parameters: its sidecar records the same input
-/// hashes and parameters, and the output's own hash (so a truncated or replaced output is redone);
-/// with `montage`, the montage's too.
-pub fn up_to_date(out: &Path, inputs: &Value, params: &Value, montage: bool) -> bool {
-    let Some(side) = read_sidecar(out) else {
-        return false;
-    };
-    let hashes = |v: &Value| -> Vec<Value> {
-        v.as_array()
-            .map(|a| a.iter().map(|r| r["sha256"].clone()).collect())
-            .unwrap_or_default()
-    };
-    if hashes(&side["inputs"]) != hashes(inputs) || side["parameters"] != *params {
-        return false;
+    /// Whether the item is finished for these inputs and parameters: its sidecar records the same
+    /// input hashes and parameters, and the hashes of the output (so a truncated or replaced output
+    /// is redone) and, with `montage`, of the montage.
+    pub fn up_to_date(&self, inputs: &Value, params: &Value, montage: bool) -> bool {
+        let Some(side) = &self.side else {
+            return false;
+        };
+        let hashes = |v: &Value| -> Vec<Value> {
+            v.as_array()
+                .map(|a| a.iter().map(|r| r["sha256"].clone()).collect())
+                .unwrap_or_default()
+        };
+        hashes(&side["inputs"]) == hashes(inputs)
+            && side["parameters"] == *params
+            && self.vouches("output", &self.out_sha)
+            && (!montage || self.vouches("montage", &self.montage_sha))
     }
-    matches_record(out, &side["output"])
-        && (!montage || matches_record(&montage_path(out), &side["montage"]))
+
+    /// The item's files (output, sidecar, montage) that exist but that no csfuse sidecar vouches
+    /// for: not written by csfuse, or changed since. Batch replaces them only with `--force`.
+    pub fn foreign(&self) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        if self.side_exists && self.side.is_none() {
+            v.push(sidecar_path(&self.out));
+        }
+        if self.out_sha.is_some() && !self.vouches("output", &self.out_sha) {
+            v.push(self.out.clone());
+        }
+        if self.montage_sha.is_some() && !self.vouches("montage", &self.montage_sha) {
+            v.push(montage_path(&self.out));
+        }
+        v
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 use super::fuse::FuseOpts;
 use super::json_bytes;
 use csfuse::batch::{
-    foreign_files, input_records, montage_path, parameters, read_list, sha256_file, sidecar_path,
-    up_to_date, Item, Shard,
+    input_records, montage_path, parameters, read_list, sha256_file, sidecar_path, Item, OnDisk,
+    Shard,
 };
 use csfuse::job::{check_job, fuse_files, kind, path_text, JobOptions, Kind};
 use csfuse::output::{canonical_target, probe_writable, remove_stale_temps, OutputSet};
@@ -71,7 +71,7 @@ const USAGE: i32 = 2;
 
 /// Everything checked before any item runs: the shard, the list, the options, every item's files
 /// and the output folder. An error here is a usage error.
-fn plan(args: &Args) -> Result<(Shard, Vec<Item>, JobOptions)> {
+fn plan(args: &Args) -> Result<(Shard, Vec<Item>, JobOptions, PathBuf)> {
     let shard = match args.shard {
         Some(s) if args.shards.is_some_and(|n| n != s.count) => {
             return Err(Error::Param(format!(
@@ -119,7 +119,7 @@ fn plan(args: &Args) -> Result<(Shard, Vec<Item>, JobOptions)> {
         }
     }
     std::fs::create_dir_all(&args.out_dir).map_err(|e| Error::io(&args.out_dir, e))?;
-    Ok((shard, mine, opts))
+    Ok((shard, mine, opts, root))
 }
 
 /// A folder's canonical path, whether or not it exists yet: its deepest existing ancestor with
@@ -176,7 +176,7 @@ fn confined(p: &Path, root: &Path) -> Result<()> {
 }
 
 pub fn run(args: Args) -> i32 {
-    let (shard, mine, opts) = match plan(&args) {
+    let (shard, mine, opts, root) = match plan(&args) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("csfuse: error: {e}");
@@ -196,7 +196,7 @@ pub fn run(args: Args) -> i32 {
     let t0 = Instant::now();
     for (k, it) in mine.iter().enumerate() {
         let tag = format!("[{}/{}] line {}", k + 1, mine.len(), it.line);
-        match run_item(it, &opts, &params, &args, &mut session) {
+        match run_item(it, &opts, &params, &args, &root, &mut session) {
             Ok(true) => {
                 fused += 1;
                 log::info!("{tag}: wrote {}", it.out.display());
@@ -240,13 +240,15 @@ fn run_item(
     opts: &JobOptions,
     params: &serde_json::Value,
     args: &Args,
+    root: &Path,
     session: &mut Option<csfuse::backend::Session>,
 ) -> Result<bool> {
     let inputs = input_records(it)?;
-    if up_to_date(&it.out, &inputs, params, args.montage) {
+    let on_disk = OnDisk::read(&it.out, args.montage);
+    if on_disk.up_to_date(&inputs, params, args.montage) {
         return Ok(false);
     }
-    let foreign = foreign_files(&it.out, args.montage);
+    let foreign = on_disk.foreign();
     if let (Some(f), false) = (foreign.first(), args.force) {
         return Err(Error::BadOutput {
             path: f.clone(),
@@ -254,16 +256,15 @@ fn run_item(
                 .into(),
         });
     }
+    // Confined before the folders are made, so a symlink cannot make them elsewhere.
+    let outs = item_outputs(it, args.montage);
+    for p in &outs {
+        confined(p, root)?;
+    }
     if let Some(dir) = it.out.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let root = args
-        .out_dir
-        .canonicalize()
-        .map_err(|e| Error::io(&args.out_dir, e))?;
-    let outs = item_outputs(it, args.montage);
     for p in &outs {
-        confined(p, &root)?;
         remove_stale_temps(p);
         probe_writable(p)?;
     }

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::fault;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -279,8 +279,7 @@ fn alive(pid: u32) -> bool {
 
 /// The owner a temp's name records after `prefix`: `(host, pid)`; an old-style name holds the
 /// pid alone (and this host).
-fn temp_owner(rest: &OsStr) -> Option<(String, u32)> {
-    let rest = rest.to_string_lossy();
+fn temp_owner(rest: &str) -> Option<(String, u32)> {
     let digits_end = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     if let Some(i) = rest.rfind('-') {
         let (h, tail) = (&rest[..i], &rest[i + 1..]);
@@ -289,7 +288,7 @@ fn temp_owner(rest: &OsStr) -> Option<(String, u32)> {
             return Some((h.to_string(), tail[..n].parse().ok()?));
         }
     }
-    let n = digits_end(&rest);
+    let n = digits_end(rest);
     (n > 0).then(|| Some((host().to_string(), rest[..n].parse().ok()?)))?
 }
 
@@ -311,9 +310,7 @@ pub fn remove_stale_temps(path: &Path) {
         let Some(rest) = fname.as_encoded_bytes().strip_prefix(prefix.as_slice()) else {
             continue;
         };
-        // SAFETY: `rest` is a suffix of an OsStr split after ASCII bytes of the prefix.
-        let rest = unsafe { OsStr::from_encoded_bytes_unchecked(rest) };
-        match temp_owner(rest) {
+        match temp_owner(&String::from_utf8_lossy(rest)) {
             Some((h, pid)) if h == host() && (pid == std::process::id() || !alive(pid)) => {
                 log::info!("removing {} left by an interrupted run", e.path().display());
                 remove_any(&e.path());
@@ -327,16 +324,19 @@ pub fn remove_stale_temps(path: &Path) {
     }
 }
 
-/// Canonical form of a path that may not exist yet (canonical parent + file name).
+/// Canonical form of a path that may not exist yet: its deepest existing ancestor with symlinks
+/// resolved, and the rest of its components as given (they do not exist, so hold no symlinks).
 pub fn canonical_target(p: &Path) -> Option<PathBuf> {
-    if let Ok(c) = p.canonicalize() {
-        return Some(c);
+    let abs = std::path::absolute(p).ok()?;
+    let mut base = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = base.canonicalize() {
+            return Some(rest.iter().rev().fold(c, |acc, part| acc.join(part)));
+        }
+        rest.push(base.file_name()?);
+        base = base.parent()?;
     }
-    let parent = match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.canonicalize().ok()?,
-        _ => std::env::current_dir().ok()?,
-    };
-    Some(parent.join(p.file_name()?))
 }
 
 /// Whether two paths name the same file (after resolving symlinks and `.`/`..`), whether or not
@@ -415,17 +415,11 @@ mod tests {
         let rest = name.strip_prefix(".f.png.csfuse-tmp-").unwrap();
         let rest = rest.strip_suffix('x').unwrap();
         assert_eq!(
-            temp_owner(OsStr::new(rest)),
+            temp_owner(rest),
             Some((host().to_string(), std::process::id()))
         );
-        assert_eq!(
-            temp_owner(OsStr::new("1234")),
-            Some((host().to_string(), 1234))
-        );
-        assert_eq!(
-            temp_owner(OsStr::new("node7-99.probe")),
-            Some(("node7".into(), 99))
-        );
+        assert_eq!(temp_owner("1234"), Some((host().to_string(), 1234)));
+        assert_eq!(temp_owner("node7-99.probe"), Some(("node7".into(), 99)));
     }
 
     #[test]

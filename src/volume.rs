@@ -73,8 +73,9 @@ pub fn read_info(path: &Path) -> Result<VolumeInfo> {
         .take(2)
         .read_to_end(&mut head)
         .map_err(|e| Error::io(path, e))?;
-    let rest = std::io::Read::chain(std::io::Cursor::new(head.clone()), r);
-    if is_gzip(&head) {
+    let gz = is_gzip(&head);
+    let rest = std::io::Read::chain(std::io::Cursor::new(head), r);
+    if gz {
         header_info(path, flate2::read::GzDecoder::new(rest), None)
     } else {
         header_info(path, rest, Some(file_len))

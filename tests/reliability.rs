@@ -400,6 +400,21 @@ fn hole04_batch_outputs_stay_inside_out_dir_through_symlinks() {
     assert!(files_in(outside.path()).is_empty());
 }
 
+/// The confinement check must accept an absolute --out-dir that does not exist yet (its deepest
+/// existing folder lies above it).
+#[test]
+fn hole04_a_new_absolute_out_dir_is_inside_itself() {
+    let d = workdir();
+    std::fs::write(d.path().join("list.csv"), "ct_like.png,mr_like.png,f.png\n").unwrap();
+    let out = d.path().join("new/deeper");
+    let o = csfuse(
+        &["batch", "list.csv", "--out-dir", out.to_str().unwrap()],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("f.png.json").exists());
+}
+
 // ---- Hole 5: concurrent runs -------------------------------------------------------------------
 
 #[test]

@@ -101,7 +101,10 @@ fn plan(args: &Args) -> Result<(Shard, Vec<Item>, JobOptions, PathBuf)> {
         inputs.extend(canonical_target(p));
     }
     inputs.extend(canonical_target(&args.list));
-    let root = canonical_dir(&args.out_dir).map_err(|e| Error::io(&args.out_dir, e))?;
+    let root = canonical_target(&args.out_dir).ok_or_else(|| Error::BadOutput {
+        path: args.out_dir.clone(),
+        msg: "cannot resolve this folder".into(),
+    })?;
     let mine: Vec<Item> = items.into_iter().filter(|i| shard.takes(i)).collect();
     for it in &mine {
         let at = |e: Error| Error::Param(format!("{}:{}: {e}", args.list.display(), it.line));
@@ -122,26 +125,6 @@ fn plan(args: &Args) -> Result<(Shard, Vec<Item>, JobOptions, PathBuf)> {
     Ok((shard, mine, opts, root))
 }
 
-/// A folder's canonical path, whether or not it exists yet: its deepest existing ancestor with
-/// symlinks resolved, and the rest as given.
-fn canonical_dir(p: &Path) -> std::io::Result<PathBuf> {
-    let p = std::path::absolute(p)?;
-    let mut base = p.as_path();
-    let mut rest = Vec::new();
-    loop {
-        match base.canonicalize() {
-            Ok(c) => return Ok(rest.iter().rev().fold(c, |acc, part| acc.join(part))),
-            Err(e) => match (base.parent(), base.file_name()) {
-                (Some(parent), Some(name)) => {
-                    rest.push(name.to_os_string());
-                    base = parent;
-                }
-                _ => return Err(e),
-            },
-        }
-    }
-}
-
 /// The files an item writes: output, sidecar (last, it marks the item done) and montage.
 fn item_outputs(it: &Item, montage: bool) -> Vec<PathBuf> {
     let mut v = vec![it.out.clone()];
@@ -152,27 +135,21 @@ fn item_outputs(it: &Item, montage: bool) -> Vec<PathBuf> {
     v
 }
 
-/// Refuse an output that a symlinked folder would place outside --out-dir: its deepest existing
-/// folder, with symlinks resolved, must lie inside `root` (the canonical --out-dir).
+/// Refuse an output that a symlinked folder would place outside --out-dir: its folder, with
+/// symlinks resolved, must lie inside `root` (the canonical --out-dir).
 fn confined(p: &Path, root: &Path) -> Result<()> {
-    let mut dir = p.parent();
-    while let Some(d) = dir {
-        if let Ok(c) = d.canonicalize() {
-            if c.starts_with(root) {
-                return Ok(());
-            }
-            return Err(Error::BadOutput {
-                path: p.to_path_buf(),
-                msg: format!(
-                    "its folder resolves to {}, outside --out-dir {}; outputs stay inside it",
-                    c.display(),
-                    root.display()
-                ),
-            });
-        }
-        dir = d.parent();
+    let dir = p.parent().and_then(canonical_target);
+    match dir {
+        Some(c) if !c.starts_with(root) => Err(Error::BadOutput {
+            path: p.to_path_buf(),
+            msg: format!(
+                "its folder resolves to {}, outside --out-dir {}; outputs stay inside it",
+                c.display(),
+                root.display()
+            ),
+        }),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 pub fn run(args: Args) -> i32 {

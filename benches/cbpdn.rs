@@ -5,7 +5,8 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use csfuse::cbpdn::{Cbpdn, CbpdnOptions};
 use csfuse::dictionary::Dictionary;
-use csfuse::engine::{cpu_engine, CpuEngine};
+use csfuse::backend::cpu_engine;
+use csfuse::engine::CpuEngine;
 use csfuse::fuse::{fuse_pair, FuseParams};
 use csfuse::io::read_gray;
 use csfuse::lowpass::tikhonov_split;

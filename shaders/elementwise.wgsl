@@ -1,6 +1,7 @@
-// Element-wise steps of the pipeline (CPU twins: Plane::sub and the sum in fuse::fuse_pair):
-//   sub:     out = a - b                       (CS-MCA targets: detail minus the other component)
-//   combine: out = (a[i] + a[n + i]) / 2 + b + c (fused = mean of the bases + cartoon + texture)
+// Element-wise steps of the pipeline (CPU twins: Plane::sub and engine::combine_planes):
+//   sub:     out = a - b                  (CS-MCA targets: detail minus the other component)
+//   combine: out = (a[2q] + a[2q + 1]) / 2 + b[q] + c[q] for pair q (grid z) of planes of n pixels
+//            (fused = mean of the two bases + cartoon + texture)
 
 struct Params {
     n: u32,
@@ -26,9 +27,11 @@ fn sub(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 @compute @workgroup_size(256)
 fn combine(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x + gid.y * prm.nwx * 256u;
-    if (i >= prm.n) {
+    let p = gid.x + gid.y * prm.nwx * 256u;
+    let n = prm.n;
+    if (p >= n) {
         return;
     }
-    out[i] = 0.5 * (a[i] + a[prm.n + i]) + b[i] + c[i];
+    let i = gid.z * n + p;
+    out[i] = 0.5 * (a[2u * gid.z * n + p] + a[(2u * gid.z + 1u) * n + p]) + b[i] + c[i];
 }

@@ -1,10 +1,19 @@
 //! Choosing the engine behind `--backend`, with the CPU fallback of `auto`, and `--validate`'s
 //! comparison of the two engines.
 
-use crate::engine::{cpu_engine, Engine};
+use crate::engine::CpuEngine;
 use crate::error::{Error, Result};
+use crate::fuse::Engine;
 use crate::gpu::GpuEngine;
 use crate::real::Precision;
+
+/// A boxed CPU engine of the requested precision.
+pub fn cpu_engine(p: Precision) -> Box<dyn Engine> {
+    match p {
+        Precision::F32 => Box::new(CpuEngine::<f32>::default()),
+        Precision::F64 => Box::new(CpuEngine::<f64>::default()),
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
@@ -132,6 +141,22 @@ impl Session {
 
     pub fn adapter(&self) -> Option<crate::gpu::AdapterDesc> {
         self.engine.as_ref().and_then(|e| e.adapter())
+    }
+
+    /// The device counters of the engine, if it has a device.
+    pub fn counters(&self) -> Option<crate::gpu::Counters> {
+        self.engine.as_ref().and_then(|e| e.counters())
+    }
+
+    /// Pairs of `h x w` the engine fuses in one batch (1 until an engine is open).
+    pub fn pairs_per_batch(
+        &mut self,
+        dc: &crate::dictionary::Dictionary,
+        dt: &crate::dictionary::Dictionary,
+        h: usize,
+        w: usize,
+    ) -> Result<usize> {
+        Ok(self.engine()?.pairs_per_batch(dc, dt, h, w))
     }
 
     /// The precision of a CPU engine this session runs on without validation: jobs may then run

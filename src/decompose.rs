@@ -1,11 +1,11 @@
-//! CS-MCA decomposition of a detail layer into cartoon and texture (DESIGN.md section 1.2):
-//! alternating CBPDN against the cartoon and texture dictionaries with a decreasing lambda.
+//! CS-MCA decomposition of detail layers into cartoon and texture (DESIGN.md section 1.2):
+//! alternating CBPDN against the cartoon and texture dictionaries with a decreasing lambda, on a
+//! whole batch of layers at once.
 
 use crate::cbpdn::{CbpdnOptions, SolveStats};
 use crate::dictionary::Dictionary;
-use crate::engine::Engine;
-use crate::error::Result;
-use crate::plane::{CoefMaps, Plane};
+use crate::engine::Ops;
+use crate::error::{Error, Result};
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
@@ -50,52 +50,92 @@ impl McaParams {
     }
 }
 
-/// Cartoon and texture parts of one detail layer with their coefficient maps.
-pub struct Components {
-    pub cartoon_coef: CoefMaps,
-    pub texture_coef: CoefMaps,
-    pub cartoon: Plane,
-    pub texture: Plane,
-    /// Statistics of the last cartoon and texture solves.
-    pub cartoon_stats: SolveStats,
-    pub texture_stats: SolveStats,
+/// The buffers of a CS-MCA decomposition of a batch of detail layers: the cartoon and texture
+/// codes and layers, and the target of each inner solve.
+pub struct Parts<E: Ops> {
+    pub cartoon_code: E::Code,
+    pub texture_code: E::Code,
+    pub cartoon: E::Planes,
+    pub texture: E::Planes,
+    target: E::Planes,
 }
 
-/// CS-MCA of one detail layer; `on_solve` is called after each of its `2 * outer_iters` solves.
-pub fn decompose(
-    engine: &mut dyn Engine,
-    detail: &Plane,
-    dc: &Dictionary,
-    dt: &Dictionary,
+impl<E: Ops> Parts<E> {
+    /// Zeroed parts for `n` detail layers of `h x w`.
+    pub fn new(
+        e: &mut E,
+        dc: &Dictionary,
+        dt: &Dictionary,
+        n: usize,
+        (h, w): (usize, usize),
+    ) -> Result<Self> {
+        Ok(Parts {
+            cartoon_code: e.code("cartoon", dc, n, h, w)?,
+            texture_code: e.code("texture", dt, n, h, w)?,
+            cartoon: e.planes("cartoon layers", n, h, w)?,
+            texture: e.planes("texture layers", n, h, w)?,
+            target: e.planes("sparse-coding targets", n, h, w)?,
+        })
+    }
+}
+
+/// Statistics of the last cartoon and texture solves, per item.
+pub struct LastSolves {
+    pub cartoon: Vec<SolveStats>,
+    pub texture: Vec<SolveStats>,
+}
+
+/// CS-MCA of every detail layer in `detail` into `parts` (zeroed); `on_solve` is called after each
+/// of its `2 * outer_iters` batched solves.
+pub fn decompose<E: Ops>(
+    e: &mut E,
+    detail: &E::Planes,
+    parts: &mut Parts<E>,
     p: &McaParams,
     on_solve: &mut dyn FnMut(),
-) -> Result<Components> {
-    let mut texture = Plane::zeros(detail.h, detail.w);
-    let mut last = None;
+) -> Result<LastSolves> {
+    if p.outer_iters == 0 {
+        return Err(Error::Param(
+            "CS-MCA needs at least one outer iteration".into(),
+        ));
+    }
+    let mut last = LastSolves {
+        cartoon: Vec::new(),
+        texture: Vec::new(),
+    };
     for t in 1..=p.outer_iters {
         let lam = McaParams::lambda(t);
         // x_c += (s_h - x_t - x_c)  ==  x_c = s_h - x_t
-        let target = detail.sub(&texture);
-        let c = engine.sparse_code(dc, &target, &p.cbpdn(lam, 50.0 * lam + 1.0))?;
-        c.stats.check_finite("cartoon sparse coding")?;
+        e.sub(detail, &parts.texture, &mut parts.target)?;
+        last.cartoon = e.solve(
+            &mut parts.cartoon_code,
+            &parts.target,
+            &p.cbpdn(lam, 50.0 * lam + 1.0),
+        )?;
+        check_all(&last.cartoon, "cartoon sparse coding")?;
         on_solve();
-        let cartoon = engine.synthesize(dc, &c.coef)?;
-        let target = detail.sub(&cartoon);
-        let tx = engine.sparse_code(dt, &target, &p.cbpdn(lam, p.texture_rho))?;
-        tx.stats.check_finite("texture sparse coding")?;
+        e.synthesize(&parts.cartoon_code, &mut parts.cartoon)?;
+        e.sub(detail, &parts.cartoon, &mut parts.target)?;
+        last.texture = e.solve(
+            &mut parts.texture_code,
+            &parts.target,
+            &p.cbpdn(lam, p.texture_rho),
+        )?;
+        check_all(&last.texture, "texture sparse coding")?;
         on_solve();
-        texture = engine.synthesize(dt, &tx.coef)?;
-        last = Some((c, cartoon, tx));
+        e.synthesize(&parts.texture_code, &mut parts.texture)?;
     }
-    let (c, cartoon, tx) = last.ok_or_else(|| {
-        crate::error::Error::Param("CS-MCA needs at least one outer iteration".into())
-    })?;
-    Ok(Components {
-        cartoon_coef: c.coef,
-        texture_coef: tx.coef,
-        cartoon,
-        texture,
-        cartoon_stats: c.stats,
-        texture_stats: tx.stats,
-    })
+    Ok(last)
+}
+
+fn check_all(stats: &[SolveStats], what: &str) -> Result<()> {
+    for (i, st) in stats.iter().enumerate() {
+        let name = if stats.len() > 1 {
+            format!("{what} (item {i} of the batch)")
+        } else {
+            what.to_string()
+        };
+        st.check_finite(&name)?;
+    }
+    Ok(())
 }

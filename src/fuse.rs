@@ -1,12 +1,14 @@
-//! The whole CS-MCA fusion of a co-registered grayscale pair:
-//! split -> decompose each detail layer -> choose-max on the coefficient maps -> synthesise.
+//! The CS-MCA fusion recipe, written once on [`Ops`] for both engines: split -> decompose each
+//! detail layer -> choose-max on the coefficient maps -> synthesise, for a batch of co-registered
+//! grayscale pairs at once. [`Engine`] is what callers hold: any [`Ops`] behind a trait object.
 
-use crate::cbpdn::SolveStats;
-use crate::decompose::{decompose, McaParams};
+use crate::cbpdn::{CbpdnOptions, SolveStats};
+use crate::decompose::{decompose, McaParams, Parts};
 use crate::dictionary::Dictionary;
-use crate::engine::Engine;
+use crate::engine::Ops;
 use crate::error::{Error, Result};
-use crate::plane::{DecisionMap, Plane};
+use crate::gpu::{AdapterDesc, Counters};
+use crate::plane::{CoefMaps, DecisionMap, Plane};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -34,15 +36,20 @@ impl Default for FuseParams {
     }
 }
 
-/// Wall-clock milliseconds per pipeline stage.
+/// Milliseconds per pipeline stage, of the whole batch a pair was fused in.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct StageTimes {
     pub lowpass_ms: f64,
-    /// CS-MCA decomposition of both sources (in one batch on the GPU).
+    /// CS-MCA decomposition of all sources of the batch.
     pub decompose_ms: f64,
     pub fuse_rule_ms: f64,
     pub synthesis_ms: f64,
     pub total_ms: f64,
+    /// `"gpu timestamps"` when the stages were timed on the device's clock, else `"wall"` (host
+    /// time; on the GPU it includes waiting for earlier queued work).
+    pub clock: &'static str,
+    /// Pairs fused together in this batch.
+    pub batch_pairs: usize,
 }
 
 /// Final CBPDN statistics of one source.
@@ -61,10 +68,90 @@ pub struct FuseOutput {
     pub objectives: [SourceObjectives; 2],
 }
 
+/// A sparse code with the statistics of the solve that produced it.
+pub struct SparseCode {
+    pub coef: CoefMaps,
+    pub stats: SolveStats,
+}
+
+/// A compute engine as callers hold it (`Box<dyn Engine>`); every [`Ops`] is one.
+pub trait Engine {
+    /// Human-readable description for logs and reports.
+    fn describe(&self) -> String;
+    /// The adapter, for engines that run on one.
+    fn adapter(&self) -> Option<AdapterDesc>;
+    /// Device counters so far, for engines that have a device.
+    fn counters(&self) -> Option<Counters>;
+    /// How many `h x w` pairs [`Engine::fuse_batch`] takes at once with these dictionaries.
+    fn pairs_per_batch(&self, dc: &Dictionary, dt: &Dictionary, h: usize, w: usize) -> usize;
+    /// Fuse same-size pairs together; `on_solve` is called after each of the `2 * outer_iters`
+    /// batched sparse-coding solves.
+    fn fuse_batch(
+        &mut self,
+        pairs: &[(&Plane, &Plane)],
+        dc: &Dictionary,
+        dt: &Dictionary,
+        p: &FuseParams,
+        on_solve: &mut dyn FnMut(),
+    ) -> Result<Vec<FuseOutput>>;
+    /// CBPDN of one signal from a zero start.
+    fn sparse_code(
+        &mut self,
+        dict: &Dictionary,
+        s: &Plane,
+        opts: &CbpdnOptions,
+    ) -> Result<SparseCode>;
+}
+
+impl<E: Ops> Engine for E {
+    fn describe(&self) -> String {
+        Ops::describe(self)
+    }
+
+    fn adapter(&self) -> Option<AdapterDesc> {
+        Ops::adapter(self)
+    }
+
+    fn counters(&self) -> Option<Counters> {
+        Ops::counters(self)
+    }
+
+    fn pairs_per_batch(&self, dc: &Dictionary, dt: &Dictionary, h: usize, w: usize) -> usize {
+        Ops::pairs_per_batch(self, dc.m, dt.m, h, w).max(1)
+    }
+
+    fn fuse_batch(
+        &mut self,
+        pairs: &[(&Plane, &Plane)],
+        dc: &Dictionary,
+        dt: &Dictionary,
+        p: &FuseParams,
+        on_solve: &mut dyn FnMut(),
+    ) -> Result<Vec<FuseOutput>> {
+        let outs = fuse_batch_on(self, pairs, [dc, dt], p, on_solve)?;
+        outs.iter().try_for_each(check_finite)?;
+        Ok(outs)
+    }
+
+    fn sparse_code(
+        &mut self,
+        dict: &Dictionary,
+        s: &Plane,
+        opts: &CbpdnOptions,
+    ) -> Result<SparseCode> {
+        let sig = self.upload("signal", &[s])?;
+        let mut code = self.code("single", dict, 1, s.h, s.w)?;
+        let stats = self.solve(&mut code, &sig, opts)?.remove(0);
+        let coef = self.download_code(&code)?.remove(0);
+        Ok(SparseCode { coef, stats })
+    }
+}
+
 fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
+/// Fuse one pair.
 pub fn fuse_pair(
     engine: &mut dyn Engine,
     a: &Plane,
@@ -76,8 +163,8 @@ pub fn fuse_pair(
     fuse_pair_observed(engine, a, b, dc, dt, p, &mut || {})
 }
 
-/// [`fuse_pair`], calling `on_solve` after each of the `4 * outer_iters` sparse-coding solves of
-/// the generic pipeline (for a progress bar; an engine that fuses on its own device reports none).
+/// [`fuse_pair`], calling `on_solve` after each of the `2 * outer_iters` sparse-coding solves (for
+/// a progress bar).
 pub fn fuse_pair_observed(
     engine: &mut dyn Engine,
     a: &Plane,
@@ -87,18 +174,8 @@ pub fn fuse_pair_observed(
     p: &FuseParams,
     on_solve: &mut dyn FnMut(),
 ) -> Result<FuseOutput> {
-    if (a.h, a.w) != (b.h, b.w) {
-        return Err(Error::Param(format!(
-            "sources differ in size: {}x{} and {}x{}",
-            a.w, a.h, b.w, b.h
-        )));
-    }
-    let out = match engine.fuse_resident(a, b, dc, dt, p) {
-        Some(out) => out?,
-        None => fuse_by_operations(engine, [a, b], [dc, dt], p, on_solve)?,
-    };
-    check_finite(&out)?;
-    Ok(out)
+    let mut out = engine.fuse_batch(&[(a, b)], dc, dt, p, on_solve)?;
+    Ok(out.remove(0))
 }
 
 /// A NaN or Inf anywhere (a diverged solve, an overflow) is an error, never a written result.
@@ -119,63 +196,107 @@ fn check_finite(out: &FuseOutput) -> Result<()> {
     Ok(())
 }
 
-/// The generic pipeline of single engine operations.
-fn fuse_by_operations(
-    engine: &mut dyn Engine,
-    [a, b]: [&Plane; 2],
+/// The recipe on one batch of pairs.
+fn fuse_batch_on<E: Ops>(
+    e: &mut E,
+    pairs: &[(&Plane, &Plane)],
     [dc, dt]: [&Dictionary; 2],
     p: &FuseParams,
     on_solve: &mut dyn FnMut(),
-) -> Result<FuseOutput> {
+) -> Result<Vec<FuseOutput>> {
+    let Some(&(first, _)) = pairs.first() else {
+        return Ok(Vec::new());
+    };
+    let (h, w) = (first.h, first.w);
+    for (a, b) in pairs {
+        if (a.h, a.w) != (h, w) || (b.h, b.w) != (h, w) {
+            return Err(Error::Param(format!(
+                "sources differ in size: {}x{} and {}x{}",
+                a.w, a.h, b.w, b.h
+            )));
+        }
+    }
+    let (np, n) = (pairs.len(), 2 * pairs.len());
     let t_all = Instant::now();
-    let mut times = StageTimes::default();
+    let mut wall = [0.0; 4];
+
+    // Every buffer of the batch is made before any work is recorded (the GPU sizes its shared
+    // work buffers once per job this way).
+    let mut parts = Parts::new(e, dc, dt, n, (h, w))?;
+    let mut fc = e.code("fused cartoon", dc, np, h, w)?;
+    let mut ft = e.code("fused texture", dt, np, h, w)?;
+    let mut low = e.planes("base layers", n, h, w)?;
+    let mut high = e.planes("detail layers", n, h, w)?;
+    let mut cart = e.planes("fused cartoon layers", np, h, w)?;
+    let mut tex = e.planes("fused texture layers", np, h, w)?;
+    let mut fused = e.planes("fused images", np, h, w)?;
 
     let t = Instant::now();
-    let (low_a, high_a) = engine.lowpass(a, p.lowpass_lambda, p.lowpass_pad)?;
-    let (low_b, high_b) = engine.lowpass(b, p.lowpass_lambda, p.lowpass_pad)?;
-    times.lowpass_ms = ms_since(t);
+    e.mark(0);
+    let sources: Vec<&Plane> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
+    let src = e.upload("sources", &sources)?;
+    e.lowpass(&src, p.lowpass_lambda, p.lowpass_pad, &mut low, &mut high)?;
+    e.mark(1);
+    wall[0] = ms_since(t);
 
     log::debug!(
-        "source A: CS-MCA decomposition ({} outer iterations)",
+        "CS-MCA decomposition of {n} sources ({} outer iterations)",
         p.mca.outer_iters
     );
     let t = Instant::now();
-    let ca = decompose(engine, &high_a, dc, dt, &p.mca, on_solve)?;
-    log::debug!(
-        "source B: CS-MCA decomposition ({:.1} s for A)",
-        ms_since(t) / 1e3
-    );
-    let cb = decompose(engine, &high_b, dc, dt, &p.mca, on_solve)?;
-    times.decompose_ms = ms_since(t);
+    let last = decompose(e, &high, &mut parts, &p.mca, on_solve)?;
+    e.mark(2);
+    wall[1] = ms_since(t);
 
     let t = Instant::now();
-    let (xc, dcart) = engine.fuse_maps(&ca.cartoon_coef, &cb.cartoon_coef, p.cartoon_radius)?;
-    let (xt, dtex) = engine.fuse_maps(&ca.texture_coef, &cb.texture_coef, p.texture_radius)?;
-    times.fuse_rule_ms = ms_since(t);
+    let dcart = e.choose(&parts.cartoon_code, p.cartoon_radius, &mut fc)?;
+    let dtex = e.choose(&parts.texture_code, p.texture_radius, &mut ft)?;
+    e.mark(3);
+    wall[2] = ms_since(t);
 
     let t = Instant::now();
-    let cart = engine.synthesize(dc, &xc)?;
-    let tex = engine.synthesize(dt, &xt)?;
-    let data = (0..a.h * a.w)
-        .map(|i| 0.5 * (low_a.data[i] + low_b.data[i]) + cart.data[i] + tex.data[i])
-        .collect();
-    times.synthesis_ms = ms_since(t);
-    times.total_ms = ms_since(t_all);
+    e.synthesize(&fc, &mut cart)?;
+    e.synthesize(&ft, &mut tex)?;
+    e.combine(&low, &cart, &tex, &mut fused)?;
+    e.mark(4);
+    let done = e.finish(&fused, [&dcart, &dtex], 5)?;
+    wall[3] = ms_since(t);
 
-    Ok(FuseOutput {
-        fused: Plane::from_vec(a.h, a.w, data),
-        cartoon_decision: dcart,
-        texture_decision: dtex,
-        times,
-        objectives: [
-            SourceObjectives {
-                cartoon: ca.cartoon_stats,
-                texture: ca.texture_stats,
-            },
-            SourceObjectives {
-                cartoon: cb.cartoon_stats,
-                texture: cb.texture_stats,
-            },
-        ],
-    })
+    let times = match &done.stage_ms {
+        Some(ms) if ms.len() == 4 => StageTimes {
+            lowpass_ms: ms[0],
+            decompose_ms: ms[1],
+            fuse_rule_ms: ms[2],
+            synthesis_ms: ms[3],
+            total_ms: ms_since(t_all),
+            clock: "gpu timestamps",
+            batch_pairs: np,
+        },
+        _ => StageTimes {
+            lowpass_ms: wall[0],
+            decompose_ms: wall[1],
+            fuse_rule_ms: wall[2],
+            synthesis_ms: wall[3],
+            total_ms: ms_since(t_all),
+            clock: "wall",
+            batch_pairs: np,
+        },
+    };
+    let [dcs, dts] = done.decisions;
+    Ok(done
+        .fused
+        .into_iter()
+        .zip(dcs.into_iter().zip(dts))
+        .enumerate()
+        .map(|(q, (fused, (cd, td)))| FuseOutput {
+            fused,
+            cartoon_decision: cd,
+            texture_decision: td,
+            times: times.clone(),
+            objectives: [2 * q, 2 * q + 1].map(|i| SourceObjectives {
+                cartoon: last.cartoon[i].clone(),
+                texture: last.texture[i].clone(),
+            }),
+        })
+        .collect())
 }

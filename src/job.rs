@@ -2,10 +2,10 @@
 //! depth ([`fuse_images`]), or NIfTI volumes slice by slice ([`fuse_volumes`]). `csfuse fuse` runs
 //! one job; `csfuse batch` runs many in one [`Session`].
 
+use crate::backend::cpu_engine;
 use crate::backend::{max_diffs, rel_diff, Session, Validation};
 use crate::colour;
 use crate::dictionary::Dictionary;
-use crate::engine::cpu_engine;
 use crate::error::{Error, Result};
 use crate::fuse::{fuse_pair, fuse_pair_observed, FuseOutput, FuseParams};
 use crate::intensity::{output_scaling, pair_scalings, IntensityRange, Scaling};
@@ -142,6 +142,21 @@ fn check_memory(need: u64, opts: &JobOptions, what: &str) -> Result<u64> {
         )));
     }
     Ok(budget)
+}
+
+/// `--validate`'s numbers for GPU and CPU fusions of the same batch of pairs: the worst pair.
+// `Session::run` passes its job result (a Vec) by reference.
+#[allow(clippy::ptr_arg)]
+fn compare_all(g: &Vec<FuseOutput>, c: &Vec<FuseOutput>) -> Validation {
+    g.iter()
+        .zip(c)
+        .map(|(x, y)| compare(x, y))
+        .fold(Validation::new(0.0, 0.0), |w, v| {
+            Validation::new(
+                w.max_abs_diff.max(v.max_abs_diff),
+                w.objective_rel_diff.max(v.objective_rel_diff),
+            )
+        })
 }
 
 /// `--validate`'s numbers for a GPU and a CPU fusion of the same pair.
@@ -283,7 +298,7 @@ pub fn fuse_images(
         colour_rule(&ua, &ub)
     );
     // A bar over the sparse-coding solves on a terminal; the log is unchanged.
-    let solves = 4 * opts.params.mca.outer_iters as u64;
+    let solves = 2 * opts.params.mca.outer_iters as u64;
     let mut bar = Progress::bar_only(solves, "sparse-coding solves", opts.progress);
     let (fo, validation) = s.run(
         |e| {
@@ -345,6 +360,7 @@ pub fn fuse_images(
             "synthesis": fo.times.synthesis_ms,
             "fusion_total": fo.times.total_ms,
             "write": write_ms,
+            "stage_clock": fo.times.clock,
         },
         "objectives": {"a": fo.objectives[0], "b": fo.objectives[1]},
         "decision_fraction_from_a": {
@@ -370,6 +386,7 @@ fn report_head(
         "inputs": inputs,
         "backend": s.describe(),
         "adapter": s.adapter(),
+        "gpu": s.counters().map(|c| json!({"counters": c})),
         "validation": validation,
     });
     match validation.map(|v| v.check()) {
@@ -509,13 +526,18 @@ pub fn fuse_volumes(
     let read_ms = ms_since(t0);
 
     let cpu = s.parallel_cpu()?;
+    // The CPU fuses slice pairs side by side, one engine each; the GPU fuses a batch of pairs
+    // in every dispatch, as many as its limits allow (the host then holds only planes).
     let in_flight = match cpu {
         Some(_) => (((budget - fixed) / per_slice) as usize).clamp(1, rayon::current_num_threads()),
-        None => 1,
+        None => s
+            .pairs_per_batch(&opts.cartoon, &opts.texture, h, w)?
+            .min(((budget - fixed) / (64 * (h * w) as u64).max(1)) as usize)
+            .max(1),
     };
     let n = slicer.count();
     log::info!(
-        "fusing volumes {} + {} ({:?}, {} slices of {}x{} along axis {}), {} in flight on {}",
+        "fusing volumes {} + {} ({:?}, {} slices of {}x{} along axis {}), {} {} on {}",
         a.display(),
         b.display(),
         va.dims,
@@ -524,6 +546,11 @@ pub fn fuse_volumes(
         h,
         slicer.axis,
         in_flight,
+        if cpu.is_some() {
+            "in flight"
+        } else {
+            "slice pairs per batch"
+        },
         s.describe()
     );
 
@@ -533,6 +560,7 @@ pub fn fuse_volumes(
     let (mut n_fused, mut n_empty) = (0usize, 0usize);
     let mut worst = Validation::new(0.0, 0.0);
     let mut validated = false;
+    let mut batches = 0usize;
     // The slice shown in --montage: the non-empty one nearest the middle.
     let mut shown: Option<(usize, Plane, Plane, FuseOutput)> = None;
     let t_fuse = Instant::now();
@@ -568,23 +596,33 @@ pub fn fuse_volumes(
                     },
                 )
                 .collect::<Result<_>>()?,
+            None if work.is_empty() => Vec::new(),
             None => {
-                let mut r = Vec::new();
-                for (k, pa, pb) in work {
-                    let (fo, v) = s.run(
-                        |e| fuse_pair(e, &pa, &pb, &opts.cartoon, &opts.texture, &opts.params),
-                        compare,
-                    )?;
-                    if let Some(v) = v {
-                        validated = true;
-                        worst = Validation::new(
-                            worst.max_abs_diff.max(v.max_abs_diff),
-                            worst.objective_rel_diff.max(v.objective_rel_diff),
-                        );
-                    }
-                    r.push((k, pa, pb, fo));
+                let pairs: Vec<(&Plane, &Plane)> = work.iter().map(|(_, a, b)| (a, b)).collect();
+                let (fos, v) = s.run(
+                    |e| {
+                        e.fuse_batch(
+                            &pairs,
+                            &opts.cartoon,
+                            &opts.texture,
+                            &opts.params,
+                            &mut || {},
+                        )
+                    },
+                    compare_all,
+                )?;
+                batches += 1;
+                if let Some(v) = v {
+                    validated = true;
+                    worst = Validation::new(
+                        worst.max_abs_diff.max(v.max_abs_diff),
+                        worst.objective_rel_diff.max(v.objective_rel_diff),
+                    );
                 }
-                r
+                work.into_iter()
+                    .zip(fos)
+                    .map(|((k, pa, pb), fo)| (k, pa, pb, fo))
+                    .collect()
             }
         };
         for (k, pa, pb) in &empty {
@@ -671,7 +709,8 @@ pub fn fuse_volumes(
             "intensity_range": opts.intensity,
             "axis": slicer.axis,
             "slices": {"total": n, "fused": n_fused, "empty_passed_through": n_empty,
-                       "in_flight": in_flight, "memory_budget_bytes": budget},
+                       "in_flight": in_flight, "memory_budget_bytes": budget,
+                       "gpu_batches": (cpu.is_none()).then_some(batches)},
             "montage_slice": shown.as_ref().map(|s| s.0),
             "dictionaries": dict_json(opts),
             "params": opts.params,

@@ -3,12 +3,12 @@
 //! Data flows one way, and the modules follow it:
 //! [`io`] (read) -> [`lowpass`] (base/detail split) -> [`decompose`] (CS-MCA, via [`cbpdn`] on [`fft2`])
 //! -> [`fusion_rule`] (choose-max) -> synthesis ([`engine`]) -> [`io`] (write). [`fuse`] strings the
-//! stages together behind the [`engine::Engine`] seam; [`learn`] trains dictionaries.
+//! stages together behind the [`engine::Ops`] seam; [`learn`] trains dictionaries.
 //!
 //! Fusing a pair with the built-in dictionaries:
 //!
 //! ```
-//! use csfuse::{assets, engine::cpu_engine, fuse::{fuse_pair, FuseParams}, phantom, real::Precision};
+//! use csfuse::{assets, backend::cpu_engine, fuse::{fuse_pair, FuseParams}, phantom, real::Precision};
 //!
 //! let (ct, mr) = phantom::head_pair(48);
 //! let mut engine = cpu_engine(Precision::F32);

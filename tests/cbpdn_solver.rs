@@ -141,7 +141,7 @@ fn reported_objective_matches_direct_evaluation() {
     let st = solver.solve();
     let x = solver.primal().expect("primal kept");
     let mut eng = csfuse::engine::CpuEngine::<f64>::default();
-    let recon = csfuse::engine::Engine::synthesize(&mut eng, &dict, &x).unwrap();
+    let recon = csfuse::engine::single::synthesize(&mut eng, &dict, &x).unwrap();
     let dfid: f64 = 0.5
         * recon
             .data

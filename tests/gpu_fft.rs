@@ -38,7 +38,47 @@ fn fft_matches_cpu_twin_on_many_sizes() {
         (11, 13),
     ];
     for (h, w) in sizes {
-        let planes = 3;
+        check(&gpu, &mut cache, h, w, 3);
+    }
+}
+
+/// Lines longer than workgroup memory holds (4096 complex f32 pairs need 64 KiB, 2187 = 3^7 needs
+/// 35 KiB, Bluestein's 2053 needs 4105 * 16 bytes) run as global-memory passes, along rows and
+/// along columns.
+#[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
+fn long_lines_match_cpu_twin() {
+    let gpu = common::gpu();
+    let mut cache = FftCache::default();
+    for (h, w) in [
+        (3, 4096),
+        (4096, 4),
+        (2, 2187),
+        (2187, 3),
+        (2, 2053),
+        (2053, 2),
+    ] {
+        check(&gpu, &mut cache, h, w, 2);
+        let plan = cache.get(&gpu, h, w).unwrap();
+        println!(
+            "{h}x{w}: {} on {} ({} bytes of workgroup memory)",
+            if plan.uses_global_memory() {
+                "global-memory passes"
+            } else {
+                "workgroup memory"
+            },
+            gpu.desc,
+            gpu.limits.max_compute_workgroup_storage_size
+        );
+        if gpu.limits.max_compute_workgroup_storage_size < 65536 {
+            assert!(plan.uses_global_memory(), "{h}x{w} fits no workgroup");
+        }
+    }
+}
+
+/// Forward against the CPU twin and the round trip, on `planes` planes of `h x w`.
+fn check(gpu: &csfuse::gpu::Gpu, cache: &mut FftCache, h: usize, w: usize, planes: usize) {
+    {
         let data: Vec<f32> = (0..planes * h * w)
             .map(|i| (((i * 7919) % 1013) as f32 / 1013.0) - 0.5)
             .collect();
@@ -48,11 +88,11 @@ fn fft_matches_cpu_twin_on_many_sizes() {
         let mut buf: Vec<f64> = data.iter().map(|v| *v as f64).collect();
         cpu.forward_batch(&mut buf, &mut want);
 
-        let plan = cache.get(&gpu, h, w).unwrap();
+        let plan = cache.get(gpu, h, w).unwrap();
         let real = gpu.upload("real", &data).unwrap();
         let spec = gpu.storage("spec", (planes * ns * 8) as u64).unwrap();
         let mut enc = gpu.encoder();
-        plan.forward(&gpu, &mut enc, &real, &spec, planes);
+        plan.forward(gpu, &mut enc, &real, &spec, planes);
         gpu.submit(enc).unwrap();
         let got: Vec<[f32; 2]> = gpu.download(&spec, 0, planes * ns).unwrap();
         let e = rel_err(&got, &want);
@@ -61,7 +101,7 @@ fn fft_matches_cpu_twin_on_many_sizes() {
 
         let back = gpu.storage("back", (planes * h * w * 4) as u64).unwrap();
         let mut enc = gpu.encoder();
-        plan.inverse(&gpu, &mut enc, &spec, &back, planes);
+        plan.inverse(gpu, &mut enc, &spec, &back, planes);
         gpu.submit(enc).unwrap();
         let round: Vec<f32> = gpu.download(&back, 0, planes * h * w).unwrap();
         let num: f64 = round

@@ -3,8 +3,8 @@
 
 mod common;
 use common::*;
+use csfuse::backend::cpu_engine;
 use csfuse::dictionary::Dictionary;
-use csfuse::engine::cpu_engine;
 use csfuse::fuse::{fuse_pair, FuseParams};
 use csfuse::gpu::GpuEngine;
 use csfuse::io::{quantize, read_gray, BitDepth};

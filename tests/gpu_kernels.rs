@@ -5,7 +5,8 @@ mod common;
 
 use csfuse::cbpdn::{power_sum, shrink_plane, x_step, CbpdnOptions, PassNorms};
 use csfuse::dictionary::Dictionary;
-use csfuse::engine::{synth_spectrum, CpuEngine, Engine};
+use csfuse::engine::{single, synth_spectrum, CpuEngine};
+use csfuse::fuse::Engine;
 use csfuse::fusion_rule;
 use csfuse::gpu::kernels::{self, Item};
 use csfuse::gpu::GpuEngine;
@@ -308,7 +309,7 @@ fn elementwise_match_twins() {
     );
     let mut enc = gpu.encoder();
     kernels::sub(&gpu, &mut enc, &ba, &bb, &d, n);
-    kernels::combine(&gpu, &mut enc, &ba, &bb, &bc, &f, n);
+    kernels::combine(&gpu, &mut enc, &ba, &bb, &bc, &f, n, 1);
     gpu.submit(enc).unwrap();
     let gd: Vec<f32> = gpu.download(&d, 0, n).unwrap();
     let gf: Vec<f32> = gpu.download(&f, 0, n).unwrap();
@@ -342,7 +343,7 @@ fn lowpass_matches_twin() {
                 .map(|v| *v as f64 * 0.5 + 0.5)
                 .collect(),
         );
-        let (gl, gh) = g.lowpass(&s, 60.0, 16).unwrap();
+        let (gl, gh) = single::lowpass(&mut g, &s, 60.0, 16).unwrap();
         let (cl, ch) = tikhonov_split(&s, 60.0, 16);
         let e = |a: &Plane, b: &Plane| {
             a.data
@@ -377,9 +378,13 @@ fn choose_max_matches_twin() {
         w,
         data: rand_vec(m * h * w, 16).iter().map(|v| *v as f64).collect(),
     };
+    // Only the filter count of the dictionary matters to choose-max.
+    let mut dict = csfuse::assets::cartoon();
+    dict.m = m;
+    dict.data.truncate(m * dict.fh * dict.fw);
     for r in [2, 5] {
-        let (gf, gd) = g.fuse_maps(&a, &b, r).unwrap();
-        let (cf, cd) = c.fuse_maps(&a, &b, r).unwrap();
+        let (gf, gd) = single::fuse_maps(&mut g, &dict, &a, &b, r).unwrap();
+        let (cf, cd) = single::fuse_maps(&mut c, &dict, &a, &b, r).unwrap();
         // f32 window sums against f64: a near-tie may flip, nothing else
         let flips = gd
             .from_a
@@ -433,8 +438,8 @@ fn sparse_code_and_synthesis_match_cpu_engine() {
     );
     assert!(maxd < 1e-3 * scale, "coefficients differ by {maxd:.2e}");
 
-    let gsyn = g.synthesize(&dict, &cs.coef).unwrap();
-    let csyn = c.synthesize(&dict, &cs.coef).unwrap();
+    let gsyn = single::synthesize(&mut g, &dict, &cs.coef).unwrap();
+    let csyn = single::synthesize(&mut c, &dict, &cs.coef).unwrap();
     let e = gsyn
         .data
         .iter()
@@ -444,4 +449,162 @@ fn sparse_code_and_synthesis_match_cpu_engine() {
     let amp = csyn.data.iter().map(|v| v.abs()).fold(0.0, f64::max);
     println!("synthesis 181x217: max abs err {e:.2e} of max {amp:.2e}");
     assert!(e < 1e-5 * amp.max(1.0), "synthesis differs by {e:.2e}");
+}
+
+#[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
+fn admm_control_matches_twin() {
+    use csfuse::cbpdn::rho_factor;
+    let gpu = common::gpu();
+    // More items than one workgroup; residual ratios spread over six decades so that every branch
+    // (converge, rho up, rho down, no change) is taken; some items have stopped already.
+    let batch = 300;
+    let per_item = 8 * 181 * 217;
+    let mut opts = CbpdnOptions::new(0.3);
+    opts.rel_tol = 1e-3;
+    opts.abs_tol = 1e-6;
+    let xi = opts.residual_target();
+    let mut r = SplitMix(31);
+    let mut norms = vec![0f32; 8 * batch];
+    let mut items = Vec::new();
+    let mut iters0 = Vec::new();
+    for b in 0..batch {
+        let x2 = 10f64.powf(r.uniform() * 4.0 - 1.0);
+        let y2 = x2 * (0.5 + r.uniform());
+        let xy2 = x2 * 10f64.powf(-9.0 + 8.0 * r.uniform());
+        let dy2 = y2 * 10f64.powf(-9.0 + 8.0 * r.uniform());
+        let u2 = 10f64.powf(r.uniform() * 4.0 - 2.0);
+        let l1 = 100.0 * r.uniform();
+        for (q, v) in [x2, y2, xy2, dy2, u2, l1].iter().enumerate() {
+            norms[8 * b + q] = *v as f32;
+        }
+        let rho = (0.1 + 10.0 * r.uniform()) as f32;
+        items.push(item(rho, opts.lambda as f32, b % 17 != 3));
+        iters0.push((b % 5) as f32);
+    }
+    let mut stats0 = vec![0f32; 8 * batch];
+    for b in 0..batch {
+        stats0[8 * b] = iters0[b];
+    }
+    let a = &opts.auto_rho;
+    let ctrl = kernels::Ctrl {
+        batch: batch as u32,
+        auto_rho: 1,
+        period: a.period as u32,
+        lambda: opts.lambda as f32,
+        rel_tol: opts.rel_tol as f32,
+        abs_tol: ((per_item as f64).sqrt() * opts.abs_tol) as f32,
+        xi: xi as f32,
+        ratio: a.ratio as f32,
+        scaling: a.scaling as f32,
+        ..Default::default()
+    };
+    let (bn, bi, bs) = (
+        gpu.upload("norms", &norms).unwrap(),
+        gpu.upload("items", &items).unwrap(),
+        gpu.upload("stats", &stats0).unwrap(),
+    );
+    let mut enc = gpu.encoder();
+    kernels::control(&gpu, &mut enc, &ctrl, &bn, &bi, &bs);
+    gpu.submit(enc).unwrap();
+    let gi: Vec<Item> = gpu.download(&bi, 0, batch).unwrap();
+    let gs: Vec<f32> = gpu.download(&bs, 0, 8 * batch).unwrap();
+    let (mut stopped, mut up, mut down) = (0, 0, 0);
+    let close = |g: f64, c: f64| (g - c).abs() <= 1e-5 * c.abs().max(1e-30);
+    for b in 0..batch {
+        let (it, g) = (&items[b], &gi[b]);
+        if it.live == 0 {
+            assert_eq!(
+                (g.live, g.rho, g.u_scale),
+                (0, it.rho, 1.0),
+                "stopped item {b}"
+            );
+            assert_eq!(gs[8 * b], iters0[b], "stopped item {b} counts no iteration");
+            continue;
+        }
+        let nrm = PassNorms::from_slice(&norms[8 * b..8 * b + 8]);
+        let (rr, ss) = nrm.residuals();
+        let eps = nrm.stop_thresholds(it.rho as f64, per_item, &opts);
+        let iters = iters0[b] as usize + 1;
+        let f = rho_factor(&opts, xi, iters, rr, ss);
+        // Skip near ties, where f32 and f64 may rightly decide differently (see gpu/cbpdn.rs).
+        let tie = |x: f64, t: f64| (x / t - 1.0).abs() < 1e-4;
+        if tie(rr, eps.0)
+            || tie(ss, eps.1)
+            || tie(rr, xi * a.ratio * ss)
+            || tie(ss, a.ratio / xi * rr)
+        {
+            continue;
+        }
+        let conv = rr <= eps.0 && ss <= eps.1;
+        assert_eq!(
+            g.live == 0,
+            conv,
+            "item {b}: stop test (r {rr:.3e}/{:.3e}, s {ss:.3e}/{:.3e})",
+            eps.0,
+            eps.1
+        );
+        let want_rho = it.rho as f64 * f.unwrap_or(1.0);
+        assert!(
+            close(g.rho as f64, want_rho),
+            "item {b}: rho {} vs {want_rho}",
+            g.rho
+        );
+        assert!(
+            close(g.u_scale as f64, 1.0 / f.unwrap_or(1.0)),
+            "item {b}: u_scale"
+        );
+        assert!(close(g.lam_over_rho as f64, opts.lambda / want_rho));
+        assert_eq!(gs[8 * b] as usize, iters);
+        assert!(
+            close(gs[8 * b + 1] as f64, rr) && close(gs[8 * b + 2] as f64, ss),
+            "item {b}: residuals"
+        );
+        assert_eq!(gs[8 * b + 3], norms[8 * b + 5]);
+        stopped += conv as usize;
+        up += f.is_some_and(|f| f > 1.0) as usize;
+        down += f.is_some_and(|f| f < 1.0) as usize;
+    }
+    println!("ADMM control on {batch} items: {stopped} stopped, rho up {up}, down {down}");
+    assert!(stopped > 0 && up > 0 && down > 0, "every branch taken");
+}
+
+#[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
+fn data_term_matches_twin() {
+    use csfuse::cbpdn::data_fidelity;
+    let gpu = common::gpu();
+    for (h, w) in [(181, 217), (64, 48)] {
+        let batch = 3;
+        let nb = (w / 2 + 1) * h;
+        let dx = rand_complex(batch * nb, 41);
+        let sf = rand_complex(batch * nb, 42);
+        let stats = gpu.storage("stats", (batch * 32) as u64).unwrap();
+        let mut enc = gpu.encoder();
+        kernels::fidelity(
+            &gpu,
+            &mut enc,
+            &gpu.upload("dx", &pairs(&dx)).unwrap(),
+            &gpu.upload("sf", &pairs(&sf)).unwrap(),
+            &stats,
+            h,
+            w,
+            batch,
+        );
+        gpu.submit(enc).unwrap();
+        let gs: Vec<f32> = gpu.download(&stats, 0, 8 * batch).unwrap();
+        for b in 0..batch {
+            let r = b * nb..(b + 1) * nb;
+            let want = data_fidelity(h, w, &dx[r.clone()], &sf[r]);
+            let e = (gs[8 * b + 5] as f64 - want).abs() / want;
+            println!(
+                "data term {h}x{w} item {b}: GPU {} CPU {want:.6e} rel {e:.1e}",
+                gs[8 * b + 5]
+            );
+            assert!(
+                e < 1e-5,
+                "data term {h}x{w} item {b}: relative error {e:.2e}"
+            );
+        }
+    }
 }

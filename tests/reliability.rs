@@ -298,7 +298,7 @@ fn hole02_a_diverged_solve_is_an_error_not_an_image() {
     let (ct, mr) = csfuse::phantom::head_pair(32);
     let mut bad = ct.clone();
     bad.data[100] = f64::NAN;
-    let mut e = csfuse::engine::cpu_engine(csfuse::real::Precision::F32);
+    let mut e = csfuse::backend::cpu_engine(csfuse::real::Precision::F32);
     let (dc, dt) = (csfuse::assets::cartoon(), csfuse::assets::texture());
     let r = csfuse::fuse::fuse_pair(e.as_mut(), &bad, &mr, &dc, &dt, &Default::default());
     match r {

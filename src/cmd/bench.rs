@@ -1,9 +1,9 @@
 //! `csfuse bench`: ms per CBPDN iteration and whole-fusion time, printed as a table.
 
-use csfuse::backend::{Backend, Session};
+use csfuse::backend::{cpu_engine, Backend, Session};
 use csfuse::cbpdn::{Cbpdn, CbpdnOptions};
 use csfuse::dictionary::Dictionary;
-use csfuse::engine::{cpu_engine, CpuEngine, Engine};
+use csfuse::engine::CpuEngine;
 use csfuse::fuse::{fuse_pair, FuseParams};
 use csfuse::gpu::GpuEngine;
 use csfuse::io::read_gray;
@@ -44,8 +44,9 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "f32")]
     pub precision: Precision,
     /// Also time the GPU engine (the adapter `--backend gpu` takes; see `csfuse devices`): mean ms per
-    /// iteration over the timed iterations (each includes the residual read-back), and fuse time after
-    /// one warm-up fusion (pipelines compiled, buffers allocated).
+    /// iteration of solves of 1, 2 and 8 signals at once (one submission per solve), the memory
+    /// bandwidth that achieves against the adapter's peak where known, the speed-up over the CPU
+    /// rows, and a warm fusion's time, stage times and device counters.
     #[arg(long)]
     pub gpu: bool,
     /// Instead, time whole-volume fusion of a generated CT-like/MR-like NIfTI phantom pair of this size
@@ -127,16 +128,96 @@ fn bench_volume(dims: [usize; 3], gpu: bool, precision: Precision) -> Result<()>
     Ok(())
 }
 
-/// Mean ms per CBPDN iteration on the GPU engine, after a warm-up solve.
-fn gpu_per_iter(gpu: &mut GpuEngine, dict: &Dictionary, size: usize, iters: usize) -> Result<f64> {
+/// Mean ms per CBPDN iteration on the GPU engine for `batch` signals solved together, after a
+/// warm-up solve (one submission per solve: the mean includes the one read-back at its end).
+fn gpu_per_iter(
+    gpu: &mut GpuEngine,
+    dict: &Dictionary,
+    size: usize,
+    batch: usize,
+    iters: usize,
+) -> Result<f64> {
+    use csfuse::engine::Ops;
     let (ct, _) = head_pair(size);
     let (_, detail) = tikhonov_split(&ct, 60.0, 16);
     let mut opts = CbpdnOptions::new(0.1);
     opts.max_iter = 3;
     opts.rel_tol = 0.0;
-    gpu.sparse_code(dict, &detail, &opts)?;
+    let planes: Vec<&csfuse::plane::Plane> = (0..batch).map(|_| &detail).collect();
+    let sig = gpu.upload("bench: signals", &planes)?;
+    let mut code = gpu.code("bench", dict, batch, size, size)?;
+    gpu.solve(&mut code, &sig, &opts)?;
     opts.max_iter = iters.max(1);
-    Ok(gpu.sparse_code(dict, &detail, &opts)?.stats.ms_per_iter)
+    let t = Instant::now();
+    gpu.solve(&mut code, &sig, &opts)?;
+    Ok(t.elapsed().as_secs_f64() * 1e3 / opts.max_iter as f64)
+}
+
+/// Peak memory bandwidth in GB/s of well-known GPUs, by adapter name (vendor data sheets).
+fn peak_gbps(name: &str) -> Option<f64> {
+    let n = name.to_lowercase();
+    let table: [(&str, f64); 14] = [
+        ("h200", 4800.0),
+        ("h100 pcie", 2000.0),
+        ("h100", 3350.0),
+        ("a100-sxm4-80gb", 2039.0),
+        ("a100 80gb", 1935.0),
+        ("a100", 1555.0),
+        ("l40s", 864.0),
+        ("l4", 300.0),
+        ("a10", 600.0),
+        ("v100", 900.0),
+        ("rtx 4090", 1008.0),
+        ("rtx 3090", 936.0),
+        ("mi300x", 5300.0),
+        ("mi250", 3277.0),
+    ];
+    table.iter().find(|(k, _)| n.contains(k)).map(|(_, v)| *v)
+}
+
+/// The GPU half of the table: per-iteration time, bandwidth and speed-up over the CPU path.
+fn bench_gpu_iterations(
+    g: &mut GpuEngine,
+    dict: &Dictionary,
+    args: &Args,
+    cpu_ms: &[(usize, f64)],
+) -> Result<()> {
+    let desc = g.gpu().desc.clone();
+    let peak = peak_gbps(&desc.name);
+    println!(
+        "\nGPU: {desc}, peak memory bandwidth {}",
+        peak.map_or("unknown".into(), |p| format!("{p:.0} GB/s"))
+    );
+    println!(
+        "{:>9} {:>6} {:>12} {:>12} {:>13} {:>10} {:>8}",
+        "size", "batch", "ms/iter", "ms/iter/item", "GB/s (lower)", "% of peak", "vs cpu"
+    );
+    for &size in &args.sizes {
+        for batch in [1, 2, 8] {
+            let ms = gpu_per_iter(g, dict, size, batch, args.iters)?;
+            let bytes = csfuse::gpu::cbpdn::bytes_per_iteration(batch, dict.m, size, size);
+            let gbps = bytes as f64 / (ms * 1e-3) / 1e9;
+            let cpu = cpu_ms
+                .iter()
+                .find(|(s, _)| *s == size)
+                .map(|(_, c)| c * batch as f64);
+            println!(
+                "{:>9} {:>6} {:>12.3} {:>12.3} {:>13.1} {:>10} {:>8}",
+                format!("{size}x{size}"),
+                batch,
+                ms,
+                ms / batch as f64,
+                gbps,
+                peak.map_or("-".into(), |p| format!("{:.0}%", 100.0 * gbps / p)),
+                cpu.map_or("-".into(), |c| format!("{:.1}x", c / ms)),
+            );
+        }
+    }
+    println!(
+        "GB/s counts the bytes each kernel of an iteration must read and write once (FFTs, X step, \
+         shrink); vs cpu: the CPU path's median ms/iter at the most threads timed, times the batch"
+    );
+    Ok(())
 }
 
 /// Median and minimum ms of single iterations (robust to other load on a shared machine).
@@ -187,6 +268,8 @@ pub fn run(args: Args) -> Result<()> {
         "{:>9} {:>8} {:>15} {:>12}",
         "size", "threads", "median ms/iter", "min ms/iter"
     );
+    // The CPU's median at the largest thread count, per size (the GPU rows compare with it).
+    let mut cpu_ms = Vec::new();
     for &size in &args.sizes {
         for &th in &args.threads_list {
             let (med, min) = pool(th)?.install(|| match args.precision {
@@ -200,26 +283,18 @@ pub fn run(args: Args) -> Result<()> {
                 med,
                 min
             );
+            if Some(&th) == args.threads_list.iter().max() {
+                cpu_ms.push((size, med));
+            }
         }
     }
     let mut gpu = if args.gpu {
-        let g = GpuEngine::new()?;
-        println!("GPU: {}", g.describe());
-        Some(g)
+        Some(GpuEngine::new()?)
     } else {
         None
     };
     if let Some(g) = gpu.as_mut() {
-        for &size in &args.sizes {
-            let ms = gpu_per_iter(g, &dict, size, args.iters)?;
-            println!(
-                "{:>9} {:>8} {:>15.3} {:>12}",
-                format!("{size}x{size}"),
-                "gpu",
-                ms,
-                "(mean)"
-            );
-        }
+        bench_gpu_iterations(g, &dict, &args, &cpu_ms)?;
     }
     let (a, b, label) = match &args.pair {
         Some(p) => (
@@ -248,9 +323,26 @@ pub fn run(args: Args) -> Result<()> {
     }
     if let Some(g) = gpu.as_mut() {
         let p = FuseParams::default();
-        fuse_pair(g, &a, &b, &dc, &dt, &p)?; // warm-up
+        fuse_pair(g, &a, &b, &dc, &dt, &p)?; // warm-up: pipelines compiled, buffers made
+        let before = g.gpu().counters();
         let out = fuse_pair(g, &a, &b, &dc, &dt, &p)?;
-        println!("{:>8} {:>12.1}", "gpu", out.times.total_ms);
+        let c = g.gpu().counters().since(&before);
+        let t = &out.times;
+        println!("{:>8} {:>12.1}  (warm)", "gpu", t.total_ms);
+        println!(
+            "  stages ({}): lowpass {:.1}, decompose {:.1}, choose-max {:.1}, synthesis {:.1} ms",
+            t.clock, t.lowpass_ms, t.decompose_ms, t.fuse_rule_ms, t.synthesis_ms
+        );
+        println!(
+            "  counters of the warm fusion: {} submits, {} host waits, {} dispatches, {} bind groups \
+             created, {} buffers created, {} bytes read back",
+            c.submits,
+            c.host_waits,
+            c.dispatches,
+            c.bind_groups_created,
+            c.buffers_created,
+            c.bytes_read_back
+        );
     }
     Ok(())
 }

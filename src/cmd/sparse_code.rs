@@ -4,7 +4,7 @@ use super::num;
 use csfuse::backend::{self, max_diffs, rel_diff, Backend, Validation};
 use csfuse::cbpdn::CbpdnOptions;
 use csfuse::dictionary::Dictionary;
-use csfuse::engine::{Engine, SparseCode};
+use csfuse::fuse::{Engine, SparseCode};
 use csfuse::io::{check_output, read_gray, write_atomic};
 use csfuse::lowpass::tikhonov_split;
 use csfuse::npy::{self, NpyDtype};

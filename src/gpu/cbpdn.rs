@@ -1,18 +1,23 @@
 //! CBPDN on the GPU for a batch of signals at once (GPU twin of [`crate::cbpdn::Cbpdn`]).
 //!
-//! All state stays on the device. Per iteration the host records: forward FFT of `Y - U` (after a dual
-//! rescale when rho changed), X step, inverse FFT, fused shrink pass, reduction; then it reads back eight
-//! scalars per item and runs the same stop rule and auto-rho logic as the CPU solver. Each item keeps
-//! its own rho and stops on its own; a stopped item is skipped by the kernels.
+//! All state stays on the device. Per iteration the host records: the dual rescale of items whose rho
+//! changed, forward FFT of `Y - U`, X step, inverse FFT, fused shrink pass, reduction, and the control
+//! kernel, which applies the stop rule and auto-rho on the device. The whole solve is one submission;
+//! the host reads back eight scalars per item at its end. Each item keeps its own rho and stops on
+//! its own; a stopped item is skipped by the kernels.
+//!
+//! The control runs in f32 where the CPU's runs in f64. It can decide differently only at a near tie:
+//! a residual within float rounding (~1e-7 relative) of its stop threshold, or of the auto-rho
+//! switching ratios. The item then stops one iteration earlier or later, or changes rho one
+//! iteration apart, which moves the final objective by far less than `--validate`'s 1e-3 tolerance.
 
 use super::context::Gpu;
-use super::fft::GpuFft2;
-use super::kernels::{self, Item};
-use crate::cbpdn::{data_fidelity, rho_factor, CbpdnOptions, PassNorms, SolveStats};
+use super::fft::{Gate, GpuFft2};
+use super::kernels::{self, Ctrl, Item};
+use crate::cbpdn::{CbpdnOptions, SolveStats};
 use crate::dictionary::Dictionary;
 use crate::error::{Error, Result};
 use crate::fft2::Fft2;
-use rustfft::num_complex::Complex;
 use std::time::Instant;
 
 /// Filter spectra of one dictionary at one image size, resident on the device.
@@ -42,210 +47,181 @@ impl GpuDict {
     }
 }
 
-/// Device buffers of a batched solve: `batch` signals of `h x w`, `m` coefficient maps each.
-pub struct Workspace {
-    pub batch: usize,
-    pub m: usize,
-    pub h: usize,
-    pub w: usize,
-    /// Signals, `batch` planes (write the input here).
-    pub s: wgpu::Buffer,
-    pub sf: wgpu::Buffer,
-    /// Coefficient maps Y (the solution), `batch * m` planes.
-    pub y: wgpu::Buffer,
-    pub u: wgpu::Buffer,
-    /// Primal X inside an iteration, `Y - U` between iterations.
-    pub work: wgpu::Buffer,
-    /// Spectra of `Y - U` / X; free for other use after a solve.
-    pub spec: wgpu::Buffer,
-    pub dx: wgpu::Buffer,
+/// Bytes of the largest buffer of a solve of `batch` signals with `m` maps (the spectra), to check
+/// against the adapter's binding limit before allocating.
+pub fn largest_binding(batch: usize, m: usize, h: usize, w: usize) -> u64 {
+    (batch as u64) * (m as u64) * ((w / 2 + 1) * h) as u64 * 8
+}
+
+/// Device bytes one signal of a batch takes beyond its own coefficient maps Y: the dual U, the
+/// primal / `Y - U` maps and the spectra (2 maps' worth), plus signal and model spectra.
+pub fn work_bytes_per_item(m: usize, h: usize, w: usize) -> u64 {
+    let (np, nb) = ((h * w) as u64, ((w / 2 + 1) * h) as u64);
+    let m = m as u64;
+    4 * m * np * 2 + 8 * m * nb + 16 * nb + 4 * np
+}
+
+/// Bytes one ADMM iteration must move for `batch` signals with `m` maps of `h x w`, counting
+/// each kernel reading and writing its arrays once: forward and inverse FFT (row and column
+/// passes), the X step and the fused shrink pass. The dual rescale after a rho change, the
+/// reductions and the control are left out, so a bandwidth computed from it is a lower bound.
+pub fn bytes_per_iteration(batch: usize, m: usize, h: usize, w: usize) -> u64 {
+    let (p, s) = ((h * w * 4) as u64, ((w / 2 + 1) * h * 8) as u64);
+    let m = m as u64;
+    let fft = 2 * m * (p + 3 * s);
+    let xstep = 3 * m * s + 2 * s + s / 2;
+    let shrink = 6 * m * p;
+    batch as u64 * (fft + xstep + shrink)
+}
+
+/// The work buffers of a solve: named, so every solve of a job shares them.
+pub struct SolveBuffers {
+    u: wgpu::Buffer,
+    work: wgpu::Buffer,
+    spec: wgpu::Buffer,
+    sf: wgpu::Buffer,
+    dx: wgpu::Buffer,
     items: wgpu::Buffer,
     weights: wgpu::Buffer,
     partials: wgpu::Buffer,
     norms: wgpu::Buffer,
+    stats: wgpu::Buffer,
 }
 
-impl Workspace {
-    /// Bytes of the largest buffer, to check against the adapter's binding limit before allocating.
-    pub fn largest_binding(batch: usize, m: usize, h: usize, w: usize) -> u64 {
-        (batch * m * (w / 2 + 1) * h * 8) as u64
-    }
-
-    pub fn new(gpu: &Gpu, batch: usize, m: usize, h: usize, w: usize) -> Result<Self> {
+impl SolveBuffers {
+    /// The buffers for `batch` signals of `h x w` with `m` maps each (grown if too small). Calling
+    /// it before any work is recorded sizes them once for a job.
+    pub fn get(gpu: &Gpu, batch: usize, m: usize, h: usize, w: usize) -> Result<Self> {
         let (np, nb) = (h * w, (w / 2 + 1) * h);
         let maps = (batch * m * np * 4) as u64;
         let groups = kernels::shrink_groups(m * np);
-        Ok(Workspace {
-            batch,
-            m,
-            h,
-            w,
-            s: gpu.storage("signals", (batch * np * 4) as u64)?,
-            sf: gpu.storage("signal spectra", (batch * nb * 8) as u64)?,
-            y: gpu.storage("coefficients Y", maps)?,
-            u: gpu.storage("dual U", maps)?,
-            work: gpu.storage("primal X / Y-U", maps)?,
-            spec: gpu.storage("spectra", (batch * m * nb * 8) as u64)?,
-            dx: gpu.storage("model spectra", (batch * nb * 8) as u64)?,
-            items: gpu.storage("item parameters", (batch * 32) as u64)?,
-            weights: gpu.storage("l1 weights", (m * 4) as u64)?,
-            partials: gpu.storage("norm partials", (batch * groups * 32) as u64)?,
-            norms: gpu.storage("norms", (batch * 32) as u64)?,
+        Ok(SolveBuffers {
+            u: gpu.scratch("solve: dual U", maps)?,
+            work: gpu.scratch("solve: primal X / Y-U", maps)?,
+            spec: gpu.scratch("spectra", largest_binding(batch, m, h, w))?,
+            sf: gpu.scratch("solve: signal spectra", (batch * nb * 8) as u64)?,
+            dx: gpu.scratch("solve: model spectra", (batch * nb * 8) as u64)?,
+            items: gpu.scratch("solve: item parameters", (batch * 32) as u64)?,
+            weights: gpu.scratch("solve: l1 weights", (m * 4) as u64)?,
+            partials: gpu.scratch("solve: norm partials", (batch * groups * 32) as u64)?,
+            norms: gpu.scratch("solve: norms", (batch * 32) as u64)?,
+            stats: gpu.scratch("solve: statistics", (batch * 32) as u64)?,
         })
     }
 }
 
-/// Host-side state of one item.
-struct ItemState {
-    rho: f64,
-    active: bool,
-    iters: usize,
-    last: PassNorms,
-    rs: (f64, f64),
-}
-
-/// Solve CBPDN for all `ws.batch` signals in `ws.s` against `dict` from `Y = U = 0`.
-/// Returns the statistics per item; Y stays in `ws.y`.
+/// Solve CBPDN for the `batch` signals in `s` against `dict` from `Y = U = 0`, with Y in `y`
+/// (`batch * m` planes). Everything is recorded after what `enc` holds and submitted at once: the
+/// ADMM control runs on the device (control.wgsl), so the host waits once, for the statistics.
+#[allow(clippy::too_many_arguments)]
 pub fn solve(
     gpu: &Gpu,
+    mut enc: wgpu::CommandEncoder,
     fft: &GpuFft2,
     dict: &GpuDict,
-    ws: &Workspace,
+    s: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    batch: usize,
     opts: &CbpdnOptions,
 ) -> Result<Vec<SolveStats>> {
     let t0 = Instant::now();
     opts.validate(dict.m)?;
-    let (b, m) = (ws.batch, ws.m);
-    let (np, nb) = (ws.h * ws.w, fft.spectrum_len());
+    let (b, m) = (batch, dict.m);
+    let (h, w) = (fft.h, fft.w);
+    let (np, nb) = (h * w, fft.spectrum_len());
     let per_item = m * np;
-    let weights: Vec<f32> = match &opts.l1_weights {
-        Some(w) => w.iter().map(|v| *v as f32).collect(),
+    let SolveBuffers {
+        u,
+        work,
+        spec,
+        sf,
+        dx,
+        items,
+        weights,
+        partials,
+        norms,
+        stats,
+    } = SolveBuffers::get(gpu, b, m, h, w)?;
+    let weights_v: Vec<f32> = match &opts.l1_weights {
+        Some(wt) => wt.iter().map(|v| *v as f32).collect(),
         None => vec![1.0; m],
     };
     gpu.queue
-        .write_buffer(&ws.weights, 0, bytemuck::cast_slice(&weights));
-    let xi = opts.residual_target();
+        .write_buffer(&weights, 0, bytemuck::cast_slice(&weights_v));
     let rho0 = opts.initial_rho();
-    let mut st: Vec<ItemState> = (0..b)
-        .map(|_| ItemState {
-            rho: rho0,
-            active: true,
-            iters: 0,
-            last: PassNorms::default(),
-            rs: (f64::INFINITY, f64::INFINITY),
-        })
-        .collect();
-    let mut scales = vec![1.0f64; b];
-    let write_items = |st: &[ItemState], scales: &[f64]| {
-        let items: Vec<Item> = st
-            .iter()
-            .zip(scales)
-            .map(|(s, f)| Item {
-                rho: s.rho as f32,
-                lam_over_rho: (opts.lambda / s.rho) as f32,
-                alpha: opts.relax as f32,
-                live: s.active as u32,
-                u_scale: *f as f32,
-                _pad: [0.0; 3],
-            })
-            .collect();
-        gpu.queue
-            .write_buffer(&ws.items, 0, bytemuck::cast_slice(&items));
+    let item = Item {
+        rho: rho0 as f32,
+        lam_over_rho: (opts.lambda / rho0) as f32,
+        alpha: opts.relax as f32,
+        live: 1,
+        u_scale: 1.0,
+        _pad: [0.0; 3],
     };
-    write_items(&st, &scales);
-    let mut enc = gpu.encoder();
-    for buf in [&ws.y, &ws.u, &ws.work, &ws.spec] {
-        enc.clear_buffer(buf, 0, None);
-    }
-    fft.forward(gpu, &mut enc, &ws.s, &ws.sf, b);
-    gpu.submit(enc)?;
-    let setup_ms = t0.elapsed().as_secs_f64() * 1e3;
-
-    let t1 = Instant::now();
-    let mut ran = 0;
-    while ran < opts.max_iter && st.iter().any(|s| s.active) {
-        crate::fault::gpu_iteration().map_err(|m| Error::Gpu(format!("{}: {m}", gpu.desc)))?;
-        let mut enc = gpu.encoder();
-        if ran > 0 {
-            if scales.iter().any(|f| *f != 1.0) {
-                kernels::rescale(
-                    gpu, &mut enc, &ws.work, &ws.y, &ws.u, &ws.items, per_item, b,
-                );
-            }
-            fft.forward(gpu, &mut enc, &ws.work, &ws.spec, b * m);
+    gpu.queue
+        .write_buffer(&items, 0, bytemuck::cast_slice(&vec![item; b]));
+    let a = &opts.auto_rho;
+    let ctrl = Ctrl {
+        batch: b as u32,
+        auto_rho: a.enabled as u32,
+        period: a.period.max(1) as u32,
+        lambda: opts.lambda as f32,
+        rel_tol: opts.rel_tol as f32,
+        abs_tol: ((per_item as f64).sqrt() * opts.abs_tol) as f32,
+        xi: opts.residual_target() as f32,
+        ratio: a.ratio as f32,
+        scaling: a.scaling as f32,
+        ..Ctrl::default()
+    };
+    // Y and U start at zero, and so does Y - U (the first X step's input spectra).
+    let yb = (b * per_item * 4) as u64;
+    enc.clear_buffer(y, 0, Some(yb));
+    enc.clear_buffer(&u, 0, Some(yb));
+    enc.clear_buffer(&work, 0, Some(yb));
+    enc.clear_buffer(&spec, 0, Some((b * m * nb * 8) as u64));
+    enc.clear_buffer(&stats, 0, Some((b * 32) as u64));
+    fft.forward(gpu, &mut enc, s, &sf, b);
+    // Stopped items skip their transforms too, which is most of an iteration's work.
+    let gate = Gate {
+        items: &items,
+        planes_per_item: m,
+    };
+    for it in 0..opts.max_iter {
+        crate::fault::gpu_iteration().map_err(|e| Error::Gpu(format!("{}: {e}", gpu.desc)))?;
+        if it > 0 {
+            // A no-op for items whose rho did not change (u_scale = 1) or that have stopped.
+            kernels::rescale(gpu, &mut enc, &work, y, &u, &items, per_item, b);
+            fft.forward_gated(gpu, &mut enc, &work, &spec, b * m, Some(gate));
         }
         kernels::x_step(
-            gpu, &mut enc, &ws.spec, &dict.df, &dict.dd, &ws.sf, &ws.dx, &ws.items, nb, m, b,
+            gpu, &mut enc, &spec, &dict.df, &dict.dd, &sf, &dx, &items, nb, m, b,
         );
-        fft.inverse(gpu, &mut enc, &ws.spec, &ws.work, b * m);
+        fft.inverse_gated(gpu, &mut enc, &spec, &work, b * m, Some(gate));
         kernels::shrink(
-            gpu,
-            &mut enc,
-            &ws.work,
-            &ws.y,
-            &ws.u,
-            &ws.weights,
-            &ws.items,
-            &ws.partials,
-            per_item,
-            np,
-            b,
+            gpu, &mut enc, &work, y, &u, &weights, &items, &partials, per_item, np, b,
         );
-        kernels::reduce(gpu, &mut enc, &ws.partials, &ws.norms, per_item, b);
-        let norms: Vec<f32> = gpu.read(enc, &ws.norms, 0, 8 * b)?;
-        ran += 1;
-        for (i, s) in st.iter_mut().enumerate() {
-            scales[i] = 1.0;
-            if !s.active {
-                continue;
-            }
-            let nrm = PassNorms::from_slice(&norms[8 * i..8 * i + 8]);
-            s.iters += 1;
-            s.last = nrm;
-            s.rs = nrm.residuals();
-            let eps = nrm.stop_thresholds(s.rho, per_item, opts);
-            if let Some(f) = rho_factor(opts, xi, s.iters, s.rs.0, s.rs.1) {
-                s.rho *= f;
-                scales[i] = 1.0 / f;
-            }
-            if s.rs.0 <= eps.0 && s.rs.1 <= eps.1 {
-                s.active = false;
-            }
-        }
-        write_items(&st, &scales);
+        kernels::reduce(gpu, &mut enc, &partials, &norms, per_item, b);
+        kernels::control(gpu, &mut enc, &ctrl, &norms, &items, &stats);
     }
+    kernels::fidelity(gpu, &mut enc, &dx, &sf, &stats, h, w, b);
+    let setup_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let t1 = Instant::now();
+    let st: Vec<f32> = gpu.read(enc, &stats, 0, 8 * b)?;
     let ms = t1.elapsed().as_secs_f64() * 1e3;
-
-    // Final statistics: the data term from the model and signal spectra (one read-back per solve).
-    let dx: Vec<Complex<f32>> = gpu
-        .download::<[f32; 2]>(&ws.dx, 0, b * nb)?
-        .into_iter()
-        .map(|c| Complex::new(c[0], c[1]))
-        .collect();
-    let sf: Vec<Complex<f32>> = gpu
-        .download::<[f32; 2]>(&ws.sf, 0, b * nb)?
-        .into_iter()
-        .map(|c| Complex::new(c[0], c[1]))
-        .collect();
     Ok(st
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let dfid = data_fidelity(
-                ws.h,
-                ws.w,
-                &dx[i * nb..(i + 1) * nb],
-                &sf[i * nb..(i + 1) * nb],
-            );
+        .chunks_exact(8)
+        .map(|v| {
+            let iterations = v[0] as usize;
+            let (dfid, l1) = (v[5] as f64, v[3] as f64);
             SolveStats {
-                iterations: s.iters,
-                objective: dfid + opts.lambda * s.last.l1,
+                iterations,
+                objective: dfid + opts.lambda * l1,
                 dfid,
-                l1: s.last.l1,
-                r: s.rs.0,
-                s: s.rs.1,
-                rho: s.rho,
-                ms_per_iter: if ran > 0 { ms / ran as f64 } else { 0.0 },
+                l1,
+                r: v[1] as f64,
+                s: v[2] as f64,
+                rho: v[4] as f64,
+                // The device ran every item for the longest item's iterations at most.
+                ms_per_iter: ms / opts.max_iter as f64,
                 setup_ms,
                 precision: "f32",
             }

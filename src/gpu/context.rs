@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use serde::Serialize;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -140,6 +140,41 @@ pub enum Slot {
     Write,
 }
 
+/// What the device was asked to do, counted on the host. Deterministic for a given job, so tests
+/// assert on them (a per-dispatch allocation or a per-iteration read-back shows up here).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub submits: u64,
+    /// Times the host blocked on the device (a read-back or a synchronous submit).
+    pub host_waits: u64,
+    pub dispatches: u64,
+    pub bind_groups_created: u64,
+    /// Storage, uniform, staging and query-resolve buffers.
+    pub buffers_created: u64,
+    pub bytes_read_back: u64,
+}
+
+impl Counters {
+    /// What happened between `before` and `self`.
+    pub fn since(&self, before: &Counters) -> Counters {
+        Counters {
+            submits: self.submits - before.submits,
+            host_waits: self.host_waits - before.host_waits,
+            dispatches: self.dispatches - before.dispatches,
+            bind_groups_created: self.bind_groups_created - before.bind_groups_created,
+            buffers_created: self.buffers_created - before.buffers_created,
+            bytes_read_back: self.bytes_read_back - before.bytes_read_back,
+        }
+    }
+}
+
+/// Timestamp slots: the stage boundaries of one job.
+pub const MAX_STAMPS: u32 = 8;
+
+/// Bind groups kept at most; beyond it the cache is dropped (only a job that keeps changing
+/// sizes gets there).
+const MAX_BIND_GROUPS: usize = 4096;
+
 /// A compiled entry point with its bind group layout.
 pub struct Kernel {
     pipeline: wgpu::ComputePipeline,
@@ -154,6 +189,16 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     kernels: RefCell<HashMap<String, Rc<Kernel>>>,
     uniforms: RefCell<HashMap<Vec<u32>, Rc<wgpu::Buffer>>>,
+    /// Bind groups per (kernel, bound buffers): buffers come from caches, so a job's second
+    /// fusion of one size binds exactly the same sets again.
+    bind_groups: RefCell<HashMap<(usize, Vec<wgpu::Buffer>), wgpu::BindGroup>>,
+    /// Named work buffers (grow-only: a larger request replaces the buffer).
+    scratch: RefCell<HashMap<String, wgpu::Buffer>>,
+    /// Read-back staging buffers per size.
+    staging: RefCell<HashMap<u64, wgpu::Buffer>>,
+    counters: Cell<Counters>,
+    /// Timestamp queries (with their resolve buffer) where the adapter supports them.
+    stamps: Option<(wgpu::QuerySet, wgpu::Buffer)>,
     /// First uncaptured error (validation, out of memory) or device loss, reported at the next sync.
     fault: Arc<Mutex<Option<String>>>,
     dummies: Vec<wgpu::Buffer>,
@@ -191,25 +236,55 @@ impl Gpu {
             .map(|_| {
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("unused binding"),
-                    size: 16,
+                    size: 32,
                     usage: wgpu::BufferUsages::STORAGE,
                     mapped_at_creation: false,
                 })
             })
             .collect();
+        let stamps = desc.timestamps.then(|| {
+            let set = device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("stage timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count: MAX_STAMPS,
+            });
+            let buf = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("resolved timestamps"),
+                size: MAX_STAMPS as u64 * 8,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            (set, buf)
+        });
         Ok(Gpu {
+            stamps,
             device,
             queue,
             desc,
             limits,
             kernels: RefCell::new(HashMap::new()),
             uniforms: RefCell::new(HashMap::new()),
+            bind_groups: RefCell::new(HashMap::new()),
+            scratch: RefCell::new(HashMap::new()),
+            staging: RefCell::new(HashMap::new()),
+            counters: Cell::new(Counters::default()),
             fault,
             dummies,
         })
     }
 
-    /// A 16-byte placeholder for a binding an entry point does not use; `i < 4` gives distinct ones
+    /// The counters since the device was opened.
+    pub fn counters(&self) -> Counters {
+        self.counters.get()
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Counters)) {
+        let mut c = self.counters.get();
+        f(&mut c);
+        self.counters.set(c);
+    }
+
+    /// A 32-byte placeholder for a binding an entry point does not use; `i < 4` gives distinct ones
     /// (one buffer may not fill two writable bindings of a dispatch).
     pub fn dummy(&self, i: usize) -> &wgpu::Buffer {
         &self.dummies[i]
@@ -255,7 +330,26 @@ impl Gpu {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("out of GPU memory for {label}: {e}")));
         }
+        self.count(|c| c.buffers_created += 1);
         Ok(buf)
+    }
+
+    /// The work buffer called `name`, at least `bytes` long, zeroed when first made. It is the same
+    /// buffer on every call unless a larger one is asked for; its contents are the caller's.
+    pub fn scratch(&self, name: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        if let Some(b) = self.scratch.borrow().get(name) {
+            if b.size() >= bytes {
+                return Ok(b.clone());
+            }
+        }
+        let b = self.storage(name, bytes)?;
+        if let Some(old) = self.scratch.borrow_mut().insert(name.into(), b.clone()) {
+            // Bind groups of the replaced buffer would keep it alive.
+            self.bind_groups
+                .borrow_mut()
+                .retain(|(_, bufs), _| !bufs.contains(&old));
+        }
+        Ok(b)
     }
 
     /// A storage buffer holding `data`.
@@ -273,6 +367,7 @@ impl Gpu {
         cache
             .entry(key.clone())
             .or_insert_with(|| {
+                self.count(|c| c.buffers_created += 1);
                 Rc::new(
                     self.device
                         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -358,23 +453,35 @@ impl Gpu {
         bufs: &[&wgpu::Buffer],
         groups: (u32, u32, u32),
     ) {
-        let entries: Vec<wgpu::BindGroupEntry> = bufs
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
+        let key = (
+            k as *const Kernel as usize,
+            bufs.iter().map(|b| (*b).clone()).collect::<Vec<_>>(),
+        );
+        let mut cache = self.bind_groups.borrow_mut();
+        if cache.len() >= MAX_BIND_GROUPS && !cache.contains_key(&key) {
+            cache.clear();
+        }
+        let bg = cache.entry(key).or_insert_with(|| {
+            let entries: Vec<wgpu::BindGroupEntry> = bufs
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource: b.as_entire_binding(),
+                })
+                .collect();
+            self.count(|c| c.bind_groups_created += 1);
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &k.layout,
+                entries: &entries,
             })
-            .collect();
-        let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &k.layout,
-            entries: &entries,
         });
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
         pass.set_pipeline(&k.pipeline);
-        pass.set_bind_group(0, &bg, &[]);
+        pass.set_bind_group(0, &*bg, &[]);
         pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        self.count(|c| c.dispatches += 1);
     }
 
     pub fn encoder(&self) -> wgpu::CommandEncoder {
@@ -382,50 +489,121 @@ impl Gpu {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor::default())
     }
 
+    /// Submit without waiting (faults show at the next wait).
+    pub fn submit_nowait(&self, enc: wgpu::CommandEncoder) {
+        self.queue.submit([enc.finish()]);
+        self.count(|c| c.submits += 1);
+    }
+
     /// Submit and wait for completion.
     pub fn submit(&self, enc: wgpu::CommandEncoder) -> Result<()> {
-        self.queue.submit([enc.finish()]);
+        self.submit_nowait(enc);
+        self.wait()
+    }
+
+    fn wait(&self) -> Result<()> {
+        self.count(|c| c.host_waits += 1);
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("{}: {e}", self.desc)))?;
         self.check()
     }
 
-    /// Submit `enc` plus a copy of `bytes` bytes of `src` (from `offset`), wait, and return them.
+    /// The staging buffer for read-backs of `bytes` (one per size, reused).
+    fn staging(&self, bytes: u64) -> wgpu::Buffer {
+        self.staging
+            .borrow_mut()
+            .entry(bytes)
+            .or_insert_with(|| {
+                self.count(|c| c.buffers_created += 1);
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("read-back"),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+            .clone()
+    }
+
+    /// Submit `enc` plus a copy of `count` elements of `src` (from byte `offset`), wait, and return
+    /// them: one submit, one host wait.
     pub fn read<T: bytemuck::Pod>(
         &self,
-        mut enc: wgpu::CommandEncoder,
+        enc: wgpu::CommandEncoder,
         src: &wgpu::Buffer,
         offset: u64,
         count: usize,
     ) -> Result<Vec<T>> {
         let bytes = (count * std::mem::size_of::<T>()) as u64;
-        let padded = bytes.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT).max(4);
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("read-back"),
-            size: padded,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        enc.copy_buffer_to_buffer(src, offset, &staging, 0, padded);
-        self.queue.submit([enc.finish()]);
+        let raw = self.read_many(enc, &[(src, offset, bytes)])?;
+        Ok(bytemuck::pod_collect_to_vec(&raw[0]))
+    }
+
+    /// Record a GPU timestamp in slot `i` (nothing when the adapter has no timestamp queries).
+    pub fn stamp(&self, enc: &mut wgpu::CommandEncoder, i: u32) {
+        if let Some((set, _)) = &self.stamps {
+            enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("timestamp"),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: set,
+                    beginning_of_pass_write_index: Some(i),
+                    end_of_pass_write_index: None,
+                }),
+            });
+        }
+    }
+
+    /// Record the resolve of timestamp slots `0..n`; the buffer to read them from (u64 ticks).
+    pub fn resolve_stamps(&self, enc: &mut wgpu::CommandEncoder, n: u32) -> Option<&wgpu::Buffer> {
+        let (set, buf) = self.stamps.as_ref()?;
+        enc.resolve_query_set(set, 0..n, buf, 0);
+        Some(buf)
+    }
+
+    /// Nanoseconds per timestamp tick.
+    pub fn tick_ns(&self) -> f64 {
+        self.queue.get_timestamp_period() as f64
+    }
+
+    /// Submit `enc` plus copies of `(buffer, byte offset, bytes)` parts, wait once, and return them.
+    pub fn read_many(
+        &self,
+        mut enc: wgpu::CommandEncoder,
+        parts: &[(&wgpu::Buffer, u64, u64)],
+    ) -> Result<Vec<Vec<u8>>> {
+        let padded: Vec<u64> = parts
+            .iter()
+            .map(|(_, _, b)| b.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT).max(4))
+            .collect();
+        let total: u64 = padded.iter().sum();
+        let staging = self.staging(total);
+        let mut off = 0;
+        for ((src, at, _), p) in parts.iter().zip(&padded) {
+            enc.copy_buffer_to_buffer(src, *at, &staging, off, *p);
+            off += p;
+        }
+        self.submit_nowait(enc);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("{}: {e}", self.desc)))?;
-        self.check()?;
+        self.wait()?;
         rx.recv()
             .map_err(|_| Error::Gpu("read-back never completed".into()))?
             .map_err(|e| Error::Gpu(format!("{}: read-back failed: {e}", self.desc)))?;
         let view = staging
             .get_mapped_range(..)
             .map_err(|e| Error::Gpu(format!("read-back map: {e}")))?;
-        let out = bytemuck::cast_slice::<u8, T>(&view[..bytes as usize]).to_vec();
+        let mut out = Vec::with_capacity(parts.len());
+        let mut off = 0usize;
+        for ((_, _, b), p) in parts.iter().zip(&padded) {
+            out.push(view[off..off + *b as usize].to_vec());
+            off += *p as usize;
+        }
         drop(view);
         staging.unmap();
+        self.count(|c| c.bytes_read_back += parts.iter().map(|(_, _, b)| b).sum::<u64>());
         Ok(out)
     }
 

@@ -1,29 +1,58 @@
-//! [`GpuEngine`]: the [`Engine`] seam on the GPU. Single operations upload their inputs and read back
-//! their result (for `sparse-code` and the kernel tests); [`Engine::fuse_resident`] runs the whole
-//! CS-MCA fusion with every intermediate on the device, both sources batched in each dispatch.
+//! [`GpuEngine`]: the [`Ops`] seam on the GPU. Every buffer is a named work buffer of the device
+//! ([`Gpu::scratch`]), so repeated fusions of one size reuse the buffers and bind groups of the
+//! first. Operations are recorded into one pending command encoder; the host submits and waits only
+//! to read results: once per batched solve (its statistics) and once at the end of a fusion.
 
-use super::cbpdn::{solve, GpuDict, Workspace};
-use super::context::{AdapterDesc, Gpu};
+use super::cbpdn::{self, solve, GpuDict};
+use super::context::{AdapterDesc, Counters, Gpu};
 use super::fft::{FftCache, GpuFft2};
 use super::kernels::{self, LowpassGeom};
 use crate::cbpdn::{CbpdnOptions, SolveStats};
-use crate::decompose::McaParams;
 use crate::dictionary::Dictionary;
-use crate::engine::{Engine, SparseCode};
-use crate::error::Result;
-use crate::fuse::{FuseOutput, FuseParams, SourceObjectives, StageTimes};
+use crate::engine::{Finished, Ops};
+use crate::error::{Error, Result};
 use crate::plane::{CoefMaps, DecisionMap, Plane};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Instant;
+
+/// Device bytes the batches of one fusion may take unless `CSFUSE_GPU_MEMORY` (MiB) says otherwise.
+const DEFAULT_DEVICE_BUDGET: u64 = 4 << 30;
+/// Pairs per batch at most: beyond this a batch is already far larger than any GPU's thread count.
+const MAX_PAIRS: usize = 64;
 
 pub struct GpuEngine {
     gpu: Gpu,
     ffts: FftCache,
     /// Filter spectra per (dictionary content, h, w).
     dicts: HashMap<(u64, usize, usize), Rc<GpuDict>>,
-    /// Solver buffers per (role, batch, m, h, w), reused across calls.
-    spaces: HashMap<(&'static str, usize, usize, usize, usize), Rc<Workspace>>,
+    /// Work recorded but not yet submitted.
+    pending: Option<wgpu::CommandEncoder>,
+    device_budget: u64,
+}
+
+/// `n` planes of `h x w` in a device buffer (f32).
+pub struct GpuPlanes {
+    buf: wgpu::Buffer,
+    n: usize,
+    h: usize,
+    w: usize,
+}
+
+/// A dictionary's spectra at one size and the coefficient maps Y of `n` signals.
+pub struct GpuCode {
+    name: String,
+    dict: Rc<GpuDict>,
+    fft: Rc<GpuFft2>,
+    y: wgpu::Buffer,
+    n: usize,
+}
+
+/// One decision plane per pair (u32, 1 = from A).
+pub struct GpuDecisions {
+    buf: wgpu::Buffer,
+    n: usize,
+    h: usize,
+    w: usize,
 }
 
 /// A cheap content key for a dictionary (FNV-1a over the f64 bits and shape).
@@ -38,16 +67,40 @@ fn dict_key(d: &Dictionary) -> u64 {
     h
 }
 
-fn ms_since(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e3
-}
-
 fn to_f32(v: &[f64]) -> Vec<f32> {
     v.iter().map(|x| *x as f32).collect()
 }
 
 fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|x| *x as f64).collect()
+}
+
+fn planes_of(v: &[f32], n: usize, h: usize, w: usize) -> Vec<Plane> {
+    (0..n)
+        .map(|i| Plane::from_vec(h, w, to_f64(&v[i * h * w..(i + 1) * h * w])))
+        .collect()
+}
+
+fn decisions_of(v: &[u32], n: usize, h: usize, w: usize) -> Vec<DecisionMap> {
+    (0..n)
+        .map(|i| DecisionMap {
+            h,
+            w,
+            from_a: v[i * h * w..(i + 1) * h * w]
+                .iter()
+                .map(|d| *d != 0)
+                .collect(),
+        })
+        .collect()
+}
+
+/// The device budget from `CSFUSE_GPU_MEMORY` (MiB), else the default.
+fn device_budget() -> u64 {
+    std::env::var("CSFUSE_GPU_MEMORY")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|m| *m > 0)
+        .map_or(DEFAULT_DEVICE_BUDGET, |m| m << 20)
 }
 
 impl GpuEngine {
@@ -61,7 +114,8 @@ impl GpuEngine {
             gpu,
             ffts: FftCache::default(),
             dicts: HashMap::new(),
-            spaces: HashMap::new(),
+            pending: None,
+            device_budget: device_budget(),
         }
     }
 
@@ -78,241 +132,58 @@ impl GpuEngine {
         if let Some(g) = self.dicts.get(&key) {
             return Ok(g.clone());
         }
+        if self.dicts.len() >= 16 {
+            // A job that keeps changing sizes: keep the device memory bounded.
+            self.dicts.clear();
+        }
         let g = Rc::new(GpuDict::new(&self.gpu, d, h, w)?);
         self.dicts.insert(key, g.clone());
         Ok(g)
     }
 
-    fn space(
-        &mut self,
-        role: &'static str,
-        batch: usize,
-        m: usize,
-        h: usize,
-        w: usize,
-    ) -> Result<Rc<Workspace>> {
-        let key = (role, batch, m, h, w);
-        if let Some(s) = self.spaces.get(&key) {
-            return Ok(s.clone());
+    /// The pending encoder (a new one if none).
+    fn enc(&mut self) -> &mut wgpu::CommandEncoder {
+        let gpu = &self.gpu;
+        self.pending.get_or_insert_with(|| gpu.encoder())
+    }
+
+    /// The pending work, to be submitted by the caller.
+    fn take(&mut self) -> wgpu::CommandEncoder {
+        self.pending.take().unwrap_or_else(|| self.gpu.encoder())
+    }
+
+    /// `queue.write_buffer` lands before the next submission: submit what is pending first, so
+    /// commands recorded earlier see the old contents.
+    fn write(&mut self, buf: &wgpu::Buffer, data: &[f32]) {
+        if let Some(enc) = self.pending.take() {
+            self.gpu.submit_nowait(enc);
         }
-        let s = Rc::new(Workspace::new(&self.gpu, batch, m, h, w)?);
-        self.spaces.insert(key, s.clone());
-        Ok(s)
+        self.gpu
+            .queue
+            .write_buffer(buf, 0, bytemuck::cast_slice(data));
     }
 
-    /// Can both sources of an `h x w` pair be solved in one batch within the binding limit?
-    fn fits_pair(&self, m: usize, h: usize, w: usize) -> bool {
-        Workspace::largest_binding(2, m, h, w) <= self.gpu.max_binding()
+    fn scratch_planes(&self, name: &str, n: usize, h: usize, w: usize) -> Result<GpuPlanes> {
+        let buf = self.gpu.scratch(name, (n * h * w * 4) as u64)?;
+        Ok(GpuPlanes { buf, n, h, w })
     }
 
-    /// `out = sum_m d_m (*) coef_m` for `batch` items whose maps are in `coef`; `spec` and `sspec` are
-    /// scratch spectra (`batch * m` and `batch` planes).
-    #[allow(clippy::too_many_arguments)]
-    fn synth_into(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        fft: &GpuFft2,
-        dict: &GpuDict,
-        coef: &wgpu::Buffer,
-        spec: &wgpu::Buffer,
-        sspec: &wgpu::Buffer,
-        out: &wgpu::Buffer,
-        batch: usize,
-    ) {
-        let g = &self.gpu;
-        fft.forward(g, enc, coef, spec, batch * dict.m);
-        kernels::synth(
-            g,
-            enc,
-            spec,
-            &dict.df,
-            sspec,
-            fft.spectrum_len(),
-            dict.m,
-            batch,
-        );
-        fft.inverse(g, enc, sspec, out, batch);
-    }
-
-    /// Tikhonov split of the `batch` planes in `src` into `low` and `high`.
-    #[allow(clippy::too_many_arguments)]
-    fn lowpass_into(
-        &mut self,
-        enc: &mut wgpu::CommandEncoder,
-        geom: LowpassGeom,
-        src: &wgpu::Buffer,
-        low: &wgpu::Buffer,
-        high: &wgpu::Buffer,
-    ) -> Result<()> {
-        let (hp, wp) = (geom.hp(), geom.wp());
-        let fft = self.fft(hp, wp)?;
-        let g = &self.gpu;
-        let padded = g.storage("padded", (geom.batch * hp * wp * 4) as u64)?;
-        let spec = g.storage(
-            "padded spectra",
-            (geom.batch * fft.spectrum_len() * 8) as u64,
-        )?;
-        geom.pad(g, enc, src, &padded);
-        fft.forward(g, enc, &padded, &spec, geom.batch);
-        geom.gain(g, enc, &spec);
-        fft.inverse(g, enc, &spec, &padded, geom.batch);
-        geom.crop(g, enc, src, &padded, low, high);
-        Ok(())
-    }
-
-    fn maps_buffer(&self, label: &str, planes: usize, h: usize, w: usize) -> Result<wgpu::Buffer> {
-        self.gpu.storage(label, (planes * h * w * 4) as u64)
-    }
-
-    fn read_plane(&self, buf: &wgpu::Buffer, index: usize, h: usize, w: usize) -> Result<Plane> {
-        let v: Vec<f32> = self.gpu.download(buf, index * h * w, h * w)?;
-        Ok(Plane::from_vec(h, w, to_f64(&v)))
-    }
-
-    fn read_decision(&self, buf: &wgpu::Buffer, h: usize, w: usize) -> Result<DecisionMap> {
-        let v: Vec<u32> = self.gpu.download(buf, 0, h * w)?;
-        Ok(DecisionMap {
-            h,
-            w,
-            from_a: v.iter().map(|d| *d != 0).collect(),
-        })
-    }
-
-    /// Choose-max of the coefficient maps of items 0 and 1 in `coef` (window radius `r`) into `fused`.
-    #[allow(clippy::too_many_arguments)]
-    fn choose_into(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        coef: &wgpu::Buffer,
-        (m, h, w): (usize, usize, usize),
-        r: usize,
-        fused: &wgpu::Buffer,
-        decision: &wgpu::Buffer,
-    ) -> Result<()> {
-        let g = &self.gpu;
-        let act = self.maps_buffer("activity", 2, h, w)?;
-        let boxed = self.maps_buffer("windowed activity", 2, h, w)?;
-        kernels::activity(g, enc, coef, &act, &boxed, (h, w, m), r, 2);
-        kernels::choose(g, enc, coef, &boxed, fused, decision, h * w, m);
-        Ok(())
-    }
-
-    fn fuse_on_device(
-        &mut self,
-        a: &Plane,
-        b: &Plane,
-        dc: &Dictionary,
-        dt: &Dictionary,
-        p: &FuseParams,
-    ) -> Result<FuseOutput> {
-        let t_all = Instant::now();
-        let (h, w) = (a.h, a.w);
-        let np = h * w;
-        let mut times = StageTimes::default();
-        let fft = self.fft(h, w)?;
-        let gdc = self.dict(dc, h, w)?;
-        let gdt = self.dict(dt, h, w)?;
-        let wc = self.space("cartoon", 2, dc.m, h, w)?;
-        let wt = self.space("texture", 2, dt.m, h, w)?;
-
-        let t = Instant::now();
-        let mut both = to_f32(&a.data);
-        both.extend(to_f32(&b.data));
-        let src = self.gpu.upload("sources", &both)?;
-        let low = self.maps_buffer("base layers", 2, h, w)?;
-        let high = self.maps_buffer("detail layers", 2, h, w)?;
-        let mut enc = self.gpu.encoder();
-        let geom = LowpassGeom {
-            h,
-            w,
-            pad: p.lowpass_pad,
-            lambda: p.lowpass_lambda as f32,
-            batch: 2,
-        };
-        self.lowpass_into(&mut enc, geom, &src, &low, &high)?;
-        self.gpu.submit(enc)?;
-        times.lowpass_ms = ms_since(t);
-
-        // CS-MCA for both sources at once: x_c = CBPDN(s_h - x_t), x_t = CBPDN(s_h - x_c).
-        let t = Instant::now();
-        let cart = self.maps_buffer("cartoon layers", 2, h, w)?;
-        let tex = self.maps_buffer("texture layers", 2, h, w)?;
-        let sspec = self
-            .gpu
-            .storage("synthesis spectra", (2 * fft.spectrum_len() * 8) as u64)?;
-        let mut enc = self.gpu.encoder();
-        enc.clear_buffer(&tex, 0, None);
-        let mut last = None;
-        for it in 1..=p.mca.outer_iters {
-            let lam = McaParams::lambda(it);
-            kernels::sub(&self.gpu, &mut enc, &high, &tex, &wc.s, 2 * np);
-            self.gpu.submit(enc)?;
-            let sc = solve(
-                &self.gpu,
-                &fft,
-                &gdc,
-                &wc,
-                &p.mca.cbpdn(lam, 50.0 * lam + 1.0),
-            )?;
-            enc = self.gpu.encoder();
-            self.synth_into(&mut enc, &fft, &gdc, &wc.y, &wc.spec, &sspec, &cart, 2);
-            kernels::sub(&self.gpu, &mut enc, &high, &cart, &wt.s, 2 * np);
-            self.gpu.submit(enc)?;
-            let st = solve(
-                &self.gpu,
-                &fft,
-                &gdt,
-                &wt,
-                &p.mca.cbpdn(lam, p.mca.texture_rho),
-            )?;
-            enc = self.gpu.encoder();
-            self.synth_into(&mut enc, &fft, &gdt, &wt.y, &wt.spec, &sspec, &tex, 2);
-            last = Some((sc, st));
-        }
-        self.gpu.submit(enc)?;
-        let (sc, st) = last.ok_or_else(|| {
-            crate::error::Error::Param("CS-MCA needs at least one outer iteration".into())
-        })?;
-        times.decompose_ms = ms_since(t);
-
-        let t = Instant::now();
-        let fc = self.maps_buffer("fused cartoon maps", dc.m, h, w)?;
-        let ft = self.maps_buffer("fused texture maps", dt.m, h, w)?;
-        let dec_c = self.gpu.storage("cartoon decision", (np * 4) as u64)?;
-        let dec_t = self.gpu.storage("texture decision", (np * 4) as u64)?;
-        let mut enc = self.gpu.encoder();
-        self.choose_into(&mut enc, &wc.y, (dc.m, h, w), p.cartoon_radius, &fc, &dec_c)?;
-        self.choose_into(&mut enc, &wt.y, (dt.m, h, w), p.texture_radius, &ft, &dec_t)?;
-        self.gpu.submit(enc)?;
-        times.fuse_rule_ms = ms_since(t);
-
-        let t = Instant::now();
-        let fused = self.maps_buffer("fused image", 1, h, w)?;
-        let mut enc = self.gpu.encoder();
-        self.synth_into(&mut enc, &fft, &gdc, &fc, &wc.spec, &sspec, &cart, 1);
-        self.synth_into(&mut enc, &fft, &gdt, &ft, &wt.spec, &sspec, &tex, 1);
-        kernels::combine(&self.gpu, &mut enc, &low, &cart, &tex, &fused, np);
-        self.gpu.submit(enc)?;
-        let fused = self.read_plane(&fused, 0, h, w)?;
-        times.synthesis_ms = ms_since(t);
-        let out = FuseOutput {
-            fused,
-            cartoon_decision: self.read_decision(&dec_c, h, w)?,
-            texture_decision: self.read_decision(&dec_t, h, w)?,
-            times: StageTimes {
-                total_ms: ms_since(t_all),
-                ..times
-            },
-            objectives: [0, 1].map(|i| SourceObjectives {
-                cartoon: sc[i].clone(),
-                texture: st[i].clone(),
-            }),
-        };
-        Ok(out)
+    /// Device bytes of one pair in a batch: sources, layers and targets, both codes, their work
+    /// buffers and the fused codes.
+    fn bytes_per_pair(mc: usize, mt: usize, h: usize, w: usize) -> u64 {
+        let np = (h * w) as u64;
+        let (pw, ph) = ((w + 32) as u64, (h + 32) as u64);
+        let planes = 2 * 8 * np * 4 + 2 * pw * ph * 4;
+        let codes = 2 * (mc + mt) as u64 * np * 4 + (mc + mt) as u64 * np * 4;
+        planes + codes + 2 * cbpdn::work_bytes_per_item(mc.max(mt), h, w)
     }
 }
 
-impl Engine for GpuEngine {
+impl Ops for GpuEngine {
+    type Planes = GpuPlanes;
+    type Code = GpuCode;
+    type Decisions = GpuDecisions;
+
     fn describe(&self) -> String {
         format!("gpu: {}", self.gpu.desc)
     }
@@ -321,114 +192,272 @@ impl Engine for GpuEngine {
         Some(self.gpu.desc.clone())
     }
 
-    fn lowpass(&mut self, s: &Plane, lambda: f64, pad: usize) -> Result<(Plane, Plane)> {
-        let src = self.gpu.upload("source", &to_f32(&s.data))?;
-        let low = self.maps_buffer("base", 1, s.h, s.w)?;
-        let high = self.maps_buffer("detail", 1, s.h, s.w)?;
-        let geom = LowpassGeom {
-            h: s.h,
-            w: s.w,
-            pad,
-            lambda: lambda as f32,
-            batch: 1,
-        };
-        let mut enc = self.gpu.encoder();
-        self.lowpass_into(&mut enc, geom, &src, &low, &high)?;
-        self.gpu.submit(enc)?;
-        Ok((
-            self.read_plane(&low, 0, s.h, s.w)?,
-            self.read_plane(&high, 0, s.h, s.w)?,
-        ))
+    fn counters(&self) -> Option<Counters> {
+        Some(self.gpu.counters())
     }
 
-    fn sparse_code(
+    /// Limited by the largest binding (the solve's spectra), the device budget and [`MAX_PAIRS`];
+    /// 0 when one pair is already too large for the adapter.
+    fn pairs_per_batch(&self, mc: usize, mt: usize, h: usize, w: usize) -> usize {
+        let one = cbpdn::largest_binding(2, mc.max(mt), h, w).max(1);
+        let by_binding = (self.gpu.max_binding() / one) as usize;
+        let by_budget = (self.device_budget / Self::bytes_per_pair(mc, mt, h, w).max(1)) as usize;
+        by_binding.min(by_budget.max(1)).min(MAX_PAIRS)
+    }
+
+    fn upload(&mut self, name: &str, data: &[&Plane]) -> Result<GpuPlanes> {
+        let (h, w) = data.first().map_or((0, 0), |p| (p.h, p.w));
+        let p = self.scratch_planes(name, data.len(), h, w)?;
+        let flat: Vec<f32> = data.iter().flat_map(|p| to_f32(&p.data)).collect();
+        self.write(&p.buf, &flat);
+        Ok(p)
+    }
+
+    fn planes(&mut self, name: &str, n: usize, h: usize, w: usize) -> Result<GpuPlanes> {
+        let p = self.scratch_planes(name, n, h, w)?;
+        let bytes = (n * h * w * 4) as u64;
+        self.enc()
+            .clear_buffer(&p.buf, 0, Some(bytes.next_multiple_of(4)));
+        Ok(p)
+    }
+
+    fn download(&mut self, p: &GpuPlanes) -> Result<Vec<Plane>> {
+        let enc = self.take();
+        let v: Vec<f32> = self.gpu.read(enc, &p.buf, 0, p.n * p.h * p.w)?;
+        Ok(planes_of(&v, p.n, p.h, p.w))
+    }
+
+    fn lowpass(
         &mut self,
+        src: &GpuPlanes,
+        lambda: f64,
+        pad: usize,
+        low: &mut GpuPlanes,
+        high: &mut GpuPlanes,
+    ) -> Result<()> {
+        let geom = LowpassGeom {
+            h: src.h,
+            w: src.w,
+            pad,
+            lambda: lambda as f32,
+            batch: src.n,
+        };
+        let (hp, wp) = (geom.hp(), geom.wp());
+        let fft = self.fft(hp, wp)?;
+        let padded = self
+            .gpu
+            .scratch("lowpass: padded", (src.n * hp * wp * 4) as u64)?;
+        let spec = self
+            .gpu
+            .scratch("spectra", (src.n * fft.spectrum_len() * 8) as u64)?;
+        let mut enc = self.take();
+        let g = &self.gpu;
+        geom.pad(g, &mut enc, &src.buf, &padded);
+        fft.forward(g, &mut enc, &padded, &spec, geom.batch);
+        geom.gain(g, &mut enc, &spec);
+        fft.inverse(g, &mut enc, &spec, &padded, geom.batch);
+        geom.crop(g, &mut enc, &src.buf, &padded, &low.buf, &high.buf);
+        self.pending = Some(enc);
+        Ok(())
+    }
+
+    fn sub(&mut self, a: &GpuPlanes, b: &GpuPlanes, out: &mut GpuPlanes) -> Result<()> {
+        let n = a.n * a.h * a.w;
+        let mut enc = self.take();
+        kernels::sub(&self.gpu, &mut enc, &a.buf, &b.buf, &out.buf, n);
+        self.pending = Some(enc);
+        Ok(())
+    }
+
+    fn combine(
+        &mut self,
+        low: &GpuPlanes,
+        cart: &GpuPlanes,
+        tex: &GpuPlanes,
+        out: &mut GpuPlanes,
+    ) -> Result<()> {
+        let mut enc = self.take();
+        let np = cart.h * cart.w;
+        kernels::combine(
+            &self.gpu, &mut enc, &low.buf, &cart.buf, &tex.buf, &out.buf, np, cart.n,
+        );
+        self.pending = Some(enc);
+        Ok(())
+    }
+
+    fn code(
+        &mut self,
+        name: &str,
         dict: &Dictionary,
-        s: &Plane,
-        opts: &CbpdnOptions,
-    ) -> Result<SparseCode> {
-        let (h, w) = (s.h, s.w);
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<GpuCode> {
+        let need = cbpdn::largest_binding(n, dict.m, h, w);
+        if need > self.gpu.max_binding() {
+            return Err(Error::Gpu(format!(
+                "{n} sparse codes of {w}x{h} with {} filters need {} MiB in one binding, over {}'s \
+                 {} MiB limit",
+                dict.m,
+                need >> 20,
+                self.gpu.desc,
+                self.gpu.max_binding() >> 20
+            )));
+        }
         let fft = self.fft(h, w)?;
         let gd = self.dict(dict, h, w)?;
-        let ws = self.space("single", 1, dict.m, h, w)?;
+        // Size the shared work buffers now, before anything binds them (see Gpu::scratch).
+        cbpdn::SolveBuffers::get(&self.gpu, n, dict.m, h, w)?;
         self.gpu
-            .queue
-            .write_buffer(&ws.s, 0, bytemuck::cast_slice(&to_f32(&s.data)));
-        let stats: SolveStats = solve(&self.gpu, &fft, &gd, &ws, opts)?.remove(0);
-        let y: Vec<f32> = self.gpu.download(&ws.y, 0, dict.m * h * w)?;
-        Ok(SparseCode {
-            coef: CoefMaps {
-                m: dict.m,
-                h,
-                w,
-                data: to_f64(&y),
-            },
-            stats,
+            .scratch("synthesis spectra", (n * fft.spectrum_len() * 8) as u64)?;
+        let y = self.gpu.scratch(
+            &format!("{name}: coefficients"),
+            (n * dict.m * h * w * 4) as u64,
+        )?;
+        Ok(GpuCode {
+            name: name.into(),
+            dict: gd,
+            fft,
+            y,
+            n,
         })
     }
 
-    fn synthesize(&mut self, dict: &Dictionary, coef: &CoefMaps) -> Result<Plane> {
-        let (h, w) = (coef.h, coef.w);
-        let fft = self.fft(h, w)?;
-        let gd = self.dict(dict, h, w)?;
-        let maps = self.gpu.upload("coefficients", &to_f32(&coef.data))?;
-        let spec = self
-            .gpu
-            .storage("spectra", (coef.m * fft.spectrum_len() * 8) as u64)?;
-        let sspec = self
-            .gpu
-            .storage("synthesis spectrum", (fft.spectrum_len() * 8) as u64)?;
-        let out = self.maps_buffer("synthesis", 1, h, w)?;
-        let mut enc = self.gpu.encoder();
-        self.synth_into(&mut enc, &fft, &gd, &maps, &spec, &sspec, &out, 1);
-        self.gpu.submit(enc)?;
-        self.read_plane(&out, 0, h, w)
+    fn solve(
+        &mut self,
+        code: &mut GpuCode,
+        s: &GpuPlanes,
+        opts: &CbpdnOptions,
+    ) -> Result<Vec<SolveStats>> {
+        // The solve writes its parameter buffers first: nothing pending may still read them.
+        if let Some(enc) = self.pending.take() {
+            self.gpu.submit_nowait(enc);
+        }
+        let enc = self.gpu.encoder();
+        solve(
+            &self.gpu, enc, &code.fft, &code.dict, &s.buf, &code.y, s.n, opts,
+        )
     }
 
-    fn fuse_maps(
-        &mut self,
-        a: &CoefMaps,
-        b: &CoefMaps,
-        r: usize,
-    ) -> Result<(CoefMaps, DecisionMap)> {
-        let (m, h, w) = (a.m, a.h, a.w);
-        let mut both = to_f32(&a.data);
-        both.extend(to_f32(&b.data));
-        let coef = self.gpu.upload("coefficients A, B", &both)?;
-        let fused = self.maps_buffer("fused maps", m, h, w)?;
-        let dec = self.gpu.storage("decision", (h * w * 4) as u64)?;
-        let mut enc = self.gpu.encoder();
-        self.choose_into(&mut enc, &coef, (m, h, w), r, &fused, &dec)?;
-        self.gpu.submit(enc)?;
-        let f: Vec<f32> = self.gpu.download(&fused, 0, m * h * w)?;
-        Ok((
-            CoefMaps {
+    fn synthesize(&mut self, code: &GpuCode, out: &mut GpuPlanes) -> Result<()> {
+        let (fft, m, n) = (&code.fft, code.dict.m, code.n);
+        let spec = self
+            .gpu
+            .scratch("spectra", (n * m * fft.spectrum_len() * 8) as u64)?;
+        let sspec = self
+            .gpu
+            .scratch("synthesis spectra", (n * fft.spectrum_len() * 8) as u64)?;
+        let mut enc = self.take();
+        let g = &self.gpu;
+        fft.forward(g, &mut enc, &code.y, &spec, n * m);
+        kernels::synth(
+            g,
+            &mut enc,
+            &spec,
+            &code.dict.df,
+            &sspec,
+            fft.spectrum_len(),
+            m,
+            n,
+        );
+        fft.inverse(g, &mut enc, &sspec, &out.buf, n);
+        self.pending = Some(enc);
+        Ok(())
+    }
+
+    fn choose(&mut self, code: &GpuCode, r: usize, fused: &mut GpuCode) -> Result<GpuDecisions> {
+        let (h, w, m) = (code.fft.h, code.fft.w, code.dict.m);
+        let np = h * w;
+        let act = self.gpu.scratch("activity", (code.n * np * 4) as u64)?;
+        let boxed = self
+            .gpu
+            .scratch("windowed activity", (code.n * np * 4) as u64)?;
+        let pairs = code.n / 2;
+        let dec = self.gpu.scratch(
+            &format!("{}: decisions", fused.name),
+            (pairs * np * 4) as u64,
+        )?;
+        let mut enc = self.take();
+        let g = &self.gpu;
+        kernels::activity(g, &mut enc, &code.y, &act, &boxed, (h, w, m), r, code.n);
+        kernels::choose(g, &mut enc, &code.y, &boxed, &fused.y, &dec, np, m, pairs);
+        self.pending = Some(enc);
+        Ok(GpuDecisions {
+            buf: dec,
+            n: pairs,
+            h,
+            w,
+        })
+    }
+
+    fn download_code(&mut self, code: &GpuCode) -> Result<Vec<CoefMaps>> {
+        let (h, w, m) = (code.fft.h, code.fft.w, code.dict.m);
+        let enc = self.take();
+        let v: Vec<f32> = self.gpu.read(enc, &code.y, 0, code.n * m * h * w)?;
+        Ok((0..code.n)
+            .map(|i| CoefMaps {
                 m,
                 h,
                 w,
-                data: to_f64(&f),
-            },
-            self.read_decision(&dec, h, w)?,
-        ))
+                data: to_f64(&v[i * m * h * w..(i + 1) * m * h * w]),
+            })
+            .collect())
     }
 
-    fn fuse_resident(
+    fn upload_code(&mut self, code: &mut GpuCode, maps: &[&CoefMaps]) -> Result<()> {
+        let flat: Vec<f32> = maps.iter().flat_map(|m| to_f32(&m.data)).collect();
+        let y = code.y.clone();
+        self.write(&y, &flat);
+        Ok(())
+    }
+
+    fn download_decisions(&mut self, d: &GpuDecisions) -> Result<Vec<DecisionMap>> {
+        let enc = self.take();
+        let v: Vec<u32> = self.gpu.read(enc, &d.buf, 0, d.n * d.h * d.w)?;
+        Ok(decisions_of(&v, d.n, d.h, d.w))
+    }
+
+    fn mark(&mut self, i: u32) {
+        let mut enc = self.take();
+        self.gpu.stamp(&mut enc, i);
+        self.pending = Some(enc);
+    }
+
+    fn finish(
         &mut self,
-        a: &Plane,
-        b: &Plane,
-        dc: &Dictionary,
-        dt: &Dictionary,
-        p: &FuseParams,
-    ) -> Option<Result<FuseOutput>> {
-        if !(self.fits_pair(dc.m, a.h, a.w) && self.fits_pair(dt.m, a.h, a.w)) {
-            log::info!(
-                "{}x{} pair too large to batch within {}'s binding limit; fusing one source at a time",
-                a.w,
-                a.h,
-                self.gpu.desc
-            );
-            return None;
+        fused: &GpuPlanes,
+        [dc, dt]: [&GpuDecisions; 2],
+        marks: u32,
+    ) -> Result<Finished> {
+        let mut enc = self.take();
+        let np = (fused.h * fused.w) as u64;
+        let mut parts = vec![
+            (&fused.buf, 0, fused.n as u64 * np * 4),
+            (&dc.buf, 0, dc.n as u64 * np * 4),
+            (&dt.buf, 0, dt.n as u64 * np * 4),
+        ];
+        if let Some(ts) = self.gpu.resolve_stamps(&mut enc, marks) {
+            parts.push((ts, 0, marks as u64 * 8));
         }
-        Some(self.fuse_on_device(a, b, dc, dt, p))
+        let raw = self.gpu.read_many(enc, &parts)?;
+        let f: Vec<f32> = bytemuck::pod_collect_to_vec(&raw[0]);
+        let c: Vec<u32> = bytemuck::pod_collect_to_vec(&raw[1]);
+        let t: Vec<u32> = bytemuck::pod_collect_to_vec(&raw[2]);
+        let stage_ms = raw.get(3).map(|b| {
+            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(b);
+            let ns = self.gpu.tick_ns();
+            ticks
+                .windows(2)
+                .map(|p| p[1].saturating_sub(p[0]) as f64 * ns / 1e6)
+                .collect()
+        });
+        Ok(Finished {
+            fused: planes_of(&f, fused.n, fused.h, fused.w),
+            decisions: [
+                decisions_of(&c, dc.n, dc.h, dc.w),
+                decisions_of(&t, dt.n, dt.h, dt.w),
+            ],
+            stage_ms,
+        })
     }
 }

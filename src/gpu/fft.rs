@@ -5,19 +5,42 @@
 //! Twiddles and chirps are computed on the host in f64 (DESIGN.md section 4).
 
 use super::context::{grid, Gpu, Kernel, Slot};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use rustfft::num_complex::Complex;
 use std::f64::consts::PI;
 use std::rc::Rc;
 
 const SOURCE: &str = include_str!("../../shaders/fft.wgsl");
-const SLOTS: [Slot; 5] = [
+const LONG: &str = include_str!("../../shaders/fft_long.wgsl");
+const BUTTERFLY: &str = include_str!("../../shaders/fft_butterfly.wgsl");
+const LONG_SLOTS: [Slot; 7] = [
     Slot::Uniform,
     Slot::Write,
     Slot::Write,
     Slot::Read,
     Slot::Read,
+    Slot::Write,
+    Slot::Write,
 ];
+/// Line buffers of the global-memory FFT hold at most this many bytes; longer batches run in
+/// chunks of lines.
+const LONG_CHUNK_BYTES: u64 = 64 << 20;
+const SLOTS: [Slot; 6] = [
+    Slot::Uniform,
+    Slot::Write,
+    Slot::Write,
+    Slot::Read,
+    Slot::Read,
+    Slot::Read,
+];
+
+/// The solver items that gate a batched transform: planes of item `i` are
+/// `i * planes_per_item ..`, and those of a stopped item are skipped.
+#[derive(Clone, Copy)]
+pub struct Gate<'a> {
+    pub items: &'a wgpu::Buffer,
+    pub planes_per_item: usize,
+}
 
 /// Stockham passes for `n`, or `None` when `n` has a prime factor above 7.
 pub fn radices(mut n: usize) -> Option<Vec<usize>> {
@@ -38,17 +61,43 @@ pub fn smooth_at_least(n: usize) -> usize {
         .expect("7-smooth numbers are unbounded")
 }
 
+/// How a line length runs.
+enum Kernels {
+    /// One line per workgroup, in workgroup memory.
+    Shared {
+        rows_r2c: Rc<Kernel>,
+        cols: Rc<Kernel>,
+        rows_c2r: Rc<Kernel>,
+    },
+    /// Lines too long for workgroup memory: passes over global memory (fft_long.wgsl).
+    Global {
+        load: Rc<Kernel>,
+        pass: Rc<Kernel>,
+        chirp: Rc<Kernel>,
+        store: Rc<Kernel>,
+        radices: Vec<usize>,
+        /// Line buffers (ping-pong), shared by name with every long length.
+        lines: (wgpu::Buffer, wgpu::Buffer),
+    },
+}
+
 /// One 1-D transform length, compiled.
 pub struct LinePlan {
     pub n: usize,
     /// Inner length (n, or the Bluestein length).
     pub l: usize,
     pub bluestein: bool,
-    rows_r2c: Rc<Kernel>,
-    cols: Rc<Kernel>,
-    rows_c2r: Rc<Kernel>,
+    kernels: Kernels,
     tw: wgpu::Buffer,
     blue: wgpu::Buffer,
+}
+
+/// Which lines a transform runs on (see fft_long.wgsl's `mode`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lines {
+    RowsR2c = 0,
+    Cols = 1,
+    RowsC2r = 2,
 }
 
 fn unit(k: i128, n: i128, num: f64) -> Complex<f64> {
@@ -68,26 +117,43 @@ impl LinePlan {
         };
         let need = 2 * l * 8;
         let have = gpu.limits.max_compute_workgroup_storage_size as usize;
-        if need > have {
-            return Err(Error::Gpu(format!(
-                "an FFT line of {n} points needs {need} bytes of workgroup memory; {} allows {have}",
-                gpu.desc
-            )));
-        }
         let rad = radices(l).expect("inner length is 7-smooth");
-        let mut arr = rad.iter().map(|r| format!("{r}u")).collect::<Vec<_>>();
-        arr.resize(16, "1u".into());
-        // Threads per line: enough for the widest pass, at most 64.
-        let wg = (l / rad.iter().min().copied().unwrap_or(1)).clamp(1, 64);
-        let consts = format!(
-            "const N: u32 = {n}u;\nconst L: u32 = {l}u;\nconst BLUE: bool = {bluestein};\n\
-             const WG: u32 = {wg}u;\nconst NPASS: u32 = {}u;\n\
-             var<private> RADIX: array<u32, 16> = array<u32, 16>({});",
-            rad.len(),
-            arr.join(", ")
-        );
-        let src = SOURCE.replace("//CONSTS", &consts);
-        let key = format!("fft{n}");
+        let kernels = if need <= have {
+            let mut arr = rad.iter().map(|r| format!("{r}u")).collect::<Vec<_>>();
+            arr.resize(16, "1u".into());
+            // Threads per line: enough for the widest pass, at most 64.
+            let wg = (l / rad.iter().min().copied().unwrap_or(1)).clamp(1, 64);
+            let consts = format!(
+                "const N: u32 = {n}u;\nconst L: u32 = {l}u;\nconst BLUE: bool = {bluestein};\n\
+                 const WG: u32 = {wg}u;\nconst NPASS: u32 = {}u;\n\
+                 var<private> RADIX: array<u32, 16> = array<u32, 16>({});\n{BUTTERFLY}",
+                rad.len(),
+                arr.join(", ")
+            );
+            let src = SOURCE.replace("//CONSTS", &consts);
+            let key = format!("fft{n}");
+            Kernels::Shared {
+                rows_r2c: gpu.kernel(&key, &src, "rows_r2c", &SLOTS),
+                cols: gpu.kernel(&key, &src, "cols", &SLOTS),
+                rows_c2r: gpu.kernel(&key, &src, "rows_c2r", &SLOTS),
+            }
+        } else {
+            // One module for every long length: the lengths and radices are uniforms.
+            let src = format!("{BUTTERFLY}\n{LONG}");
+            let k = |entry| gpu.kernel("fft_long", &src, entry, &LONG_SLOTS);
+            let bytes = LONG_CHUNK_BYTES.min(gpu.max_binding()).max((l * 8) as u64);
+            Kernels::Global {
+                load: k("load"),
+                pass: k("stockham"),
+                chirp: k("chirp"),
+                store: k("store"),
+                radices: rad,
+                lines: (
+                    gpu.scratch("fft: long lines A", bytes)?,
+                    gpu.scratch("fft: long lines B", bytes)?,
+                ),
+            }
+        };
         let tw: Vec<Complex<f64>> = (0..l).map(|k| unit(k as i128, l as i128, 2.0)).collect();
         let blue = if bluestein {
             // chirp c[n] = exp(-pi i n^2 / N) with n^2 reduced mod 2N in integers (exact angle)
@@ -114,9 +180,7 @@ impl LinePlan {
             n,
             l,
             bluestein,
-            rows_r2c: gpu.kernel(&key, &src, "rows_r2c", &SLOTS),
-            cols: gpu.kernel(&key, &src, "cols", &SLOTS),
-            rows_c2r: gpu.kernel(&key, &src, "rows_c2r", &SLOTS),
+            kernels,
             tw: gpu.upload("fft twiddles", &to_f32(&tw))?,
             blue: gpu.upload("fft chirp", &to_f32(&blue))?,
         })
@@ -144,6 +208,13 @@ impl GpuFft2 {
         }
     }
 
+    /// Does either axis run as global-memory passes (lines too long for workgroup memory)?
+    pub fn uses_global_memory(&self) -> bool {
+        [&self.rows, &self.cols]
+            .iter()
+            .any(|p| matches!(p.kernels, Kernels::Global { .. }))
+    }
+
     /// Complex bins per plane.
     pub fn spectrum_len(&self) -> usize {
         self.wc * self.h
@@ -155,6 +226,7 @@ impl GpuFft2 {
         planes: usize,
         lines: usize,
         inverse: bool,
+        gate: Option<Gate>,
     ) -> (Rc<wgpu::Buffer>, (u32, u32)) {
         let g = grid(lines, 1);
         let scale = 1.0f32 / (self.h * self.w) as f32;
@@ -165,6 +237,7 @@ impl GpuFft2 {
             g.0,
             scale.to_bits(),
             inverse as u32,
+            gate.map_or(0, |g| g.planes_per_item as u32),
         ]);
         (u, g)
     }
@@ -178,21 +251,38 @@ impl GpuFft2 {
         spec: &wgpu::Buffer,
         planes: usize,
     ) {
-        let (u, g) = self.params(gpu, planes, planes * self.h, false);
-        let r = &self.rows;
-        gpu.dispatch(
+        self.forward_gated(gpu, enc, real, spec, planes, None)
+    }
+
+    /// [`GpuFft2::forward`], skipping the planes of stopped items.
+    pub fn forward_gated(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        real: &wgpu::Buffer,
+        spec: &wgpu::Buffer,
+        planes: usize,
+        gate: Option<Gate>,
+    ) {
+        self.run(
+            gpu,
             enc,
-            &r.rows_r2c,
-            &[&u, real, spec, &r.tw, &r.blue],
-            (g.0, g.1, 1),
+            &self.rows,
+            Lines::RowsR2c,
+            (real, spec),
+            planes,
+            false,
+            gate,
         );
-        let (u, g) = self.params(gpu, planes, planes * self.wc, false);
-        let c = &self.cols;
-        gpu.dispatch(
+        self.run(
+            gpu,
             enc,
-            &c.cols,
-            &[&u, gpu.dummy(0), spec, &c.tw, &c.blue],
-            (g.0, g.1, 1),
+            &self.cols,
+            Lines::Cols,
+            (real, spec),
+            planes,
+            false,
+            gate,
         );
     }
 
@@ -205,22 +295,174 @@ impl GpuFft2 {
         real: &wgpu::Buffer,
         planes: usize,
     ) {
-        let (u, g) = self.params(gpu, planes, planes * self.wc, true);
-        let c = &self.cols;
-        gpu.dispatch(
+        self.inverse_gated(gpu, enc, spec, real, planes, None)
+    }
+
+    /// [`GpuFft2::inverse`], skipping the planes of stopped items.
+    pub fn inverse_gated(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        spec: &wgpu::Buffer,
+        real: &wgpu::Buffer,
+        planes: usize,
+        gate: Option<Gate>,
+    ) {
+        self.run(
+            gpu,
             enc,
-            &c.cols,
-            &[&u, gpu.dummy(0), spec, &c.tw, &c.blue],
-            (g.0, g.1, 1),
+            &self.cols,
+            Lines::Cols,
+            (real, spec),
+            planes,
+            true,
+            gate,
         );
-        let (u, g) = self.params(gpu, planes, planes * self.h, true);
-        let r = &self.rows;
-        gpu.dispatch(
+        self.run(
+            gpu,
             enc,
-            &r.rows_c2r,
-            &[&u, real, spec, &r.tw, &r.blue],
-            (g.0, g.1, 1),
+            &self.rows,
+            Lines::RowsC2r,
+            (real, spec),
+            planes,
+            true,
+            gate,
         );
+    }
+
+    /// Transform the `lines` of `planes` planes with `plan` (rows are `w` long, columns `h`).
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        plan: &LinePlan,
+        lines: Lines,
+        (real, spec): (&wgpu::Buffer, &wgpu::Buffer),
+        planes: usize,
+        inverse: bool,
+        gate: Option<Gate>,
+    ) {
+        let count = planes
+            * if lines == Lines::Cols {
+                self.wc
+            } else {
+                self.h
+            };
+        match &plan.kernels {
+            Kernels::Shared {
+                rows_r2c,
+                cols,
+                rows_c2r,
+            } => {
+                let items = gate.map_or(gpu.dummy(1), |g| g.items);
+                let (u, g) = self.params(gpu, planes, count, inverse, gate);
+                let (k, real) = match lines {
+                    Lines::RowsR2c => (rows_r2c, real),
+                    Lines::Cols => (cols, gpu.dummy(0)),
+                    Lines::RowsC2r => (rows_c2r, real),
+                };
+                gpu.dispatch(
+                    enc,
+                    k,
+                    &[&u, real, spec, &plan.tw, &plan.blue, items],
+                    (g.0, g.1, 1),
+                );
+            }
+            Kernels::Global {
+                load,
+                pass,
+                chirp,
+                store,
+                radices,
+                lines: (ba, bb),
+            } => {
+                let real = if lines == Lines::Cols {
+                    gpu.dummy(0)
+                } else {
+                    real
+                };
+                self.run_global(
+                    gpu,
+                    enc,
+                    plan,
+                    [load, pass, chirp, store],
+                    (radices, ba, bb),
+                    (lines, count, planes, inverse),
+                    (real, spec),
+                );
+            }
+        }
+    }
+
+    /// The global-memory transform of `count` lines, in chunks that fit the line buffers.
+    #[allow(clippy::too_many_arguments)]
+    fn run_global(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        plan: &LinePlan,
+        [load, pass, chirp, store]: [&Rc<Kernel>; 4],
+        (radices, ba, bb): (&[usize], &wgpu::Buffer, &wgpu::Buffer),
+        (lines, count, planes, inverse): (Lines, usize, usize, bool),
+        (real, spec): (&wgpu::Buffer, &wgpu::Buffer),
+    ) {
+        let (n, l) = (plan.n, plan.l);
+        let chunk = ((ba.size().min(bb.size()) / (l * 8) as u64) as usize).clamp(1, count.max(1));
+        let scale = 1.0f32 / (self.h * self.w) as f32;
+        let mut first = 0;
+        while first < count {
+            let c = chunk.min(count - first);
+            let words = |threads: usize, r: usize, ls: usize| {
+                let g = grid(threads, 256);
+                (
+                    gpu.uniform(&[
+                        planes as u32,
+                        self.h as u32,
+                        self.w as u32,
+                        lines as u32,
+                        first as u32,
+                        c as u32,
+                        inverse as u32,
+                        n as u32,
+                        l as u32,
+                        plan.bluestein as u32,
+                        r as u32,
+                        ls as u32,
+                        g.0 * 256,
+                        scale.to_bits(),
+                    ]),
+                    (g.0, g.1, 1),
+                )
+            };
+            // The current data is in bufs[cur]; a pass writes the other.
+            let bufs = [ba, bb];
+            let mut cur = 0;
+            let bind = |cur: usize| [real, spec, &plan.tw, &plan.blue, bufs[cur], bufs[1 - cur]];
+            let run = |enc: &mut wgpu::CommandEncoder, k: &Kernel, u: &wgpu::Buffer, g, cur| {
+                let [a, b, c, d, e, f] = bind(cur);
+                gpu.dispatch(enc, k, &[u, a, b, c, d, e, f], g);
+            };
+            let passes = |enc: &mut wgpu::CommandEncoder, cur: &mut usize| {
+                let mut ls = 1;
+                for &r in radices {
+                    let (u, g) = words(c * l / r, r, ls);
+                    run(enc, pass, &u, g, *cur);
+                    *cur = 1 - *cur;
+                    ls *= r;
+                }
+            };
+            let (u, g) = words(c * l, 1, 1);
+            run(enc, load, &u, g, cur);
+            passes(enc, &mut cur);
+            if plan.bluestein {
+                run(enc, chirp, &u, g, cur);
+                passes(enc, &mut cur);
+            }
+            let (u, g) = words(c * n, 1, 1);
+            run(enc, store, &u, g, cur);
+            first += c;
+        }
     }
 }
 

@@ -13,6 +13,9 @@ static SHRINK: LazyLock<String> =
     LazyLock::new(|| with_item(include_str!("../../shaders/shrink.wgsl")));
 static RESCALE: LazyLock<String> =
     LazyLock::new(|| with_item(include_str!("../../shaders/rescale.wgsl")));
+static CONTROL: LazyLock<String> =
+    LazyLock::new(|| with_item(include_str!("../../shaders/control.wgsl")));
+const FIDELITY: &str = include_str!("../../shaders/fidelity.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const SYNTH: &str = include_str!("../../shaders/synth.wgsl");
 const LOWPASS: &str = include_str!("../../shaders/lowpass.wgsl");
@@ -110,6 +113,50 @@ pub fn reduce(gpu: &Gpu, enc: Enc, partials: &Buf, norms: &Buf, per_item: usize,
     let k = gpu.kernel("reduce", REDUCE, "main", &[U, R, W]);
     let prm = gpu.uniform(&[shrink_groups(per_item) as u32]);
     gpu.dispatch(enc, &k, &[&prm, partials, norms], (batch as u32, 1, 1));
+}
+
+/// ADMM control words of a solve, as control.wgsl's `Ctrl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct Ctrl {
+    pub batch: u32,
+    pub auto_rho: u32,
+    pub period: u32,
+    pub _p0: u32,
+    pub lambda: f32,
+    pub rel_tol: f32,
+    /// `sqrt(coefficients per item) * AbsStopTol`.
+    pub abs_tol: f32,
+    pub xi: f32,
+    pub ratio: f32,
+    pub scaling: f32,
+    pub _p1: [f32; 2],
+}
+
+/// Residuals, stop test and rho update per item from `norms` into `items` and `stats`.
+pub fn control(gpu: &Gpu, enc: Enc, ctrl: &Ctrl, norms: &Buf, items: &Buf, stats: &Buf) {
+    let k = gpu.kernel("control", &CONTROL, "main", &[U, R, W, W]);
+    let prm = gpu.uniform(bytemuck::cast_slice(std::slice::from_ref(ctrl)));
+    let groups = ctrl.batch.div_ceil(64);
+    gpu.dispatch(enc, &k, &[&prm, norms, items, stats], (groups, 1, 1));
+}
+
+/// The data term of each of `batch` items from the model and signal spectra into `stats`.
+#[allow(clippy::too_many_arguments)]
+pub fn fidelity(
+    gpu: &Gpu,
+    enc: Enc,
+    dx: &Buf,
+    sf: &Buf,
+    stats: &Buf,
+    h: usize,
+    w: usize,
+    batch: usize,
+) {
+    let k = gpu.kernel("fidelity", FIDELITY, "main", &[U, R, R, W]);
+    let nb = (w / 2 + 1) * h;
+    let prm = gpu.uniform(&[h as u32, w as u32, nb as u32]);
+    gpu.dispatch(enc, &k, &[&prm, dx, sf, stats], (batch as u32, 1, 1));
 }
 
 /// `U *= u_scale; YU = Y - U` for items whose `u_scale` is not 1.
@@ -238,7 +285,8 @@ pub fn activity(
     }
 }
 
-/// Choose-max between items 0 (A) and 1 (B) of `coef`, by `boxed` activity.
+/// Choose-max for `pairs` pairs: items 2q (A) and 2q + 1 (B) of `coef`, by `boxed` activity, into
+/// item q of `fused` and plane q of `decision`.
 #[allow(clippy::too_many_arguments)]
 pub fn choose(
     gpu: &Gpu,
@@ -249,6 +297,7 @@ pub fn choose(
     decision: &Buf,
     n: usize,
     m: usize,
+    pairs: usize,
 ) {
     let k = gpu.kernel("choose", CHOOSE, "main", &[U, R, R, W, W]);
     let g = elems(n);
@@ -257,24 +306,34 @@ pub fn choose(
         enc,
         &k,
         &[&prm, coef, boxed, fused, decision],
-        (g.0, g.1, 1),
+        (g.0, g.1, pairs as u32),
     );
 }
 
-fn elementwise(gpu: &Gpu, enc: Enc, entry: &str, bufs: [&Buf; 4], n: usize) {
+fn elementwise(gpu: &Gpu, enc: Enc, entry: &str, bufs: [&Buf; 4], n: usize, z: usize) {
     let k = gpu.kernel("elementwise", ELEMENTWISE, entry, &[U, R, R, R, W]);
     let g = elems(n);
     let prm = gpu.uniform(&[n as u32, g.0]);
     let [a, b, c, out] = bufs;
-    gpu.dispatch(enc, &k, &[&prm, a, b, c, out], (g.0, g.1, 1));
+    gpu.dispatch(enc, &k, &[&prm, a, b, c, out], (g.0, g.1, z as u32));
 }
 
 /// `out = a - b` over `n` elements.
 pub fn sub(gpu: &Gpu, enc: Enc, a: &Buf, b: &Buf, out: &Buf, n: usize) {
-    elementwise(gpu, enc, "sub", [a, b, gpu.dummy(0), out], n);
+    elementwise(gpu, enc, "sub", [a, b, gpu.dummy(0), out], n, 1);
 }
 
-/// `out = (low_a + low_b) / 2 + cart + tex` over `n` pixels (`low` holds both bases).
-pub fn combine(gpu: &Gpu, enc: Enc, low: &Buf, cart: &Buf, tex: &Buf, out: &Buf, n: usize) {
-    elementwise(gpu, enc, "combine", [low, cart, tex, out], n);
+/// `out[q] = (low[2q] + low[2q + 1]) / 2 + cart[q] + tex[q]` for `pairs` planes of `n` pixels.
+#[allow(clippy::too_many_arguments)]
+pub fn combine(
+    gpu: &Gpu,
+    enc: Enc,
+    low: &Buf,
+    cart: &Buf,
+    tex: &Buf,
+    out: &Buf,
+    n: usize,
+    pairs: usize,
+) {
+    elementwise(gpu, enc, "combine", [low, cart, tex, out], n, pairs);
 }

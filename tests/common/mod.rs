@@ -77,7 +77,7 @@ pub fn stderr(o: &Output) -> String {
 
 /// The 2-D fusion of two [0, 1] planes on the CPU engine (f32) with the built-in dictionaries.
 pub fn fuse_2d(a: &csfuse::plane::Plane, b: &csfuse::plane::Plane) -> Vec<f64> {
-    let mut e = csfuse::engine::cpu_engine(csfuse::real::Precision::F32);
+    let mut e = csfuse::backend::cpu_engine(csfuse::real::Precision::F32);
     let (dc, dt) = (csfuse::assets::cartoon(), csfuse::assets::texture());
     csfuse::fuse::fuse_pair(e.as_mut(), a, b, &dc, &dt, &Default::default())
         .unwrap()

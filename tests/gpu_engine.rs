@@ -1,0 +1,215 @@
+//! The GPU engine's structure, checked on its counters (deterministic, unlike timings): one host
+//! wait per batched solve, nothing created on a second fusion of one size, many slice pairs per
+//! batch, and batched results equal to one-at-a-time results and to the CPU engine.
+
+mod common;
+use common::*;
+use csfuse::assets;
+use csfuse::backend::cpu_engine;
+use csfuse::fuse::{fuse_pair, Engine, FuseOutput, FuseParams};
+use csfuse::gpu::{Counters, GpuEngine};
+use csfuse::phantom::head_pair;
+use csfuse::plane::Plane;
+use csfuse::real::Precision;
+
+fn engine() -> GpuEngine {
+    GpuEngine::with_gpu(gpu())
+}
+
+/// Short solves for the structure tests: the counters' relations hold for any iteration counts,
+/// and a software adapter runs the full method slowly.
+fn quick() -> FuseParams {
+    let mut p = FuseParams::default();
+    p.mca.outer_iters = 2;
+    p.mca.inner_iters = 5;
+    p
+}
+
+fn fuse_batch(g: &mut dyn Engine, pairs: &[(&Plane, &Plane)]) -> Vec<FuseOutput> {
+    g.fuse_batch(
+        pairs,
+        &assets::cartoon(),
+        &assets::texture(),
+        &quick(),
+        &mut || {},
+    )
+    .unwrap()
+}
+
+fn counters(g: &GpuEngine) -> Counters {
+    Engine::counters(g).expect("a GPU engine counts")
+}
+
+/// PSNR in dB of two [0, 1] images.
+fn psnr(a: &[f64], b: &[f64]) -> f64 {
+    let mse = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / a.len() as f64;
+    10.0 * (1.0 / mse.max(1e-30)).log10()
+}
+
+/// Two different pairs of one size: the phantom and the phantom with its sources flipped.
+fn two_pairs(n: usize) -> [(Plane, Plane); 2] {
+    let (a, b) = head_pair(n);
+    let flip = |p: &Plane| Plane::from_vec(p.h, p.w, p.data.iter().rev().copied().collect());
+    let (fa, fb) = (flip(&b), flip(&a));
+    [(a, b), (fa, fb)]
+}
+
+#[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
+fn a_pair_waits_once_per_batched_solve_and_matches_the_cpu() {
+    let mut g = engine();
+    let (a, b) = head_pair(64);
+    let p = FuseParams::default();
+    let before = counters(&g);
+    let out = fuse_pair(&mut g, &a, &b, &assets::cartoon(), &assets::texture(), &p).unwrap();
+    let c = counters(&g).since(&before);
+    let solves = 2 * p.mca.outer_iters as u64;
+    println!("one 64x64 pair: {c:?}");
+    // Each batched solve reads its statistics once; the end reads the results once.
+    assert!(
+        c.host_waits <= solves + 4,
+        "{} host waits for {solves} batched solves",
+        c.host_waits
+    );
+    assert_eq!(c.host_waits, solves + 1, "{c:?}");
+    // Eight scalars per source per solve, the fused image, two decision maps, timestamps.
+    assert!(
+        c.bytes_read_back <= solves * 2 * 32 + 3 * 64 * 64 * 4 + 64,
+        "{c:?}"
+    );
+    let cpu = fuse_pair(
+        cpu_engine(Precision::F32).as_mut(),
+        &a,
+        &b,
+        &assets::cartoon(),
+        &assets::texture(),
+        &p,
+    )
+    .unwrap();
+    let db = psnr(&out.fused.data, &cpu.fused.data);
+    println!("GPU vs CPU: {db:.1} dB");
+    assert!(db >= 50.0, "GPU vs CPU {db:.1} dB");
+    for (go, co) in out.objectives.iter().zip(&cpu.objectives) {
+        for (x, y) in [(&go.cartoon, &co.cartoon), (&go.texture, &co.texture)] {
+            let rel = (x.objective - y.objective).abs() / y.objective.abs();
+            assert!(rel < 1e-3, "objective {} vs {}", x.objective, y.objective);
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
+fn a_second_fusion_of_one_size_creates_nothing() {
+    let mut g = engine();
+    let pairs = two_pairs(48);
+    let refs: Vec<(&Plane, &Plane)> = pairs.iter().map(|(a, b)| (a, b)).collect();
+    let first = fuse_batch(&mut g, &refs);
+    let before = counters(&g);
+    let second = fuse_batch(&mut g, &refs);
+    let c = counters(&g).since(&before);
+    println!("second fusion of a 2-pair batch: {c:?}");
+    assert_eq!(c.bind_groups_created, 0, "{c:?}");
+    assert_eq!(c.buffers_created, 0, "{c:?}");
+    assert!(c.dispatches > 0);
+    // The same work gives the same result.
+    for (x, y) in first.iter().zip(&second) {
+        assert_eq!(x.fused.data, y.fused.data);
+    }
+}
+
+#[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
+fn a_batch_equals_its_pairs_fused_one_at_a_time() {
+    let mut g = engine();
+    let pairs = two_pairs(48);
+    let refs: Vec<(&Plane, &Plane)> = pairs.iter().map(|(a, b)| (a, b)).collect();
+    let batch = fuse_batch(&mut g, &refs);
+    let before = counters(&g);
+    let _ = fuse_batch(&mut g, &refs);
+    let per_batch = counters(&g).since(&before);
+    for (q, pair) in refs.iter().enumerate() {
+        let alone = fuse_batch(&mut g, std::slice::from_ref(pair)).remove(0);
+        let db = psnr(&batch[q].fused.data, &alone.fused.data);
+        assert!(db >= 80.0, "pair {q}: batch vs alone {db:.1} dB");
+        assert_eq!(
+            batch[q].cartoon_decision.from_a,
+            alone.cartoon_decision.from_a
+        );
+        for s in 0..2 {
+            assert_eq!(
+                batch[q].objectives[s].texture.iterations, alone.objectives[s].texture.iterations,
+                "items stop on their own"
+            );
+        }
+    }
+    // Two pairs cost the dispatches of one: the batch is one grid dimension.
+    let before = counters(&g);
+    let _ = fuse_batch(&mut g, &refs[..1]);
+    let single = counters(&g).since(&before);
+    assert_eq!(per_batch.dispatches, single.dispatches);
+    assert_eq!(per_batch.host_waits, single.host_waits);
+}
+
+#[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
+fn a_volume_runs_many_slice_pairs_per_batch() {
+    use csfuse::backend::{Backend, Session};
+    use csfuse::job::{fuse_volumes, JobOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ct, mr) = csfuse::phantom::phantom_volumes(64, 16);
+    let (a, b, out) = (
+        d.join("ct.nii.gz"),
+        d.join("mr.nii.gz"),
+        d.join("fused.nii.gz"),
+    );
+    csfuse::volume::write(&a, &ct, &ct.data, ct.datatype).unwrap();
+    csfuse::volume::write(&b, &mr, &mr.data, mr.datatype).unwrap();
+    let opts = JobOptions {
+        params: quick(),
+        cartoon: assets::cartoon(),
+        texture: assets::texture(),
+        out_depth: None,
+        axis: None,
+        ignore_affine: false,
+        memory_budget: None,
+        intensity: Default::default(),
+        montage: None,
+        progress: false,
+    };
+    let mut s = Session::open(Backend::Gpu, Precision::F32, false).unwrap();
+    let mut set = csfuse::output::OutputSet::default();
+    let r = fuse_volumes(&mut s, &a, &b, &out, &opts, &mut set)
+        .unwrap()
+        .report;
+    set.commit().unwrap();
+    let sl = &r["slices"];
+    let per_batch = sl["in_flight"].as_u64().unwrap();
+    let batches = sl["gpu_batches"].as_u64().unwrap();
+    let fused = sl["fused"].as_u64().unwrap();
+    println!(
+        "volume 64x64x16: {fused} fused slices, up to {per_batch} per batch, {batches} batches"
+    );
+    assert!(per_batch > 1, "one slice pair per batch");
+    assert!(fused > 1);
+    assert!(
+        batches <= 16u64.div_ceil(per_batch),
+        "{batches} batches of {per_batch}"
+    );
+    let c = &r["gpu"]["counters"];
+    for k in [
+        "submits",
+        "host_waits",
+        "dispatches",
+        "bind_groups_created",
+        "buffers_created",
+        "bytes_read_back",
+    ] {
+        assert!(c[k].is_u64(), "gpu.counters.{k} missing: {c}");
+    }
+    // One wait per batched solve (2 per outer iteration) and one for each batch's results.
+    let waits = c["host_waits"].as_u64().unwrap();
+    let solves = 2 * quick().mca.outer_iters as u64;
+    assert_eq!(waits, batches * (solves + 1), "{c}");
+    assert!(out.exists());
+}

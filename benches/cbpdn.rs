@@ -3,9 +3,9 @@
 //! The same numbers as a quick table: `csfuse bench` (see README).
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use csfuse::backend::cpu_engine;
 use csfuse::cbpdn::{Cbpdn, CbpdnOptions};
 use csfuse::dictionary::Dictionary;
-use csfuse::backend::cpu_engine;
 use csfuse::engine::CpuEngine;
 use csfuse::fuse::{fuse_pair, FuseParams};
 use csfuse::io::read_gray;

@@ -238,6 +238,14 @@ impl Validation {
         }
     }
 
+    /// The larger of each difference of `self` and `other` (the worst of several comparisons).
+    pub fn worst(&self, other: &Validation) -> Validation {
+        Validation::new(
+            self.max_abs_diff.max(other.max_abs_diff),
+            self.objective_rel_diff.max(other.objective_rel_diff),
+        )
+    }
+
     /// `Ok` when within tolerance, else the error `--validate` exits with.
     pub fn check(&self) -> Result<()> {
         log::info!(

@@ -151,12 +151,7 @@ fn compare_all(g: &Vec<FuseOutput>, c: &Vec<FuseOutput>) -> Validation {
     g.iter()
         .zip(c)
         .map(|(x, y)| compare(x, y))
-        .fold(Validation::new(0.0, 0.0), |w, v| {
-            Validation::new(
-                w.max_abs_diff.max(v.max_abs_diff),
-                w.objective_rel_diff.max(v.objective_rel_diff),
-            )
-        })
+        .fold(Validation::new(0.0, 0.0), |w, v| w.worst(&v))
 }
 
 /// `--validate`'s numbers for a GPU and a CPU fusion of the same pair.
@@ -614,10 +609,7 @@ pub fn fuse_volumes(
                 batches += 1;
                 if let Some(v) = v {
                     validated = true;
-                    worst = Validation::new(
-                        worst.max_abs_diff.max(v.max_abs_diff),
-                        worst.objective_rel_diff.max(v.objective_rel_diff),
-                    );
+                    worst = worst.worst(&v);
                 }
                 work.into_iter()
                     .zip(fos)

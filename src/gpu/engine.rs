@@ -152,12 +152,17 @@ impl GpuEngine {
         self.pending.take().unwrap_or_else(|| self.gpu.encoder())
     }
 
-    /// `queue.write_buffer` lands before the next submission: submit what is pending first, so
-    /// commands recorded earlier see the old contents.
-    fn write(&mut self, buf: &wgpu::Buffer, data: &[f32]) {
+    /// Submit the pending work without waiting.
+    fn flush(&mut self) {
         if let Some(enc) = self.pending.take() {
             self.gpu.submit_nowait(enc);
         }
+    }
+
+    /// `queue.write_buffer` lands before the next submission: submit what is pending first, so
+    /// commands recorded earlier see the old contents.
+    fn write(&mut self, buf: &wgpu::Buffer, data: &[f32]) {
+        self.flush();
         self.gpu
             .queue
             .write_buffer(buf, 0, bytemuck::cast_slice(data));
@@ -330,9 +335,7 @@ impl Ops for GpuEngine {
         opts: &CbpdnOptions,
     ) -> Result<Vec<SolveStats>> {
         // The solve writes its parameter buffers first: nothing pending may still read them.
-        if let Some(enc) = self.pending.take() {
-            self.gpu.submit_nowait(enc);
-        }
+        self.flush();
         let enc = self.gpu.encoder();
         solve(
             &self.gpu, enc, &code.fft, &code.dict, &s.buf, &code.y, s.n, opts,

@@ -8,7 +8,8 @@ struct Params {
     m: u32,
     r: u32,
     nwx: u32,
-    _p0: u32,
+    // item of act / boxed that coefficient item 0 writes (items in buffers of their own)
+    out0: u32,
     _p1: u32,
     _p2: u32,
 }
@@ -30,13 +31,13 @@ fn activity(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var k = 0u; k < prm.m; k++) {
         a += abs(coef[(b * prm.m + k) * n + p]);
     }
-    act[b * n + p] = a;
+    act[(prm.out0 + b) * n + p] = a;
 }
 
 @compute @workgroup_size(256)
 fn boxsum(@builtin(global_invocation_id) gid: vec3<u32>) {
     let p = gid.x + gid.y * prm.nwx * 256u;
-    let b = gid.z;
+    let b = prm.out0 + gid.z;
     let n = prm.h * prm.w;
     if (p >= n) {
         return;

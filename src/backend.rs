@@ -159,6 +159,12 @@ impl Session {
         Ok(self.engine()?.pairs_per_batch(dc, dt, h, w))
     }
 
+    /// Whether a batch may also run on the CPU engine (`--validate`, or `auto` after a GPU
+    /// failure), so host memory must hold a CPU batch's coefficient maps.
+    pub fn may_run_on_cpu(&self) -> bool {
+        self.validate || self.backend == Backend::Auto
+    }
+
     /// The precision of a CPU engine this session runs on without validation: jobs may then run
     /// concurrently, each on its own CPU engine. `None` for a GPU or a validating session.
     pub fn parallel_cpu(&mut self) -> Result<Option<Precision>> {
@@ -168,11 +174,11 @@ impl Session {
 
     /// Run `job`; with validation also on the CPU engine, measured by `compare` (the GPU result is
     /// returned; checking the tolerance is left to the caller, so it can record the numbers first).
-    pub fn run<T>(
+    pub fn run<T, V>(
         &mut self,
         mut job: impl FnMut(&mut dyn Engine) -> Result<T>,
-        compare: impl Fn(&T, &T) -> Validation,
-    ) -> Result<(T, Option<Validation>)> {
+        compare: impl Fn(&T, &T) -> V,
+    ) -> Result<(T, Option<V>)> {
         let (backend, validate) = (self.backend, self.validate);
         let engine = self.engine()?;
         if validate {

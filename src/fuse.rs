@@ -160,21 +160,7 @@ pub fn fuse_pair(
     dt: &Dictionary,
     p: &FuseParams,
 ) -> Result<FuseOutput> {
-    fuse_pair_observed(engine, a, b, dc, dt, p, &mut || {})
-}
-
-/// [`fuse_pair`], calling `on_solve` after each of the `2 * outer_iters` sparse-coding solves (for
-/// a progress bar).
-pub fn fuse_pair_observed(
-    engine: &mut dyn Engine,
-    a: &Plane,
-    b: &Plane,
-    dc: &Dictionary,
-    dt: &Dictionary,
-    p: &FuseParams,
-    on_solve: &mut dyn FnMut(),
-) -> Result<FuseOutput> {
-    let mut out = engine.fuse_batch(&[(a, b)], dc, dt, p, on_solve)?;
+    let mut out = engine.fuse_batch(&[(a, b)], dc, dt, p, &mut || {})?;
     Ok(out.remove(0))
 }
 

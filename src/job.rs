@@ -7,7 +7,7 @@ use crate::backend::{max_diffs, rel_diff, Session, Validation};
 use crate::colour;
 use crate::dictionary::Dictionary;
 use crate::error::{Error, Result};
-use crate::fuse::{fuse_pair, fuse_pair_observed, FuseOutput, FuseParams};
+use crate::fuse::{fuse_pair, FuseOutput, FuseParams};
 use crate::intensity::{output_scaling, pair_scalings, IntensityRange, Scaling};
 use crate::io::{self, Raster, SampleFormat};
 use crate::montage::{self, Panel};
@@ -38,6 +38,26 @@ pub struct JobOptions {
     pub montage: Option<PathBuf>,
     /// Show progress (bar or log lines) for volumes.
     pub progress: bool,
+}
+
+impl JobOptions {
+    /// `params` with the bundled dictionaries and every other option at its default: outputs at
+    /// the inputs' depth, volumes sliced along z, the default memory budget, no montage, no
+    /// progress bar.
+    pub fn with_params(params: FuseParams) -> Self {
+        JobOptions {
+            params,
+            cartoon: crate::assets::cartoon(),
+            texture: crate::assets::texture(),
+            out_depth: None,
+            axis: None,
+            ignore_affine: false,
+            memory_budget: None,
+            intensity: Default::default(),
+            montage: None,
+            progress: false,
+        }
+    }
 }
 
 /// What a job did: its report, and a failed `--validate` (in which case no output was written).
@@ -241,6 +261,7 @@ fn describe_raster(path: &Path, r: &Raster, s: &Scaling) -> Value {
            "colour": r.is_colour(), "scaling": s})
 }
 
+/// Fuse two images into `out` (a one-pair [`fuse_image_pairs`]).
 pub fn fuse_images(
     s: &mut Session,
     a: &Path,
@@ -249,125 +270,252 @@ pub fn fuse_images(
     opts: &JobOptions,
     set: &mut OutputSet,
 ) -> Result<JobOutput> {
-    let t0 = Instant::now();
-    // Sizes and memory from the headers first: nothing is decoded for a pair that cannot run.
-    let ((ah, aw), (bh, bw)) = (io::image_dims(a)?, io::image_dims(b)?);
-    if (ah, aw) != (bh, bw) {
-        return Err(Error::SizeMismatch {
+    let job = ImagePair::read(a, b, out, opts)?;
+    let mut done = fuse_image_pairs(s, &[&job], opts, std::slice::from_mut(set))?;
+    done.pop().expect("one pair in, one result out")
+}
+
+/// A 2-D job between reading and writing: both sources decoded and mapped to [0, 1].
+pub struct ImagePair {
+    a: PathBuf,
+    b: PathBuf,
+    out: PathBuf,
+    montage: Option<PathBuf>,
+    out_depth: Option<SampleFormat>,
+    /// The report's description of the inputs.
+    inputs: Value,
+    h: usize,
+    w: usize,
+    /// The deeper of the two sources' sample formats.
+    format: SampleFormat,
+    scalings: [Scaling; 2],
+    ua: Unit,
+    ub: Unit,
+    t0: Instant,
+    read_ms: f64,
+}
+
+impl ImagePair {
+    /// Read `a` and `b` for fusing into `out` with `opts` (its output depth and montage are the
+    /// pair's own). Sizes and memory come from the headers first: nothing is decoded for a pair
+    /// that cannot run.
+    pub fn read(a: &Path, b: &Path, out: &Path, opts: &JobOptions) -> Result<ImagePair> {
+        let t0 = Instant::now();
+        let ((ah, aw), (bh, bw)) = (io::image_dims(a)?, io::image_dims(b)?);
+        if (ah, aw) != (bh, bw) {
+            return Err(Error::SizeMismatch {
+                a: a.to_path_buf(),
+                aw,
+                ah,
+                b: b.to_path_buf(),
+                bw,
+                bh,
+            });
+        }
+        opts.cartoon.check_fits(ah, aw)?;
+        opts.texture.check_fits(ah, aw)?;
+        check_memory(
+            image_bytes(ah, aw, opts),
+            opts,
+            &format!("fusing two {aw}x{ah} images"),
+        )?;
+        let ra = io::read_image(a)?;
+        let rb = io::read_image(b)?;
+        if (ra.h, ra.w) != (ah, aw) || (rb.h, rb.w) != (bh, bw) {
+            return Err(Error::Param(format!(
+                "{} or {} changed while being read",
+                a.display(),
+                b.display()
+            )));
+        }
+        let (sa, sb) = pair_scalings(
+            image_scaling(&ra, opts.intensity, a),
+            image_scaling(&rb, opts.intensity, b),
+        );
+        Ok(ImagePair {
             a: a.to_path_buf(),
-            aw,
-            ah,
             b: b.to_path_buf(),
-            bw,
-            bh,
+            out: out.to_path_buf(),
+            montage: opts.montage.clone(),
+            out_depth: opts.out_depth,
+            inputs: json!([describe_raster(a, &ra, &sa), describe_raster(b, &rb, &sb)]),
+            h: ah,
+            w: aw,
+            format: ra.format.max(rb.format),
+            ua: to_unit(&ra, &sa),
+            ub: to_unit(&rb, &sb),
+            scalings: [sa, sb],
+            t0,
+            read_ms: ms_since(t0),
+        })
+    }
+
+    /// Height and width.
+    pub fn size(&self) -> (usize, usize) {
+        (self.h, self.w)
+    }
+
+    /// Stage the fused image (and montage) in `set`, and report.
+    fn finish(
+        &self,
+        s: &Session,
+        fo: &FuseOutput,
+        validation: Option<Validation>,
+        opts: &JobOptions,
+        set: &mut OutputSet,
+    ) -> Result<JobOutput> {
+        let mut report = match report_head(self.inputs.clone(), s, validation) {
+            Ok(r) => r,
+            Err(failed) => return Ok(failed),
+        };
+        let (out, ua, ub) = (&self.out, &self.ua, &self.ub);
+        let t_write = Instant::now();
+        let fused = recolour(&fo.fused, ua, ub);
+        let format = match self.out_depth {
+            Some(d) => d,
+            None => io::writable_depth(io::output_format(out)?, self.format),
+        };
+        let repr = format.is_integer().then(|| (0.0, format.max_value()));
+        let so = output_scaling(&self.scalings, repr);
+        let raster = Raster {
+            h: self.h,
+            w: self.w,
+            channels: from_unit(&fused, &so, format),
+            format,
+        };
+        set.stage_bytes(out, &io::encode_image(out, &raster)?)?;
+        if let Some(m) = &self.montage {
+            write_montage(set, m, ua, ub, &fused, fo)?;
+        }
+        let write_ms = ms_since(t_write);
+        log::info!(
+            "wrote {} ({format:?}{}) in {:.0} ms total (fusion {:.0} ms{})",
+            out.display(),
+            if raster.is_colour() { ", RGB" } else { "" },
+            ms_since(self.t0),
+            fo.times.total_ms,
+            match fo.times.batch_pairs {
+                1 => String::new(),
+                n => format!(" for a batch of {n} pairs"),
+            }
+        );
+        let extra = json!({
+            "output": {"path": path_text(out), "format": format, "colour": raster.is_colour(), "scaling": so},
+            "intensity_range": opts.intensity,
+            "colour_rule": colour_rule(ua, ub),
+            "dictionaries": dict_json(opts),
+            "params": opts.params,
+            "batch_pairs": fo.times.batch_pairs,
+            "timings_ms": {
+                "read": self.read_ms,
+                "lowpass": fo.times.lowpass_ms,
+                "decompose": fo.times.decompose_ms,
+                "fuse_rule": fo.times.fuse_rule_ms,
+                "synthesis": fo.times.synthesis_ms,
+                "fusion_total": fo.times.total_ms,
+                "write": write_ms,
+                "stage_clock": fo.times.clock,
+            },
+            "objectives": {"a": fo.objectives[0], "b": fo.objectives[1]},
+            "decision_fraction_from_a": {
+                "cartoon": fo.cartoon_decision.fraction_a(),
+                "texture": fo.texture_decision.fraction_a(),
+            },
         });
+        merge(&mut report, extra);
+        Ok(JobOutput {
+            report,
+            validation_failure: None,
+        })
     }
-    opts.cartoon.check_fits(ah, aw)?;
-    opts.texture.check_fits(ah, aw)?;
-    check_memory(
-        image_bytes(ah, aw, opts),
-        opts,
-        &format!("fusing two {aw}x{ah} images"),
-    )?;
-    let ra = io::read_image(a)?;
-    let rb = io::read_image(b)?;
-    if (ra.h, ra.w) != (ah, aw) || (rb.h, rb.w) != (bh, bw) {
-        return Err(Error::Param(format!(
-            "{} or {} changed while being read",
-            a.display(),
-            b.display()
-        )));
+}
+
+/// Fuse same-size image pairs as one batch (one set of dispatches on a GPU) and stage each
+/// result in its own set (`sets[i]` for `jobs[i]`). `Err` when the fusion failed; otherwise one
+/// result per pair, since staging one pair's files can fail alone.
+pub fn fuse_image_pairs(
+    s: &mut Session,
+    jobs: &[&ImagePair],
+    opts: &JobOptions,
+    sets: &mut [OutputSet],
+) -> Result<Vec<Result<JobOutput>>> {
+    assert_eq!(jobs.len(), sets.len(), "one output set per pair");
+    for j in jobs {
+        log::info!(
+            "fusing {} + {} ({}x{}, {})",
+            j.a.display(),
+            j.b.display(),
+            j.w,
+            j.h,
+            colour_rule(&j.ua, &j.ub)
+        );
     }
-    let (sa, sb) = pair_scalings(
-        image_scaling(&ra, opts.intensity, a),
-        image_scaling(&rb, opts.intensity, b),
-    );
-    let (ua, ub) = (to_unit(&ra, &sa), to_unit(&rb, &sb));
-    let read_ms = ms_since(t0);
-    log::info!(
-        "fusing {} + {} ({}x{}, {})",
-        a.display(),
-        b.display(),
-        ra.w,
-        ra.h,
-        colour_rule(&ua, &ub)
-    );
-    // A bar over the sparse-coding solves on a terminal; the log is unchanged.
+    let pairs: Vec<(&Plane, &Plane)> = jobs.iter().map(|j| (&j.ua.luma, &j.ub.luma)).collect();
+    // A bar over the batch's sparse-coding solves on a terminal; the log is unchanged.
     let solves = 2 * opts.params.mca.outer_iters as u64;
     let mut bar = Progress::bar_only(solves, "sparse-coding solves", opts.progress);
-    let (fo, validation) = s.run(
+    let (fos, validations) = s.run(
         |e| {
-            fuse_pair_observed(
-                e,
-                &ua.luma,
-                &ub.luma,
+            e.fuse_batch(
+                &pairs,
                 &opts.cartoon,
                 &opts.texture,
                 &opts.params,
                 &mut || bar.inc(1),
             )
         },
-        compare,
+        |g, c| {
+            g.iter()
+                .zip(c)
+                .map(|(g, c)| compare(g, c))
+                .collect::<Vec<_>>()
+        },
     )?;
     bar.finish();
-    let inputs = json!([describe_raster(a, &ra, &sa), describe_raster(b, &rb, &sb)]);
-    let mut report = match report_head(inputs, s, validation) {
-        Ok(r) => r,
-        Err(failed) => return Ok(failed),
-    };
-    let t_write = Instant::now();
-    let fused = recolour(&fo.fused, &ua, &ub);
-    let format = match opts.out_depth {
-        Some(d) => d,
-        None => io::writable_depth(io::output_format(out)?, ra.format.max(rb.format)),
-    };
-    let repr = format.is_integer().then(|| (0.0, format.max_value()));
-    let so = output_scaling(&[sa, sb], repr);
-    let raster = Raster {
-        h: ra.h,
-        w: ra.w,
-        channels: from_unit(&fused, &so, format),
-        format,
-    };
-    set.stage_bytes(out, &io::encode_image(out, &raster)?)?;
-    if let Some(m) = &opts.montage {
-        write_montage(set, m, &ua, &ub, &fused, &fo)?;
+    Ok(jobs
+        .iter()
+        .zip(sets.iter_mut())
+        .enumerate()
+        .map(|(i, (j, set))| {
+            let v = validations.as_ref().map(|v| v[i].clone());
+            j.finish(s, &fos[i], v, opts, set)
+        })
+        .collect())
+}
+
+/// Pairs of `h x w` to fuse in one batch on this session: as many as its engine takes at once
+/// and `free` host bytes hold, at `host` bytes per pair, or `cpu` where the batch may also run on
+/// the CPU engine (`--validate`, or `auto` after a GPU failure).
+fn pairs_in_batch(
+    s: &mut Session,
+    h: usize,
+    w: usize,
+    opts: &JobOptions,
+    free: u64,
+    (host, cpu): (u64, u64),
+) -> Result<usize> {
+    let per_pair = if s.may_run_on_cpu() { cpu } else { host };
+    Ok(s.pairs_per_batch(&opts.cartoon, &opts.texture, h, w)?
+        .min((free / per_pair.max(1)) as usize)
+        .max(1))
+}
+
+/// Image pairs of `h x w` that `batch` fuses together on this session: 1 on CPU sessions (there
+/// pairs are fused one after another, each with all cores), more on a GPU, within the memory
+/// budget for the decoded sources held until their batch runs.
+pub fn image_pairs_per_batch(
+    s: &mut Session,
+    h: usize,
+    w: usize,
+    opts: &JobOptions,
+) -> Result<usize> {
+    if s.parallel_cpu()?.is_some() {
+        return Ok(1);
     }
-    let write_ms = ms_since(t_write);
-    log::info!(
-        "wrote {} ({format:?}{}) in {:.0} ms total (fusion {:.0} ms)",
-        out.display(),
-        if raster.is_colour() { ", RGB" } else { "" },
-        ms_since(t0),
-        fo.times.total_ms
-    );
-    let extra = json!({
-        "output": {"path": path_text(out), "format": format, "colour": raster.is_colour(), "scaling": so},
-        "intensity_range": opts.intensity,
-        "colour_rule": colour_rule(&ua, &ub),
-        "dictionaries": dict_json(opts),
-        "params": opts.params,
-        "timings_ms": {
-            "read": read_ms,
-            "lowpass": fo.times.lowpass_ms,
-            "decompose": fo.times.decompose_ms,
-            "fuse_rule": fo.times.fuse_rule_ms,
-            "synthesis": fo.times.synthesis_ms,
-            "fusion_total": fo.times.total_ms,
-            "write": write_ms,
-            "stage_clock": fo.times.clock,
-        },
-        "objectives": {"a": fo.objectives[0], "b": fo.objectives[1]},
-        "decision_fraction_from_a": {
-            "cartoon": fo.cartoon_decision.fraction_a(),
-            "texture": fo.texture_decision.fraction_a(),
-        },
-    });
-    merge(&mut report, extra);
-    Ok(JobOutput {
-        report,
-        validation_failure: None,
-    })
+    let budget = opts.memory_budget.unwrap_or_else(default_memory_budget);
+    let np = (h as u64).saturating_mul(w as u64);
+    let host = (144 + 64u64).saturating_mul(np);
+    pairs_in_batch(s, h, w, opts, budget, (host, image_bytes(h, w, opts)))
 }
 
 /// The start of a report; `Err` with the finished job when `--validate` failed (nothing is written).
@@ -525,10 +673,15 @@ pub fn fuse_volumes(
     // in every dispatch, as many as its limits allow (the host then holds only planes).
     let in_flight = match cpu {
         Some(_) => (((budget - fixed) / per_slice) as usize).clamp(1, rayon::current_num_threads()),
-        None => s
-            .pairs_per_batch(&opts.cartoon, &opts.texture, h, w)?
-            .min(((budget - fixed) / (64 * (h * w) as u64).max(1)) as usize)
-            .max(1),
+        // A GPU batch leaves the host its planes.
+        None => pairs_in_batch(
+            s,
+            h,
+            w,
+            opts,
+            budget - fixed,
+            (64 * (h * w) as u64, per_slice),
+        )?,
     };
     let n = slicer.count();
     log::info!(

@@ -284,3 +284,51 @@ fn a_corrupt_item_fails_alone_and_usage_errors_exit_2() {
         "a usage error wrote something"
     );
 }
+
+#[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
+fn same_size_images_are_fused_as_one_gpu_batch() {
+    let d = setup(3);
+    let o = csfuse(
+        &["batch", "pairs.csv", "--out-dir", "out", "--backend", "gpu"],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("3 fused, 0 up to date, 0 failed"));
+    let out = d.path().join("out");
+    let sidecars = [
+        "ct_like__mr_like.png.json",
+        "mr_like__ct_like.png.json",
+        "colour/mr_pet.png.json",
+    ];
+    for name in sidecars {
+        let r = &read_json(&out.join(name))["report"];
+        assert_eq!(r["batch_pairs"], 3, "{name}: {r}");
+        // One batch for the whole list: its solves' waits plus the final read, nothing per pair.
+        let solves = 2 * r["params"]["mca"]["outer_iters"].as_u64().unwrap();
+        assert_eq!(r["gpu"]["counters"]["host_waits"], solves + 1, "{name}");
+    }
+    // The same pair fused alone.
+    let o = csfuse(
+        &[
+            "fuse",
+            "in/ct_like.png",
+            "in/mr_like.png",
+            "-o",
+            "alone.png",
+            "--backend",
+            "gpu",
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let gray = |p: &Path| -> Vec<f64> {
+        let g = image::open(p).unwrap().to_luma8();
+        g.pixels().map(|p| p.0[0] as f64).collect()
+    };
+    let (db, _) = common::psnr_u8(
+        &gray(&out.join("ct_like__mr_like.png")),
+        &gray(&d.path().join("alone.png")),
+    );
+    assert!(db >= 60.0, "batch vs alone {db:.1} dB");
+}

@@ -152,6 +152,49 @@ fn a_batch_equals_its_pairs_fused_one_at_a_time() {
 
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
+fn a_pair_too_large_for_one_binding_stays_on_the_gpu() {
+    use csfuse::gpu::cbpdn::largest_binding;
+    let (a, b) = head_pair(48);
+    let together = fuse_batch(&mut engine(), &[(&a, &b)]).remove(0);
+    // An adapter whose largest binding holds one source's spectra but not a pair's.
+    let g = gpu();
+    let one = largest_binding(1, assets::cartoon().m.max(assets::texture().m), 48, 48);
+    g.cap_binding(one + one / 2);
+    let mut small = GpuEngine::with_gpu(g);
+    let cap = &assets::cartoon();
+    assert_eq!(
+        Engine::pairs_per_batch(&small, cap, &assets::texture(), 48, 48),
+        1
+    );
+    let before = counters(&small);
+    let split = fuse_batch(&mut small, &[(&a, &b)]).remove(0);
+    let c = counters(&small).since(&before);
+    // Each batched solve runs as two, one per source; the results are read once.
+    let solves = 2 * quick().mca.outer_iters as u64;
+    assert_eq!(c.host_waits, 2 * solves + 1, "{c:?}");
+    let db = psnr(&split.fused.data, &together.fused.data);
+    println!("one source per binding vs both together: {db:.1} dB, {c:?}");
+    assert!(db >= 80.0, "{db:.1} dB");
+    assert_eq!(
+        split.cartoon_decision.from_a,
+        together.cartoon_decision.from_a
+    );
+    assert_eq!(
+        split.texture_decision.from_a,
+        together.texture_decision.from_a
+    );
+    for s in 0..2 {
+        let (x, y) = (
+            &split.objectives[s].cartoon,
+            &together.objectives[s].cartoon,
+        );
+        assert_eq!(x.iterations, y.iterations);
+        assert!((x.objective - y.objective).abs() <= 1e-5 * y.objective.abs());
+    }
+}
+
+#[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn a_volume_runs_many_slice_pairs_per_batch() {
     use csfuse::backend::{Backend, Session};
     use csfuse::job::{fuse_volumes, JobOptions};
@@ -165,18 +208,7 @@ fn a_volume_runs_many_slice_pairs_per_batch() {
     );
     csfuse::volume::write(&a, &ct, &ct.data, ct.datatype).unwrap();
     csfuse::volume::write(&b, &mr, &mr.data, mr.datatype).unwrap();
-    let opts = JobOptions {
-        params: quick(),
-        cartoon: assets::cartoon(),
-        texture: assets::texture(),
-        out_depth: None,
-        axis: None,
-        ignore_affine: false,
-        memory_budget: None,
-        intensity: Default::default(),
-        montage: None,
-        progress: false,
-    };
+    let opts = JobOptions::with_params(quick());
     let mut s = Session::open(Backend::Gpu, Precision::F32, false).unwrap();
     let mut set = csfuse::output::OutputSet::default();
     let r = fuse_volumes(&mut s, &a, &b, &out, &opts, &mut set)

@@ -608,3 +608,34 @@ fn data_term_matches_twin() {
         }
     }
 }
+
+#[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
+fn skip_grids_match_twin() {
+    use csfuse::gpu::cbpdn::skip_grids;
+    let gpu = common::gpu();
+    let t = gpu.skip_tables().expect("lavapipe dispatches indirectly");
+    // Odd batch and a table that is not a whole number of workgroups of words.
+    let words = 3 * 250;
+    let full: Vec<u32> = (0..words as u32).map(|i| 1 + i % 1000).collect();
+    gpu.queue
+        .write_buffer(&t.full, 0, bytemuck::cast_slice(&full));
+    for live in [vec![false; 77], {
+        let mut l = vec![false; 77];
+        l[76] = true;
+        l
+    }] {
+        let items: Vec<Item> = live.iter().map(|l| item(1.0, 0.1, *l)).collect();
+        let bi = gpu.upload("items", &items).unwrap();
+        let mut enc = gpu.encoder();
+        kernels::skip(&gpu, &mut enc, &bi, &t.full, &t.args, live.len(), words);
+        gpu.submit(enc).unwrap();
+        let got: Vec<u32> = gpu.download(&t.args, 0, words).unwrap();
+        assert_eq!(
+            got,
+            skip_grids(&live, &full),
+            "live {:?}",
+            live.iter().any(|l| *l)
+        );
+    }
+}

@@ -2,15 +2,19 @@
 
 use super::fuse::FuseOpts;
 use super::json_bytes;
+use csfuse::backend::Session;
 use csfuse::batch::{
     input_records, montage_path, parameters, read_list, sha256_file, sidecar_path, Item, OnDisk,
     Shard,
 };
-use csfuse::job::{check_job, fuse_files, kind, path_text, JobOptions, Kind};
+use csfuse::job::{
+    check_job, fuse_files, fuse_image_pairs, image_pairs_per_batch, kind, path_text, ImagePair,
+    JobOptions, JobOutput, Kind,
+};
 use csfuse::output::{canonical_target, probe_writable, remove_stale_temps, OutputSet};
 use csfuse::{Error, Result};
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -168,26 +172,29 @@ pub fn run(args: Args) -> i32 {
         shard.index,
         shard.count
     );
-    let mut session = None;
-    let (mut fused, mut skipped, mut failed) = (0, 0, Vec::new());
+    let mut run = Run {
+        args: &args,
+        opts: &opts,
+        params: &params,
+        total: mine.len(),
+        session: None,
+        groups: HashMap::new(),
+        per_batch: HashMap::new(),
+        fused: 0,
+        skipped: 0,
+        failed: Vec::new(),
+    };
     let t0 = Instant::now();
     for (k, it) in mine.iter().enumerate() {
-        let tag = format!("[{}/{}] line {}", k + 1, mine.len(), it.line);
-        match run_item(it, &opts, &params, &args, &root, &mut session) {
-            Ok(true) => {
-                fused += 1;
-                log::info!("{tag}: wrote {}", it.out.display());
-            }
-            Ok(false) => {
-                skipped += 1;
-                log::info!("{tag}: {} is up to date, skipped", it.out.display());
-            }
-            Err(e) => {
-                log::error!("{tag}: FAILED: {e}");
-                failed.push((it.line, e.to_string()));
-            }
-        }
+        run.add(k, it, &root);
     }
+    run.flush_all();
+    let Run {
+        fused,
+        skipped,
+        mut failed,
+        ..
+    } = run;
     log::info!(
         "batch done in {:.1} s: {fused} fused, {skipped} up to date, {} failed",
         t0.elapsed().as_secs_f64(),
@@ -196,10 +203,200 @@ pub fn run(args: Args) -> i32 {
     if failed.is_empty() {
         return 0;
     }
+    failed.sort_by_key(|(line, _)| *line);
     for (line, e) in &failed {
         eprintln!("csfuse: {}:{line}: {e}", args.list.display());
     }
     1
+}
+
+/// An item read and waiting for its batch: same-size images are fused together on a GPU.
+struct Waiting<'a> {
+    k: usize,
+    it: &'a Item,
+    inputs: serde_json::Value,
+    job: ImagePair,
+    t: Instant,
+}
+
+/// One shard's run: the session, the images waiting for a batch, and the tally.
+struct Run<'a> {
+    args: &'a Args,
+    opts: &'a JobOptions,
+    params: &'a serde_json::Value,
+    total: usize,
+    session: Option<Session>,
+    groups: HashMap<(usize, usize), Vec<Waiting<'a>>>,
+    /// Pairs per batch by image size, on this session.
+    per_batch: HashMap<(usize, usize), usize>,
+    fused: usize,
+    skipped: usize,
+    failed: Vec<(usize, String)>,
+}
+
+impl<'a> Run<'a> {
+    fn tag(&self, k: usize, it: &Item) -> String {
+        format!("[{}/{}] line {}", k + 1, self.total, it.line)
+    }
+
+    fn done(&mut self, k: usize, it: &Item, r: Result<bool>) {
+        let tag = self.tag(k, it);
+        match r {
+            Ok(true) => {
+                self.fused += 1;
+                log::info!("{tag}: wrote {}", it.out.display());
+            }
+            Ok(false) => {
+                self.skipped += 1;
+                log::info!("{tag}: {} is up to date, skipped", it.out.display());
+            }
+            Err(e) => {
+                log::error!("{tag}: FAILED: {e}");
+                self.failed.push((it.line, e.to_string()));
+            }
+        }
+    }
+
+    /// The session, opened on the first item that needs work (a no-op re-run opens none).
+    fn session(&mut self) -> Result<&mut Session> {
+        if self.session.is_none() {
+            self.session = Some(self.args.opts.session()?);
+        }
+        Ok(self.session.as_mut().expect("opened above"))
+    }
+
+    /// Fuse item `k` now (a volume, or an image on a session that fuses one pair at a time) or
+    /// read it into its size's batch, fused when the batch is full.
+    fn add(&mut self, k: usize, it: &'a Item, root: &Path) {
+        let inputs = match prepare(it, self.params, self.args, root) {
+            Ok(Some(inputs)) => inputs,
+            Ok(None) => return self.done(k, it, Ok(false)),
+            Err(e) => return self.done(k, it, Err(e)),
+        };
+        let t = Instant::now();
+        let job = match self.image_job(it) {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                let r = self.fuse_alone(it, inputs, t);
+                return self.done(k, it, r.map(|_| true));
+            }
+            Err(e) => return self.done(k, it, Err(e)),
+        };
+        let size = job.size();
+        let full = self.per_batch[&size];
+        let group = self.groups.entry(size).or_default();
+        group.push(Waiting {
+            k,
+            it,
+            inputs,
+            job,
+            t,
+        });
+        if group.len() >= full {
+            self.flush(size);
+        } else if self.groups.values().map(Vec::len).sum::<usize>() >= 2 * full {
+            // Mixed sizes: hold at most two batches' worth of decoded images.
+            let largest = self
+                .groups
+                .iter()
+                .max_by_key(|(_, g)| g.len())
+                .map(|(s, _)| *s);
+            if let Some(s) = largest {
+                self.flush(s);
+            }
+        }
+    }
+
+    /// The item as an image pair to batch, when it is an image and this session batches its size.
+    fn image_job(&mut self, it: &Item) -> Result<Option<ImagePair>> {
+        if kind(&it.a) != Kind::Image {
+            return Ok(None);
+        }
+        let (h, w) = csfuse::io::image_dims(&it.a)?;
+        let opts = self.item_options(it);
+        if !self.per_batch.contains_key(&(h, w)) {
+            let n = image_pairs_per_batch(self.session()?, h, w, &opts)?;
+            self.per_batch.insert((h, w), n);
+        }
+        if self.per_batch[&(h, w)] < 2 {
+            return Ok(None);
+        }
+        ImagePair::read(&it.a, &it.b, &it.out, &opts).map(Some)
+    }
+
+    fn item_options(&self, it: &Item) -> JobOptions {
+        JobOptions {
+            montage: self.args.montage.then(|| montage_path(&it.out)),
+            ..item_options(self.opts, it)
+        }
+    }
+
+    fn fuse_alone(&mut self, it: &Item, inputs: serde_json::Value, t: Instant) -> Result<()> {
+        let job = self.item_options(it);
+        let (args, params) = (self.args, self.params);
+        let s = self.session()?;
+        // Output, montage and sidecar are committed together, the sidecar last.
+        let mut set = OutputSet::default();
+        let done = fuse_files(s, &it.a, &it.b, &it.out, &job, &mut set)?;
+        commit(it, inputs, done, set, params, args, t)
+    }
+
+    /// Fuse the images waiting at `size` as one batch. If the batch fails, each pair is fused on
+    /// its own, so that one bad pair fails alone.
+    fn flush(&mut self, size: (usize, usize)) {
+        let group = self.groups.remove(&size).unwrap_or_default();
+        if group.is_empty() {
+            return;
+        }
+        let results = self.fuse_group(&group);
+        match results {
+            Ok(rs) => {
+                for (w, r) in group.into_iter().zip(rs) {
+                    self.done(w.k, w.it, r.map(|_| true));
+                }
+            }
+            Err(e) if group.len() == 1 => {
+                let w = &group[0];
+                self.done(w.k, w.it, Err(e));
+            }
+            Err(e) => {
+                log::warn!(
+                    "a batch of {} {}x{} pairs failed ({e}); fusing them one at a time",
+                    group.len(),
+                    size.1,
+                    size.0
+                );
+                for w in group {
+                    let r = self
+                        .fuse_group(std::slice::from_ref(&w))
+                        .and_then(|mut r| r.pop().expect("one in, one out"));
+                    self.done(w.k, w.it, r.map(|_| true));
+                }
+            }
+        }
+    }
+
+    fn fuse_group(&mut self, group: &[Waiting]) -> Result<Vec<Result<()>>> {
+        let (args, params, opts) = (self.args, self.params, self.opts);
+        let jobs: Vec<&ImagePair> = group.iter().map(|w| &w.job).collect();
+        let mut sets: Vec<OutputSet> = group.iter().map(|_| OutputSet::default()).collect();
+        let s = self.session()?;
+        let done = fuse_image_pairs(s, &jobs, opts, &mut sets)?;
+        Ok(group
+            .iter()
+            .zip(done)
+            .zip(sets)
+            .map(|((w, d), set)| commit(w.it, w.inputs.clone(), d?, set, params, args, w.t))
+            .collect())
+    }
+
+    fn flush_all(&mut self) {
+        let mut sizes: Vec<(usize, usize)> = self.groups.keys().copied().collect();
+        sizes.sort_unstable();
+        for size in sizes {
+            self.flush(size);
+        }
+    }
 }
 
 /// --out-depth applies to the list's images; volumes keep their first input's datatype.
@@ -211,19 +408,19 @@ fn item_options(opts: &JobOptions, it: &Item) -> JobOptions {
     o
 }
 
-/// Fuse one item unless it is up to date; `Ok(false)` when skipped.
-fn run_item(
+/// Make ready to fuse an item that is not up to date: its outputs confined to --out-dir, their
+/// folder made, stale temporary files removed, each path writable. `None` when it is up to date;
+/// otherwise the records of its inputs for the sidecar.
+fn prepare(
     it: &Item,
-    opts: &JobOptions,
     params: &serde_json::Value,
     args: &Args,
     root: &Path,
-    session: &mut Option<csfuse::backend::Session>,
-) -> Result<bool> {
+) -> Result<Option<serde_json::Value>> {
     let inputs = input_records(it)?;
     let on_disk = OnDisk::read(&it.out, args.montage);
     if on_disk.up_to_date(&inputs, params, args.montage) {
-        return Ok(false);
+        return Ok(None);
     }
     let foreign = on_disk.foreign();
     if let (Some(f), false) = (foreign.first(), args.force) {
@@ -245,23 +442,23 @@ fn run_item(
         remove_stale_temps(p);
         probe_writable(p)?;
     }
-    // The engine opens on the first item that needs work, so a no-op re-run opens none.
-    if session.is_none() {
-        *session = Some(args.opts.session()?);
-    }
-    let s = session.as_mut().expect("opened above");
-    let t = Instant::now();
-    let montage = args.montage.then(|| montage_path(&it.out));
-    let job = JobOptions {
-        montage: montage.clone(),
-        ..item_options(opts, it)
-    };
-    // Output, montage and sidecar are committed together, the sidecar last.
-    let mut set = OutputSet::default();
-    let done = fuse_files(s, &it.a, &it.b, &it.out, &job, &mut set)?;
+    Ok(Some(inputs))
+}
+
+/// Commit a fused item: its staged output and montage, then the sidecar that marks it done.
+fn commit(
+    it: &Item,
+    inputs: serde_json::Value,
+    done: JobOutput,
+    mut set: OutputSet,
+    params: &serde_json::Value,
+    args: &Args,
+    t: Instant,
+) -> Result<()> {
     if let Some(e) = done.validation_failure {
         return Err(e);
     }
+    let montage = args.montage.then(|| montage_path(&it.out));
     let record = |p: &Path| -> Result<serde_json::Value> {
         let staged = set.staged_file(p).unwrap_or(p);
         Ok(json!({"path": path_text(p), "sha256": sha256_file(staged)?}))
@@ -278,6 +475,5 @@ fn run_item(
         "report": done.report,
     });
     set.stage_bytes(&sidecar_path(&it.out), &json_bytes(&sidecar))?;
-    set.commit()?;
-    Ok(true)
+    set.commit()
 }

@@ -79,16 +79,8 @@ fn bench_volume(dims: [usize; 3], gpu: bool, precision: Precision) -> Result<()>
     volume::write(&a, &ct, &ct.data, ct.datatype)?;
     volume::write(&b, &mr, &mr.data, mr.datatype)?;
     let opts = JobOptions {
-        params: FuseParams::default(),
-        cartoon: assets::cartoon(),
-        texture: assets::texture(),
-        out_depth: None,
-        axis: None,
-        ignore_affine: false,
-        memory_budget: None,
-        intensity: Default::default(),
-        montage: None,
         progress: true,
+        ..JobOptions::with_params(FuseParams::default())
     };
     println!(
         "volume fusion: generated phantom pair {}x{}x{} (int16 CT-like + float32 MR-like, .nii.gz)",

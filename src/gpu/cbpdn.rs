@@ -4,14 +4,15 @@
 //! changed, forward FFT of `Y - U`, X step, inverse FFT, fused shrink pass, reduction, and the control
 //! kernel, which applies the stop rule and auto-rho on the device. The whole solve is one submission;
 //! the host reads back eight scalars per item at its end. Each item keeps its own rho and stops on
-//! its own; a stopped item is skipped by the kernels.
+//! its own; a stopped item is skipped by the kernels. Once every item has stopped, the rest of the
+//! recorded iterations launch nothing: their dispatches read indirect grids that skip.wgsl zeroes.
 //!
 //! The control runs in f32 where the CPU's runs in f64. It can decide differently only at a near tie:
 //! a residual within float rounding (~1e-7 relative) of its stop threshold, or of the auto-rho
 //! switching ratios. The item then stops one iteration earlier or later, or changes rho one
 //! iteration apart, which moves the final objective by far less than `--validate`'s 1e-3 tolerance.
 
-use super::context::Gpu;
+use super::context::{Gpu, SKIP_SLOTS};
 use super::fft::{Gate, GpuFft2};
 use super::kernels::{self, Ctrl, Item};
 use crate::cbpdn::{CbpdnOptions, SolveStats};
@@ -185,9 +186,12 @@ pub fn solve(
         items: &items,
         planes_per_item: m,
     };
+    // The grids of one iteration's heavy dispatches (the same every iteration after the first).
+    let mut grids: Option<Vec<[u32; 3]>> = None;
     for it in 0..opts.max_iter {
         crate::fault::gpu_iteration().map_err(|e| Error::Gpu(format!("{}: {e}", gpu.desc)))?;
         if it > 0 {
+            gpu.open_skip();
             // A no-op for items whose rho did not change (u_scale = 1) or that have stopped.
             kernels::rescale(gpu, &mut enc, &work, y, &u, &items, per_item, b);
             fft.forward_gated(gpu, &mut enc, &work, &spec, b * m, Some(gate));
@@ -200,13 +204,33 @@ pub fn solve(
             gpu, &mut enc, &work, y, &u, &weights, &items, &partials, per_item, np, b,
         );
         kernels::reduce(gpu, &mut enc, &partials, &norms, per_item, b);
+        if it > 0 {
+            let g = gpu.close_skip();
+            // One table serves every iteration; a recording that differs would misdirect grids.
+            if grids.as_ref().is_some_and(|p| *p != g) {
+                return Err(Error::Gpu(format!(
+                    "{}: ADMM iteration {it} recorded other grids than the first",
+                    gpu.desc
+                )));
+            }
+            grids.get_or_insert(g);
+        }
         kernels::control(gpu, &mut enc, &ctrl, &norms, &items, &stats);
+        if let (Some(t), true) = (gpu.skip_tables(), it + 1 < opts.max_iter) {
+            kernels::skip(gpu, &mut enc, &items, &t.full, &t.args, b, 3 * SKIP_SLOTS);
+        }
+    }
+    if let (Some(t), Some(g)) = (gpu.skip_tables(), &grids) {
+        // Lands before the submission below, so before any skip dispatch reads it.
+        gpu.queue.write_buffer(&t.full, 0, bytemuck::cast_slice(g));
     }
     kernels::fidelity(gpu, &mut enc, &dx, &sf, &stats, h, w, b);
     let setup_ms = t0.elapsed().as_secs_f64() * 1e3;
     let t1 = Instant::now();
     let st: Vec<f32> = gpu.read(enc, &stats, 0, 8 * b)?;
     let ms = t1.elapsed().as_secs_f64() * 1e3;
+    // Iterations after the last item stopped launch nothing.
+    let ran = st.chunks_exact(8).map(|v| v[0] as usize).max().unwrap_or(0);
     Ok(st
         .chunks_exact(8)
         .map(|v| {
@@ -220,11 +244,18 @@ pub fn solve(
                 r: v[1] as f64,
                 s: v[2] as f64,
                 rho: v[4] as f64,
-                // The device ran every item for the longest item's iterations at most.
-                ms_per_iter: ms / opts.max_iter as f64,
+                // Every item ran as long as the longest one (stopped ones were skipped).
+                ms_per_iter: ms / ran.max(1) as f64,
                 setup_ms,
                 precision: "f32",
             }
         })
         .collect())
+}
+
+/// CPU twin of skip.wgsl: the grid table the next iteration reads, from the full one and the items'
+/// live flags.
+pub fn skip_grids(live: &[bool], full: &[u32]) -> Vec<u32> {
+    let any = live.iter().any(|l| *l);
+    full.iter().map(|g| if any { *g } else { 0 }).collect()
 }

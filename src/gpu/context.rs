@@ -70,6 +70,11 @@ fn adapters() -> Vec<wgpu::Adapter> {
     let enumerate = |backends| {
         let mut d = wgpu::InstanceDescriptor::new_without_display_handle();
         d.backends = backends;
+        // wgpu checks each indirect grid with an extra dispatch. Ours are the host's own grids or
+        // zero (skip.wgsl), so the check buys nothing; WGPU_VALIDATION_INDIRECT_CALL=1 restores it.
+        d.flags
+            .remove(wgpu::InstanceFlags::VALIDATION_INDIRECT_CALL);
+        d.flags = d.flags.with_env();
         let inst = wgpu::Instance::new(d);
         pollster::block_on(inst.enumerate_adapters(backends))
     };
@@ -171,6 +176,10 @@ impl Counters {
 /// Timestamp slots: the stage boundaries of one job.
 pub const MAX_STAMPS: u32 = 8;
 
+/// Dispatch slots of one skippable region (the heavy part of an ADMM iteration); dispatches
+/// beyond it run with their direct grids, which is correct but not skipped.
+pub const SKIP_SLOTS: usize = 1024;
+
 /// Bind groups kept at most; beyond it the cache is dropped (only a job that keeps changing
 /// sizes gets there).
 const MAX_BIND_GROUPS: usize = 4096;
@@ -202,6 +211,19 @@ pub struct Gpu {
     /// First uncaptured error (validation, out of memory) or device loss, reported at the next sync.
     fault: Arc<Mutex<Option<String>>>,
     dummies: Vec<wgpu::Buffer>,
+    /// A binding limit below the adapter's, set by [`Gpu::cap_binding`].
+    binding_cap: Cell<u64>,
+    /// Grids of the dispatches recorded since [`Gpu::open_skip`], while a region is open.
+    skip: RefCell<Option<Vec<[u32; 3]>>>,
+    /// `None` where the adapter cannot dispatch indirectly.
+    skip_tables: Option<SkipTables>,
+}
+
+/// The grid tables of a skippable region: `full` written by the host, `args` (what the
+/// dispatches read) by skip.wgsl from it.
+pub struct SkipTables {
+    pub full: wgpu::Buffer,
+    pub args: wgpu::Buffer,
 }
 
 impl Gpu {
@@ -242,6 +264,25 @@ impl Gpu {
                 })
             })
             .collect();
+        let indirect = adapter
+            .get_downlevel_capabilities()
+            .flags
+            .contains(wgpu::DownlevelFlags::INDIRECT_EXECUTION);
+        let table = |label, usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: SKIP_SLOTS as u64 * 12,
+                usage: wgpu::BufferUsages::STORAGE | usage,
+                mapped_at_creation: false,
+            })
+        };
+        let skip_tables = indirect.then(|| SkipTables {
+            full: table("full grids", wgpu::BufferUsages::COPY_DST),
+            args: table(
+                "live grids",
+                wgpu::BufferUsages::INDIRECT | wgpu::BufferUsages::COPY_SRC,
+            ),
+        });
         let stamps = desc.timestamps.then(|| {
             let set = device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("stage timestamps"),
@@ -270,7 +311,28 @@ impl Gpu {
             counters: Cell::new(Counters::default()),
             fault,
             dummies,
+            binding_cap: Cell::new(u64::MAX),
+            skip: RefCell::new(None),
+            skip_tables,
         })
+    }
+
+    /// The grid tables of skippable regions, where the adapter dispatches indirectly.
+    pub fn skip_tables(&self) -> Option<&SkipTables> {
+        self.skip_tables.as_ref()
+    }
+
+    /// From here to [`Gpu::close_skip`], dispatches read their grids from the `args` table, slot by
+    /// slot, so that the device can turn the whole region into empty launches.
+    pub fn open_skip(&self) {
+        if self.skip_tables.is_some() {
+            *self.skip.borrow_mut() = Some(Vec::new());
+        }
+    }
+
+    /// The full grids of the dispatches recorded since [`Gpu::open_skip`], by slot.
+    pub fn close_skip(&self) -> Vec<[u32; 3]> {
+        self.skip.borrow_mut().take().unwrap_or_default()
     }
 
     /// The counters since the device was opened.
@@ -304,6 +366,13 @@ impl Gpu {
         self.limits
             .max_storage_buffer_binding_size
             .min(self.limits.max_buffer_size)
+            .min(self.binding_cap.get())
+    }
+
+    /// Act from now on as an adapter whose largest binding is `bytes` (at most the real one): how
+    /// the tests reach the layouts of adapters smaller than theirs, at sizes they can afford.
+    pub fn cap_binding(&self, bytes: u64) {
+        self.binding_cap.set(bytes);
     }
 
     /// A zeroed storage buffer of `bytes`; refuses sizes beyond the adapter's binding limit.
@@ -477,10 +546,19 @@ impl Gpu {
                 entries: &entries,
             })
         });
+        let slot = self.skip.borrow_mut().as_mut().and_then(|s| {
+            (s.len() < SKIP_SLOTS).then(|| {
+                s.push([groups.0, groups.1, groups.2]);
+                s.len() - 1
+            })
+        });
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
         pass.set_pipeline(&k.pipeline);
         pass.set_bind_group(0, &*bg, &[]);
-        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        match (slot, &self.skip_tables) {
+            (Some(i), Some(t)) => pass.dispatch_workgroups_indirect(&t.args, i as u64 * 12),
+            _ => pass.dispatch_workgroups(groups.0, groups.1, groups.2),
+        }
         self.count(|c| c.dispatches += 1);
     }
 

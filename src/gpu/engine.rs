@@ -38,13 +38,29 @@ pub struct GpuPlanes {
     w: usize,
 }
 
-/// A dictionary's spectra at one size and the coefficient maps Y of `n` signals.
+/// A dictionary's spectra at one size and the coefficient maps Y of `n` signals: all in one buffer,
+/// or, when they are too large for one binding, one buffer per signal (each solved on its own).
 pub struct GpuCode {
     name: String,
     dict: Rc<GpuDict>,
     fft: Rc<GpuFft2>,
-    y: wgpu::Buffer,
+    y: Vec<wgpu::Buffer>,
     n: usize,
+}
+
+impl GpuCode {
+    /// Items in each buffer of `y`.
+    fn per_buffer(&self) -> usize {
+        if self.y.len() == 1 {
+            self.n
+        } else {
+            1
+        }
+    }
+
+    fn map_bytes(&self) -> u64 {
+        (self.dict.m * self.fft.h * self.fft.w * 4) as u64
+    }
 }
 
 /// One decision plane per pair (u32, 1 = from A).
@@ -298,27 +314,46 @@ impl Ops for GpuEngine {
         h: usize,
         w: usize,
     ) -> Result<GpuCode> {
-        let need = cbpdn::largest_binding(n, dict.m, h, w);
-        if need > self.gpu.max_binding() {
+        let max = self.gpu.max_binding();
+        let np = h * w;
+        // All signals in one buffer when their spectra fit one binding, else one buffer each.
+        let together = cbpdn::largest_binding(n, dict.m, h, w) <= max;
+        let per = if together { n } else { 1 };
+        let need = cbpdn::largest_binding(per, dict.m, h, w);
+        if need > max {
             return Err(Error::Gpu(format!(
-                "{n} sparse codes of {w}x{h} with {} filters need {} MiB in one binding, over {}'s \
+                "a sparse code of {w}x{h} with {} filters needs {} MiB in one binding, over {}'s \
                  {} MiB limit",
                 dict.m,
                 need >> 20,
                 self.gpu.desc,
-                self.gpu.max_binding() >> 20
+                max >> 20
             )));
         }
         let fft = self.fft(h, w)?;
         let gd = self.dict(dict, h, w)?;
         // Size the shared work buffers now, before anything binds them (see Gpu::scratch).
-        cbpdn::SolveBuffers::get(&self.gpu, n, dict.m, h, w)?;
+        cbpdn::SolveBuffers::get(&self.gpu, per, dict.m, h, w)?;
         self.gpu
-            .scratch("synthesis spectra", (n * fft.spectrum_len() * 8) as u64)?;
-        let y = self.gpu.scratch(
-            &format!("{name}: coefficients"),
-            (n * dict.m * h * w * 4) as u64,
-        )?;
+            .scratch("synthesis spectra", (per * fft.spectrum_len() * 8) as u64)?;
+        if !together {
+            self.gpu.scratch("one signal", (np * 4) as u64)?;
+            self.gpu.scratch("one synthesis", (np * 4) as u64)?;
+        }
+        let y = match together {
+            true => vec![self.gpu.scratch(
+                &format!("{name}: coefficients"),
+                (n * dict.m * np * 4) as u64,
+            )?],
+            false => (0..n)
+                .map(|i| {
+                    self.gpu.scratch(
+                        &format!("{name}: coefficients {i}"),
+                        (dict.m * np * 4) as u64,
+                    )
+                })
+                .collect::<Result<_>>()?,
+        };
         Ok(GpuCode {
             name: name.into(),
             dict: gd,
@@ -336,34 +371,59 @@ impl Ops for GpuEngine {
     ) -> Result<Vec<SolveStats>> {
         // The solve writes its parameter buffers first: nothing pending may still read them.
         self.flush();
-        let enc = self.gpu.encoder();
-        solve(
-            &self.gpu, enc, &code.fft, &code.dict, &s.buf, &code.y, s.n, opts,
-        )
+        let g = &self.gpu;
+        if code.y.len() == 1 {
+            return solve(
+                g,
+                g.encoder(),
+                &code.fft,
+                &code.dict,
+                &s.buf,
+                &code.y[0],
+                s.n,
+                opts,
+            );
+        }
+        // One signal at a time, each copied beside its own maps.
+        let bytes = (s.h * s.w * 4) as u64;
+        let one = g.scratch("one signal", bytes)?;
+        let mut stats = Vec::with_capacity(s.n);
+        for (i, y) in code.y.iter().enumerate() {
+            let mut enc = g.encoder();
+            enc.copy_buffer_to_buffer(&s.buf, i as u64 * bytes, &one, 0, bytes);
+            stats.extend(solve(g, enc, &code.fft, &code.dict, &one, y, 1, opts)?);
+        }
+        Ok(stats)
     }
 
     fn synthesize(&mut self, code: &GpuCode, out: &mut GpuPlanes) -> Result<()> {
-        let (fft, m, n) = (&code.fft, code.dict.m, code.n);
-        let spec = self
-            .gpu
-            .scratch("spectra", (n * m * fft.spectrum_len() * 8) as u64)?;
+        let (fft, m, per) = (&code.fft, code.dict.m, code.per_buffer());
+        let nb = fft.spectrum_len();
+        let spec = self.gpu.scratch("spectra", (per * m * nb * 8) as u64)?;
         let sspec = self
             .gpu
-            .scratch("synthesis spectra", (n * fft.spectrum_len() * 8) as u64)?;
+            .scratch("synthesis spectra", (per * nb * 8) as u64)?;
+        let one = match code.y.len() {
+            1 => None,
+            _ => Some(
+                self.gpu
+                    .scratch("one synthesis", (fft.h * fft.w * 4) as u64)?,
+            ),
+        };
         let mut enc = self.take();
         let g = &self.gpu;
-        fft.forward(g, &mut enc, &code.y, &spec, n * m);
-        kernels::synth(
-            g,
-            &mut enc,
-            &spec,
-            &code.dict.df,
-            &sspec,
-            fft.spectrum_len(),
-            m,
-            n,
-        );
-        fft.inverse(g, &mut enc, &sspec, &out.buf, n);
+        let plane = (fft.h * fft.w * 4) as u64;
+        for (i, y) in code.y.iter().enumerate() {
+            fft.forward(g, &mut enc, y, &spec, per * m);
+            kernels::synth(g, &mut enc, &spec, &code.dict.df, &sspec, nb, m, per);
+            match &one {
+                None => fft.inverse(g, &mut enc, &sspec, &out.buf, per),
+                Some(one) => {
+                    fft.inverse(g, &mut enc, &sspec, one, 1);
+                    enc.copy_buffer_to_buffer(one, 0, &out.buf, i as u64 * plane, plane);
+                }
+            }
+        }
         self.pending = Some(enc);
         Ok(())
     }
@@ -382,8 +442,32 @@ impl Ops for GpuEngine {
         )?;
         let mut enc = self.take();
         let g = &self.gpu;
-        kernels::activity(g, &mut enc, &code.y, &act, &boxed, (h, w, m), r, code.n);
-        kernels::choose(g, &mut enc, &code.y, &boxed, &fused.y, &dec, np, m, pairs);
+        let per = code.per_buffer();
+        for (i, y) in code.y.iter().enumerate() {
+            kernels::activity(g, &mut enc, y, &act, &boxed, (h, w, m), r, (i * per, per));
+        }
+        use kernels::PairMaps;
+        if code.y.len() == 1 {
+            let maps = PairMaps::Batch {
+                coef: &code.y[0],
+                pairs,
+            };
+            kernels::choose(g, &mut enc, maps, &boxed, &fused.y[0], &dec, np, m);
+        } else {
+            for q in 0..pairs {
+                let (out, fy) = match fused.y.len() {
+                    1 => (q, &fused.y[0]),
+                    _ => (0, &fused.y[q]),
+                };
+                let maps = PairMaps::Alone {
+                    a: &code.y[2 * q],
+                    b: &code.y[2 * q + 1],
+                    q,
+                    out,
+                };
+                kernels::choose(g, &mut enc, maps, &boxed, fy, &dec, np, m);
+            }
+        }
         self.pending = Some(enc);
         Ok(GpuDecisions {
             buf: dec,
@@ -396,7 +480,13 @@ impl Ops for GpuEngine {
     fn download_code(&mut self, code: &GpuCode) -> Result<Vec<CoefMaps>> {
         let (h, w, m) = (code.fft.h, code.fft.w, code.dict.m);
         let enc = self.take();
-        let v: Vec<f32> = self.gpu.read(enc, &code.y, 0, code.n * m * h * w)?;
+        let bytes = code.per_buffer() as u64 * code.map_bytes();
+        let parts: Vec<(&wgpu::Buffer, u64, u64)> = code.y.iter().map(|y| (y, 0, bytes)).collect();
+        let raw = self.gpu.read_many(enc, &parts)?;
+        let v: Vec<f32> = raw
+            .iter()
+            .flat_map(|b| bytemuck::pod_collect_to_vec::<u8, f32>(b))
+            .collect();
         Ok((0..code.n)
             .map(|i| CoefMaps {
                 m,
@@ -408,9 +498,11 @@ impl Ops for GpuEngine {
     }
 
     fn upload_code(&mut self, code: &mut GpuCode, maps: &[&CoefMaps]) -> Result<()> {
-        let flat: Vec<f32> = maps.iter().flat_map(|m| to_f32(&m.data)).collect();
-        let y = code.y.clone();
-        self.write(&y, &flat);
+        let per = code.per_buffer();
+        for (y, chunk) in code.y.clone().iter().zip(maps.chunks(per)) {
+            let flat: Vec<f32> = chunk.iter().flat_map(|m| to_f32(&m.data)).collect();
+            self.write(y, &flat);
+        }
         Ok(())
     }
 

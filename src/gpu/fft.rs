@@ -264,26 +264,7 @@ impl GpuFft2 {
         planes: usize,
         gate: Option<Gate>,
     ) {
-        self.run(
-            gpu,
-            enc,
-            &self.rows,
-            Lines::RowsR2c,
-            (real, spec),
-            planes,
-            false,
-            gate,
-        );
-        self.run(
-            gpu,
-            enc,
-            &self.cols,
-            Lines::Cols,
-            (real, spec),
-            planes,
-            false,
-            gate,
-        );
+        self.both(gpu, enc, (real, spec), planes, false, gate);
     }
 
     /// Half spectra in `spec` (overwritten) -> normalised real planes in `real`.
@@ -308,26 +289,32 @@ impl GpuFft2 {
         planes: usize,
         gate: Option<Gate>,
     ) {
-        self.run(
-            gpu,
-            enc,
-            &self.cols,
-            Lines::Cols,
-            (real, spec),
-            planes,
-            true,
-            gate,
-        );
-        self.run(
-            gpu,
-            enc,
+        self.both(gpu, enc, (real, spec), planes, true, gate);
+    }
+
+    /// Both passes: rows (real to half spectrum) then columns, or the reverse when inverse.
+    fn both(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        bufs: (&wgpu::Buffer, &wgpu::Buffer),
+        planes: usize,
+        inverse: bool,
+        gate: Option<Gate>,
+    ) {
+        let rows = (
             &self.rows,
-            Lines::RowsC2r,
-            (real, spec),
-            planes,
-            true,
-            gate,
+            if inverse {
+                Lines::RowsC2r
+            } else {
+                Lines::RowsR2c
+            },
         );
+        let cols = (&self.cols, Lines::Cols);
+        let order = if inverse { [cols, rows] } else { [rows, cols] };
+        for (k, lines) in order {
+            self.run(gpu, enc, k, lines, bufs, planes, inverse, gate);
+        }
     }
 
     /// Transform the `lines` of `planes` planes with `plan` (rows are `w` long, columns `h`).

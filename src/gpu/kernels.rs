@@ -15,6 +15,8 @@ static RESCALE: LazyLock<String> =
     LazyLock::new(|| with_item(include_str!("../../shaders/rescale.wgsl")));
 static CONTROL: LazyLock<String> =
     LazyLock::new(|| with_item(include_str!("../../shaders/control.wgsl")));
+static SKIP: LazyLock<String> =
+    LazyLock::new(|| with_item(include_str!("../../shaders/skip.wgsl")));
 const FIDELITY: &str = include_str!("../../shaders/fidelity.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const SYNTH: &str = include_str!("../../shaders/synth.wgsl");
@@ -141,6 +143,14 @@ pub fn control(gpu: &Gpu, enc: Enc, ctrl: &Ctrl, norms: &Buf, items: &Buf, stats
     gpu.dispatch(enc, &k, &[&prm, norms, items, stats], (groups, 1, 1));
 }
 
+/// The next iteration's indirect grids: `words` u32 of `full` into `args`, or zeros once no item
+/// of the `batch` in `items` is live.
+pub fn skip(gpu: &Gpu, enc: Enc, items: &Buf, full: &Buf, args: &Buf, batch: usize, words: usize) {
+    let k = gpu.kernel("skip", &SKIP, "main", &[U, R, R, W]);
+    let prm = gpu.uniform(&[batch as u32, words as u32, 0, 0]);
+    gpu.dispatch(enc, &k, &[&prm, items, full, args], (1, 1, 1));
+}
+
 /// The data term of each of `batch` items from the model and signal spectra into `stats`.
 #[allow(clippy::too_many_arguments)]
 pub fn fidelity(
@@ -265,7 +275,8 @@ impl LowpassGeom {
     }
 }
 
-/// Activity and its (2r+1)^2 box sum for `batch` items of `m` maps of `h x w`.
+/// Activity and its (2r+1)^2 box sum for `batch` items of `m` maps of `h x w`, written to items
+/// `out0..out0 + batch` of `act` and `boxed`.
 #[allow(clippy::too_many_arguments)]
 pub fn activity(
     gpu: &Gpu,
@@ -275,38 +286,56 @@ pub fn activity(
     boxed: &Buf,
     (h, w, m): (usize, usize, usize),
     r: usize,
-    batch: usize,
+    (out0, batch): (usize, usize),
 ) {
     let g = elems(h * w);
-    let prm = gpu.uniform(&[h as u32, w as u32, m as u32, r as u32, g.0]);
+    let prm = gpu.uniform(&[h as u32, w as u32, m as u32, r as u32, g.0, out0 as u32]);
     for entry in ["activity", "boxsum"] {
         let k = gpu.kernel("activity", ACTIVITY, entry, &[U, R, W, W]);
         gpu.dispatch(enc, &k, &[&prm, coef, act, boxed], (g.0, g.1, batch as u32));
     }
 }
 
-/// Choose-max for `pairs` pairs: items 2q (A) and 2q + 1 (B) of `coef`, by `boxed` activity, into
-/// item q of `fused` and plane q of `decision`.
+/// Where choose-max finds the maps of its pairs.
+pub enum PairMaps<'a> {
+    /// `pairs` pairs in one buffer: items 2q (A) and 2q + 1 (B), fused into item q.
+    Batch { coef: &'a Buf, pairs: usize },
+    /// Pair `q` alone: A and B in buffers of their own, fused into item `out` of `fused`.
+    Alone {
+        a: &'a Buf,
+        b: &'a Buf,
+        q: usize,
+        out: usize,
+    },
+}
+
+/// Choose-max by `boxed` activity (items 2q and 2q + 1) into `fused` and plane q of `decision`.
 #[allow(clippy::too_many_arguments)]
 pub fn choose(
     gpu: &Gpu,
     enc: Enc,
-    coef: &Buf,
+    maps: PairMaps,
     boxed: &Buf,
     fused: &Buf,
     decision: &Buf,
     n: usize,
     m: usize,
-    pairs: usize,
 ) {
-    let k = gpu.kernel("choose", CHOOSE, "main", &[U, R, R, W, W]);
+    let k = gpu.kernel("choose", CHOOSE, "main", &[U, R, R, R, W, W]);
     let g = elems(n);
-    let prm = gpu.uniform(&[n as u32, m as u32, g.0]);
+    // q0, a0, b0, step, o0 and the grid depth.
+    let (a, b, place, z) = match maps {
+        PairMaps::Batch { coef, pairs } => (coef, coef, [0, 0, 1, 2, 0], pairs),
+        PairMaps::Alone { a, b, q, out } => (a, b, [q as u32, 0, 0, 0, out as u32], 1),
+    };
+    let mut words = vec![n as u32, m as u32, g.0];
+    words.extend_from_slice(&place);
+    let prm = gpu.uniform(&words);
     gpu.dispatch(
         enc,
         &k,
-        &[&prm, coef, boxed, fused, decision],
-        (g.0, g.1, pairs as u32),
+        &[&prm, a, b, boxed, fused, decision],
+        (g.0, g.1, z as u32),
     );
 }
 

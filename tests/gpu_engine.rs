@@ -152,6 +152,33 @@ fn a_batch_equals_its_pairs_fused_one_at_a_time() {
 
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
+fn iterations_after_every_item_stopped_launch_nothing() {
+    use csfuse::cbpdn::CbpdnOptions;
+    let mut g = engine();
+    let (a, _) = head_pair(48);
+    let detail = csfuse::lowpass::tikhonov_split(&a, 5.0, 16).1;
+    let mut opts = CbpdnOptions::new(0.05);
+    opts.rel_tol = 0.05;
+    opts.max_iter = 60;
+    let code = g.sparse_code(&assets::texture(), &detail, &opts).unwrap();
+    // The item stopped early, so the solve recorded iterations past its end ...
+    assert!(code.stats.iterations < opts.max_iter, "{:?}", code.stats);
+    // ... whose dispatches read a grid table that the device zeroed.
+    let t = g
+        .gpu()
+        .skip_tables()
+        .expect("lavapipe dispatches indirectly");
+    let args: Vec<u32> = g.gpu().download(&t.args, 0, 3 * 64).unwrap();
+    let full: Vec<u32> = g.gpu().download(&t.full, 0, 3 * 64).unwrap();
+    assert!(full.iter().any(|v| *v > 0), "no grids recorded");
+    assert!(
+        args.iter().all(|v| *v == 0),
+        "live grids after the stop: {args:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn a_pair_too_large_for_one_binding_stays_on_the_gpu() {
     use csfuse::gpu::cbpdn::largest_binding;
     let (a, b) = head_pair(48);

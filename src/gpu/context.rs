@@ -277,7 +277,10 @@ impl Gpu {
             })
         };
         let skip_tables = indirect.then(|| SkipTables {
-            full: table("full grids", wgpu::BufferUsages::COPY_DST),
+            full: table(
+                "full grids",
+                wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            ),
             args: table(
                 "live grids",
                 wgpu::BufferUsages::INDIRECT | wgpu::BufferUsages::COPY_SRC,

@@ -41,6 +41,7 @@ pub mod io;
 pub mod job;
 pub mod learn;
 pub mod lowpass;
+pub mod metrics;
 pub mod montage;
 pub mod npy;
 pub mod output;

@@ -37,6 +37,7 @@ enum Command {
     Bench(cmd::bench::Args),
     Phantom(cmd::phantom::Args),
     Devices(cmd::devices::Args),
+    Metrics(cmd::metrics::Args),
     /// Print a shell completion script (e.g. `csfuse completions bash > ~/.local/share/bash-completion/completions/csfuse`).
     Completions {
         #[arg(value_enum)]
@@ -86,6 +87,7 @@ fn main() {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Phantom(a) => cmd::phantom::run(a),
         Command::Devices(a) => cmd::devices::run(a),
+        Command::Metrics(a) => cmd::metrics::run(a),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "csfuse", &mut std::io::stdout());

@@ -502,3 +502,59 @@ fn a_single_fusion_shows_a_progress_bar_on_a_terminal() {
     // 6 outer iterations, a cartoon and a texture solve each (both sources solved as one batch).
     assert!(tty.contains("12/12 sparse-coding solves"), "{tty}");
 }
+
+#[test]
+fn metrics_scores_a_fusion_and_names_a_bad_input() {
+    let d = workdir();
+    let o = csfuse(&fuse_args("f.png", &["--backend", "cpu"]), d.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = csfuse(
+        &["metrics", "ct_like.png", "mr_like.png", "f.png", "--json"],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for k in [
+        "EN",
+        "SD",
+        "SF",
+        "MI",
+        "Q_MI",
+        "SSIM_sum",
+        "Q_ABF",
+        "Q_ABF_vifb",
+    ] {
+        assert!(s[k].as_f64().is_some_and(f64::is_finite), "{k}: {s}");
+    }
+    // The fusion keeps more of both sources' edges than either source alone does of the other.
+    let alone = csfuse(
+        &[
+            "metrics",
+            "ct_like.png",
+            "mr_like.png",
+            "ct_like.png",
+            "--json",
+        ],
+        d.path(),
+    );
+    let alone: serde_json::Value = serde_json::from_slice(&alone.stdout).unwrap();
+    assert!(
+        s["Q_ABF"].as_f64() > alone["Q_ABF"].as_f64(),
+        "{s} vs {alone}"
+    );
+    // The table names every metric.
+    let o = csfuse(
+        &["metrics", "ct_like.png", "mr_like.png", "f.png"],
+        d.path(),
+    );
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("Q_ABF ") && table.contains("SSIM_sum"),
+        "{table}"
+    );
+    fails(
+        d.path(),
+        &["metrics", "ct_like.png", "missing.png", "f.png"],
+        &["missing.png"],
+    );
+}

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod devices;
 pub mod fuse;
 pub mod learn;
+pub mod metrics;
 pub mod phantom;
 pub mod sparse_code;
 

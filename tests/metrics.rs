@@ -1,0 +1,63 @@
+//! `csfuse metrics` against the values the original MATLAB implementations give on the image
+//! triples of `metrics_reference` (VIFB and Liu's toolbox under GNU Octave; see its README).
+
+mod common;
+use csfuse::metrics::{score, Gray};
+use std::path::PathBuf;
+
+/// The reference triples: `CSFUSE_METRICS_REFERENCE_DIR` (`.ci/run` sets it).
+fn reference_dir() -> PathBuf {
+    match std::env::var_os("CSFUSE_METRICS_REFERENCE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => panic!(
+            "set CSFUSE_METRICS_REFERENCE_DIR to the project's shared/data/metrics_reference"
+        ),
+    }
+}
+
+#[test]
+#[ignore = "needs the metric reference values: set CSFUSE_METRICS_REFERENCE_DIR to shared/data/metrics_reference, then pass --include-ignored"]
+fn every_metric_matches_the_original_code_on_every_triple() {
+    let dir = reference_dir();
+    let values = common::read_json(&dir.join("values.json"));
+    let triples = values["triples"].as_array().expect("a list of triples");
+    assert!(triples.len() >= 8, "{} triples", triples.len());
+    let mut worst = (0.0f64, String::new());
+    for t in triples {
+        let name = t["name"].as_str().unwrap();
+        let img = |k: &str| Gray::read(&dir.join(t[k].as_str().unwrap())).unwrap();
+        let s = score(&img("a"), &img("b"), &img("f")).unwrap();
+        for (key, got) in s.rows() {
+            // The original code's value; Q^AB/F as published has only the independent one.
+            let want = match key {
+                "Q_ABF" => t["python"][key].as_f64(),
+                _ => t["octave"][key].as_f64(),
+            }
+            .unwrap_or_else(|| panic!("{name}: no reference value for {key}"));
+            let rel = (got - want).abs() / want.abs().max(1e-12);
+            if rel > worst.0 {
+                worst = (rel, format!("{name} {key}"));
+            }
+            assert!(
+                rel <= 1e-8,
+                "{name} {key}: {got} against {want} ({rel:.1e})"
+            );
+        }
+    }
+    println!("largest relative difference: {:.1e} ({})", worst.0, worst.1);
+}
+
+#[test]
+fn scores_need_equal_sizes_and_room_for_the_ssim_window() {
+    let g = |h, w| Gray {
+        h,
+        w,
+        v: (0..h * w).map(|i| (i % 256) as f64).collect(),
+    };
+    assert!(score(&g(16, 16), &g(16, 16), &g(16, 17)).is_err());
+    assert!(score(&g(10, 40), &g(10, 40), &g(10, 40)).is_err());
+    let s = score(&g(16, 16), &g(16, 16), &g(16, 16)).unwrap();
+    // F equal to both sources: perfect structure and gradient scores.
+    assert!((s.SSIM_sum - 2.0).abs() < 1e-12, "{s:?}");
+    assert!(s.Q_ABF > 0.95, "{s:?}");
+}

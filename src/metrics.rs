@@ -3,7 +3,7 @@
 //! original MATLAB code gives (VIFB, Liu's toolbox), to 1e-8 relative.
 //!
 //! So far: EN, SD and SF of F, MI (Qu), Q_MI (Hossny), the SSIM sum (Wang) and Q^AB/F
-//! (Xydeas–Petrović, as published and as VIFB computes it). Colour images are scored on the grey
+//! (Xydeas–Petrović, as published and as VIFB computes it) Q_S (Piella) and Q_Y (Yang). Colour images are scored on the grey
 //! levels MATLAB's `rgb2gray` makes for uint8.
 
 use crate::error::{Error, Result};
@@ -85,11 +85,15 @@ pub struct Scores {
     pub Q_ABF: f64,
     /// Q^AB/F as VIFB's code computes it (for comparison with VIFB-based papers).
     pub Q_ABF_vifb: f64,
+    /// Piella's structural quality index.
+    pub Q_S: f64,
+    /// Yang's SSIM-based metric.
+    pub Q_Y: f64,
 }
 
 impl Scores {
     /// Name and value of each score, in the order of the struct.
-    pub fn rows(&self) -> [(&'static str, f64); 8] {
+    pub fn rows(&self) -> [(&'static str, f64); 10] {
         [
             ("EN", self.EN),
             ("SD", self.SD),
@@ -99,6 +103,8 @@ impl Scores {
             ("SSIM_sum", self.SSIM_sum),
             ("Q_ABF", self.Q_ABF),
             ("Q_ABF_vifb", self.Q_ABF_vifb),
+            ("Q_S", self.Q_S),
+            ("Q_Y", self.Q_Y),
         ]
     }
 }
@@ -126,6 +132,8 @@ pub fn score(a: &Gray, b: &Gray, f: &Gray) -> Result<Scores> {
         SSIM_sum: ssim(a, f) + ssim(b, f),
         Q_ABF: q_abf(a, b, f, Gradient::Published),
         Q_ABF_vifb: q_abf(a, b, f, Gradient::Vifb),
+        Q_S: q_s(a, b, f),
+        Q_Y: q_y(a, b, f),
     })
 }
 
@@ -196,29 +204,46 @@ fn q_mi(a: &Gray, b: &Gray, f: &Gray) -> f64 {
     2.0 * (mutual_info(a, f) / (ha + hf) + mutual_info(b, f) / (hb + hf))
 }
 
-/// Mean SSIM over the windows that lie inside the image (Gaussian 11x11, sigma 1.5, L = 255).
-fn ssim(x: &Gray, y: &Gray) -> f64 {
-    const N: usize = 11;
-    let c = (N - 1) as f64 / 2.0;
-    let mut win = [0.0; N * N];
-    for u in 0..N {
-        for v in 0..N {
+/// The SSIM map of x and y over the windows that lie inside the image (Gaussian 11x11, sigma 1.5,
+/// K = 0.01 and 0.03, L = 255, as Wang's `ssim_index`), with the windows' variances of x and y.
+struct SsimMaps {
+    map: Vec<f64>,
+    var_x: Vec<f64>,
+    var_y: Vec<f64>,
+}
+
+fn ssim_maps(x: &Gray, y: &Gray) -> SsimMaps {
+    let c = [(0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2)];
+    window_ssim(x, y, 11, c)
+}
+
+/// [`ssim_maps`] with an `n x n` Gaussian window (sigma 1.5) and constants `[c1, c2]`.
+fn window_ssim(x: &Gray, y: &Gray, n: usize, [c1, c2]: [f64; 2]) -> SsimMaps {
+    const N_MAX: usize = 11;
+    assert!(n <= N_MAX);
+    let c = (n - 1) as f64 / 2.0;
+    let mut win = [0.0; N_MAX * N_MAX];
+    for u in 0..n {
+        for v in 0..n {
             let (du, dv) = (u as f64 - c, v as f64 - c);
-            win[u * N + v] = (-(du * du + dv * dv) / (2.0 * 1.5 * 1.5)).exp();
+            win[u * n + v] = (-(du * du + dv * dv) / (2.0 * 1.5 * 1.5)).exp();
         }
     }
-    let total: f64 = win.iter().sum();
-    win.iter_mut().for_each(|g| *g /= total);
-    let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
-    let (oh, ow) = (x.h - N + 1, x.w - N + 1);
-    let mut sum = 0.0;
+    let total: f64 = win[..n * n].iter().sum();
+    win[..n * n].iter_mut().for_each(|g| *g /= total);
+    let (oh, ow) = (x.h - n + 1, x.w - n + 1);
+    let mut out = SsimMaps {
+        map: Vec::with_capacity(oh * ow),
+        var_x: Vec::with_capacity(oh * ow),
+        var_y: Vec::with_capacity(oh * ow),
+    };
     for i in 0..oh {
         for j in 0..ow {
             let (mut mx, mut my, mut xx, mut yy, mut xy) = (0.0, 0.0, 0.0, 0.0, 0.0);
-            for u in 0..N {
+            for u in 0..n {
                 let row = (i + u) * x.w + j;
-                for v in 0..N {
-                    let g = win[u * N + v];
+                for v in 0..n {
+                    let g = win[u * n + v];
                     let (p, q) = (x.v[row + v], y.v[row + v]);
                     mx += g * p;
                     my += g * q;
@@ -228,11 +253,62 @@ fn ssim(x: &Gray, y: &Gray) -> f64 {
                 }
             }
             let (sx, sy, sxy) = (xx - mx * mx, yy - my * my, xy - mx * my);
-            sum += ((2.0 * mx * my + c1) * (2.0 * sxy + c2))
-                / ((mx * mx + my * my + c1) * (sx + sy + c2));
+            out.map.push(
+                ((2.0 * mx * my + c1) * (2.0 * sxy + c2))
+                    / ((mx * mx + my * my + c1) * (sx + sy + c2)),
+            );
+            out.var_x.push(sx);
+            out.var_y.push(sy);
         }
     }
-    sum / (oh * ow) as f64
+    out
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Mean SSIM.
+fn ssim(x: &Gray, y: &Gray) -> f64 {
+    mean(&ssim_maps(x, y).map)
+}
+
+/// Yang et al.'s SSIM-based metric Q_Y (Information Fusion 9, 2008; 7x7 Gaussian windows, sigma
+/// 1.5, constants 2e-16): where the sources are alike (SSIM(A, B) >= 0.75) the variance-weighted
+/// SSIM of F with each, elsewhere the larger of the two. Where both sources are flat the weight is
+/// one half; the original code divides 0 by 0 there and returns NaN.
+fn q_y(a: &Gray, b: &Gray, f: &Gray) -> f64 {
+    let c = [2e-16, 2e-16];
+    let ab = window_ssim(a, b, 7, c);
+    let (af, bf) = (window_ssim(a, f, 7, c).map, window_ssim(b, f, 7, c).map);
+    let q: Vec<f64> = (0..af.len())
+        .map(|i| {
+            if ab.map[i] >= 0.75 {
+                let (va, vb) = (ab.var_x[i], ab.var_y[i]);
+                let wa = if va + vb == 0.0 { 0.5 } else { va / (va + vb) };
+                wa * af[i] + (1.0 - wa) * bf[i]
+            } else {
+                af[i].max(bf[i])
+            }
+        })
+        .collect();
+    mean(&q)
+}
+
+/// Piella and Heijmans' fusion quality index Q_S (ICIP 2003, eq. 7): per window, the SSIM of F
+/// with each source, weighted by that source's share of the two local variances (half each where
+/// both are flat), averaged over the windows.
+fn q_s(a: &Gray, b: &Gray, f: &Gray) -> f64 {
+    let ab = ssim_maps(a, b);
+    let (fa, fb) = (ssim_maps(f, a).map, ssim_maps(f, b).map);
+    let q: Vec<f64> = (0..fa.len())
+        .map(|i| {
+            let (va, vb) = (ab.var_x[i], ab.var_y[i]);
+            let wa = if va + vb == 0.0 { 0.5 } else { va / (va + vb) };
+            wa * fa[i] + (1.0 - wa) * fb[i]
+        })
+        .collect();
+    mean(&q)
 }
 
 /// Which edge-strength ratio Q^AB/F uses where a source's gradient equals F's.

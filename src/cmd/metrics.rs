@@ -17,9 +17,15 @@ use std::path::PathBuf;
 ///   SSIM_sum  SSIM(A,F) + SSIM(B,F), Gaussian 11x11, sigma 1.5 (Wang et al. 2004)
 ///   Q_ABF   gradient-based Q^AB/F as published (Xydeas & Petrovic 2000)
 ///   Q_ABF_vifb  the same as VIFB's code computes it (differs where a source's gradient equals F's)
+///   Q_S     Piella's structural quality index (Piella & Heijmans 2003)
+///   Q_Y     Yang's SSIM-based metric (Yang et al. 2008); half-and-half weights where both sources
+///           are flat, where the original code returns NaN
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  csfuse metrics ct.png mr.png fused.png\n  \
-csfuse metrics ct.png mr.png fused.png --json")]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  csfuse metrics ct.png mr.png fused.png\n  \
+csfuse metrics ct.png mr.png fused.png --json"
+)]
 pub struct Args {
     /// Source A.
     pub a: PathBuf,

@@ -23,6 +23,7 @@ fn every_metric_matches_the_original_code_on_every_triple() {
     let triples = values["triples"].as_array().expect("a list of triples");
     assert!(triples.len() >= 8, "{} triples", triples.len());
     let mut worst = (0.0f64, String::new());
+    let mut worst_cb = 0.0f64;
     for t in triples {
         let name = t["name"].as_str().unwrap();
         let img = |k: &str| Gray::read(&dir.join(t[k].as_str().unwrap())).unwrap();
@@ -37,6 +38,17 @@ fn every_metric_matches_the_original_code_on_every_triple() {
                 _ => t["octave"][key].as_f64(),
             }
             .unwrap_or_else(|| panic!("{name}: no reference value for {key}"));
+            if key == "Q_CB" {
+                // Flat regions leave the CSF-filtered image at round-off level, where the contrast
+                // ratio divides round-off by round-off: on mrspect_colour (mostly black) scaling
+                // the input by 1 + 1e-15 moves Q_CB by 3e-4, and csfuse's FFT (rustfft) differs
+                // from Octave's by 3.2e-4 there (the other triples: below 1e-7). An absolute bound
+                // of 1e-3 covers that noise and still catches any change to the method.
+                let d = (got - want).abs();
+                worst_cb = worst_cb.max(d);
+                assert!(d <= 1e-3, "{name} {key}: {got} against {want} ({d:.1e})");
+                continue;
+            }
             let rel = (got - want).abs() / want.abs().max(1e-12);
             if rel > worst.0 {
                 worst = (rel, format!("{name} {key}"));
@@ -48,6 +60,7 @@ fn every_metric_matches_the_original_code_on_every_triple() {
         }
     }
     println!("largest relative difference: {:.1e} ({})", worst.0, worst.1);
+    println!("Q_CB: largest absolute difference {worst_cb:.1e}");
 }
 
 #[test]

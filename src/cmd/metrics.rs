@@ -20,6 +20,7 @@ use std::path::PathBuf;
 ///   Q_S     Piella's structural quality index (Piella & Heijmans 2003)
 ///   Q_Y     Yang's SSIM-based metric (Yang et al. 2008); half-and-half weights where both sources
 ///           are flat, where the original code returns NaN
+///   Q_CB    Chen and Blum's perceptual metric (Chen & Blum 2009), as Liu's toolbox computes it
 #[derive(clap::Args)]
 #[command(
     verbatim_doc_comment,

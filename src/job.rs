@@ -168,10 +168,14 @@ fn check_memory(need: u64, opts: &JobOptions, what: &str) -> Result<u64> {
 // `Session::run` passes its job result (a Vec) by reference.
 #[allow(clippy::ptr_arg)]
 fn compare_all(g: &Vec<FuseOutput>, c: &Vec<FuseOutput>) -> Validation {
-    g.iter()
-        .zip(c)
-        .map(|(x, y)| compare(x, y))
-        .fold(Validation::new(0.0, 0.0), |w, v| w.worst(&v))
+    compare_each(g, c)
+        .iter()
+        .fold(Validation::new(0.0, 0.0), |w, v| w.worst(v))
+}
+
+/// [`compare`] pair by pair.
+fn compare_each(g: &[FuseOutput], c: &[FuseOutput]) -> Vec<Validation> {
+    g.iter().zip(c).map(|(x, y)| compare(x, y)).collect()
 }
 
 /// `--validate`'s numbers for a GPU and a CPU fusion of the same pair.
@@ -464,12 +468,7 @@ pub fn fuse_image_pairs(
                 &mut || bar.inc(1),
             )
         },
-        |g, c| {
-            g.iter()
-                .zip(c)
-                .map(|(g, c)| compare(g, c))
-                .collect::<Vec<_>>()
-        },
+        |g, c| compare_each(g, c),
     )?;
     bar.finish();
     Ok(jobs

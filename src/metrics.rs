@@ -432,8 +432,7 @@ fn q_y(a: &Gray, b: &Gray, f: &Gray) -> f64 {
     let q: Vec<f64> = (0..af.len())
         .map(|i| {
             if ab.map[i] >= 0.75 {
-                let (va, vb) = (ab.var_x[i], ab.var_y[i]);
-                let wa = if va + vb == 0.0 { 0.5 } else { va / (va + vb) };
+                let wa = variance_share(ab.var_x[i], ab.var_y[i]);
                 wa * af[i] + (1.0 - wa) * bf[i]
             } else {
                 af[i].max(bf[i])
@@ -441,6 +440,16 @@ fn q_y(a: &Gray, b: &Gray, f: &Gray) -> f64 {
         })
         .collect();
     mean(&q)
+}
+
+/// Source A's share of two local variances, one half where both are zero (flat windows): the
+/// weight of Q_S and Q_Y.
+fn variance_share(va: f64, vb: f64) -> f64 {
+    if va + vb == 0.0 {
+        0.5
+    } else {
+        va / (va + vb)
+    }
 }
 
 /// Piella and Heijmans' fusion quality index Q_S (ICIP 2003, eq. 7): per window, the SSIM of F
@@ -451,8 +460,7 @@ fn q_s(a: &Gray, b: &Gray, f: &Gray) -> f64 {
     let (fa, fb) = (ssim_maps(f, a).map, ssim_maps(f, b).map);
     let q: Vec<f64> = (0..fa.len())
         .map(|i| {
-            let (va, vb) = (ab.var_x[i], ab.var_y[i]);
-            let wa = if va + vb == 0.0 { 0.5 } else { va / (va + vb) };
+            let wa = variance_share(ab.var_x[i], ab.var_y[i]);
             wa * fa[i] + (1.0 - wa) * fb[i]
         })
         .collect();

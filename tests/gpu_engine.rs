@@ -185,14 +185,11 @@ fn a_pair_too_large_for_one_binding_stays_on_the_gpu() {
     let together = fuse_batch(&mut engine(), &[(&a, &b)]).remove(0);
     // An adapter whose largest binding holds one source's spectra but not a pair's.
     let g = gpu();
-    let one = largest_binding(1, assets::cartoon().m.max(assets::texture().m), 48, 48);
+    let (dc, dt) = (assets::cartoon(), assets::texture());
+    let one = largest_binding(1, dc.m.max(dt.m), 48, 48);
     g.cap_binding(one + one / 2);
     let mut small = GpuEngine::with_gpu(g);
-    let cap = &assets::cartoon();
-    assert_eq!(
-        Engine::pairs_per_batch(&small, cap, &assets::texture(), 48, 48),
-        1
-    );
+    assert_eq!(Engine::pairs_per_batch(&small, &dc, &dt, 48, 48), 1);
     let before = counters(&small);
     let split = fuse_batch(&mut small, &[(&a, &b)]).remove(0);
     let c = counters(&small).since(&before);

@@ -3,14 +3,14 @@
 //! The same numbers as a quick table: `csfuse bench` (see README).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use csfuse::backend::cpu_engine;
-use csfuse::cbpdn::{Cbpdn, CbpdnOptions};
+use csfuse::cpu::cbpdn::{Cbpdn, CbpdnOptions};
+use csfuse::cpu::lowpass::tikhonov_split;
+use csfuse::cpu::CpuEngine;
 use csfuse::dictionary::Dictionary;
-use csfuse::engine::CpuEngine;
-use csfuse::fuse::{fuse_pair, FuseParams};
-use csfuse::io::read_gray;
-use csfuse::lowpass::tikhonov_split;
+use csfuse::formats::image::read_gray;
+use csfuse::jobs::session::cpu_engine;
 use csfuse::phantom::head_pair;
+use csfuse::pipeline::fuse::{fuse_pair, FuseParams};
 use csfuse::real::Precision;
 use std::path::PathBuf;
 use std::time::Duration;

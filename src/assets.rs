@@ -2,7 +2,7 @@
 //! embedded so the binary works from any folder.
 
 use crate::dictionary::Dictionary;
-use crate::npy;
+use crate::formats::npy;
 use std::path::Path;
 
 const CARTOON: &[u8] = include_bytes!("../assets/dict_cartoon_8x8x32.npy");

@@ -1,7 +1,7 @@
 //! Convolutional dictionaries: `m` filters of `fh x fw`, loaded from `.npy` arrays of shape (h, w, M).
 
 use crate::error::{Error, Result};
-use crate::npy;
+use crate::formats::npy;
 use std::path::{Path, PathBuf};
 
 /// Largest filter side and filter count accepted from a file (the published ones are 8x8x32).

@@ -1,14 +1,18 @@
 //! csfuse: CS-MCA multimodal medical image fusion.
 //!
-//! Data flows one way, and the modules follow it:
-//! [`io`] (read) -> [`lowpass`] (base/detail split) -> [`decompose`] (CS-MCA, via [`cbpdn`] on [`fft2`])
-//! -> [`fusion_rule`] (choose-max) -> synthesis ([`engine`]) -> [`io`] (write). [`fuse`] strings the
-//! stages together behind the [`engine::Ops`] seam; [`learn`] trains dictionaries.
+//! The folders follow the data flow:
+//! [`formats`] (read images, NIfTI volumes, npy) -> [`pipeline`] (the recipe: base/detail split,
+//! CS-MCA decomposition, choose-max fusion, synthesis, written once against the [`pipeline::ops::Ops`]
+//! seam) -> [`cpu`] or [`gpu`] (the engines that run each stage) -> [`formats`] (write).
+//! [`jobs`] runs whole jobs (one pair, one volume, a batch) and writes their reports; [`learn`] trains
+//! dictionaries; [`metrics`] scores fused images.
 //!
 //! Fusing a pair with the built-in dictionaries:
 //!
 //! ```
-//! use csfuse::{assets, backend::cpu_engine, fuse::{fuse_pair, FuseParams}, phantom, real::Precision};
+//! use csfuse::jobs::session::cpu_engine;
+//! use csfuse::pipeline::fuse::{fuse_pair, FuseParams};
+//! use csfuse::{assets, phantom, real::Precision};
 //!
 //! let (ct, mr) = phantom::head_pair(48);
 //! let mut engine = cpu_engine(Precision::F32);
@@ -23,33 +27,22 @@
 //! ```
 
 pub mod assets;
-pub mod backend;
-pub mod batch;
-pub mod cbpdn;
-pub mod colour;
-pub mod decompose;
+pub mod cpu;
 pub mod dictionary;
-pub mod engine;
 pub mod error;
-pub mod fault;
-pub mod fft2;
-pub mod fuse;
-pub mod fusion_rule;
+pub(crate) mod fault;
+pub mod formats;
 pub mod gpu;
-pub mod intensity;
-pub mod io;
-pub mod job;
+pub mod jobs;
 pub mod learn;
-pub mod lowpass;
 pub mod metrics;
-pub mod montage;
-pub mod npy;
-pub mod output;
 pub mod phantom;
+pub mod pipeline;
 pub mod plane;
-pub mod progress;
+pub(crate) mod progress;
 pub mod real;
-pub mod tv_split;
-pub mod volume;
 
 pub use error::{Error, Result};
+
+#[cfg(test)]
+mod test_support;

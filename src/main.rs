@@ -59,7 +59,7 @@ fn main() {
         .format_timestamp(None)
         .format_target(false)
         .init();
-    csfuse::output::handle_signals();
+    csfuse::formats::output::handle_signals();
     if let Some(n) = cli.threads {
         if n == 0 {
             eprintln!("csfuse: error: --threads must be at least 1");

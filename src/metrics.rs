@@ -7,7 +7,7 @@
 //! levels MATLAB's `rgb2gray` makes for uint8.
 
 use crate::error::{Error, Result};
-use crate::io::{self, SampleFormat};
+use crate::formats::image::{self as io, SampleFormat};
 use serde::Serialize;
 use std::path::Path;
 

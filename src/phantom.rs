@@ -4,10 +4,10 @@
 //! shows bright bone and nearly flat soft tissue; the MR-like image shows dark bone, grey/white-matter
 //! contrast and a fine texture, so each source holds detail the other lacks.
 
-use crate::fusion_rule::box_sum;
+use crate::cpu::choose::box_sum;
+use crate::formats::nifti::{new_volume, Slicer, Volume};
 use crate::learn::SplitMix;
 use crate::plane::Plane;
-use crate::volume::{new_volume, Slicer, Volume};
 use nifti::NiftiType;
 
 /// Ellipse: centre (x, y) and half-axes in [-1, 1] units, rotation in degrees.

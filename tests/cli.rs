@@ -37,7 +37,7 @@ fn fuse_fails(dir: &Path, out: &str, extra: &[&str], needles: &[&str]) {
 fn write_npy(path: &Path, shape: &[usize], data: &[f64]) {
     std::fs::write(
         path,
-        csfuse::npy::to_bytes(shape, data, csfuse::npy::NpyDtype::F32),
+        csfuse::formats::npy::to_bytes(shape, data, csfuse::formats::npy::NpyDtype::F32),
     )
     .unwrap();
 }
@@ -161,7 +161,7 @@ fn sparse_code_prints_json_and_writes_hwm_npy() {
         assert!(line[key].is_number(), "JSON line lacks {key}: {line}");
     }
     assert_eq!(line["iterations"], 12);
-    let arr = csfuse::npy::read(&d.path().join("x.npy")).unwrap();
+    let arr = csfuse::formats::npy::read(&d.path().join("x.npy")).unwrap();
     assert_eq!(arr.shape, vec![64, 64, 32]);
 }
 

@@ -13,8 +13,8 @@ fn workdir() -> tempfile::TempDir {
 
 /// The adapter the tests use: `auto` takes a software one only when WGPU_ADAPTER_NAME names it.
 fn adapter_name() -> String {
-    let g = common::gpu();
-    g.desc.name.clone()
+    let g = common::gpu_engine();
+    g.adapter_desc().name.clone()
 }
 
 fn check_fault(fault: &str, needle: &str) {

@@ -4,7 +4,7 @@
 
 mod common;
 use common::{csfuse, full_range_8bit, fuse_2d, stderr};
-use csfuse::io::{read_image, Raster};
+use csfuse::formats::image::{read_image, Raster};
 use csfuse::plane::Plane;
 use std::path::Path;
 
@@ -206,7 +206,7 @@ fn float_tiff_in_gives_float_tiff_out_in_the_inputs_units() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let f = read(d.path(), "f.tif");
-    assert_eq!(f.format, csfuse::io::SampleFormat::F32);
+    assert_eq!(f.format, csfuse::formats::image::SampleFormat::F32);
     let f8 = read(d.path(), "f8.png");
     let worst = f.channels[0]
         .iter()

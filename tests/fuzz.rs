@@ -215,7 +215,7 @@ fn npy_structured() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn check_npy(bytes: Vec<u8>) -> bool {
-    let parsed = csfuse::npy::parse(&bytes);
+    let parsed = csfuse::formats::npy::parse(&bytes);
     if let Ok(a) = &parsed {
         let count = a.shape.iter().try_fold(1usize, |x, d| x.checked_mul(*d));
         assert_eq!(count, Some(a.data.len()), "shape {:?}", a.shape);
@@ -247,11 +247,11 @@ fn fuzz_npy() {
 fn fuzz_nifti() {
     fuzz("nifti", cases(20_000), mutated("nifti"), |bytes| {
         // A 64 MiB read limit keeps a header that claims a huge volume from being believed.
-        let r = csfuse::volume::parse(Path::new("fuzz.nii"), &bytes, 64 << 20);
+        let r = csfuse::formats::nifti::parse(Path::new("fuzz.nii"), &bytes, 64 << 20);
         if let Ok(v) = &r {
             assert_eq!(v.data.len(), v.dims.iter().product::<usize>());
             assert!(v.data.iter().all(|x| x.is_finite()));
-            let _ = csfuse::volume::affine(&v.header);
+            let _ = csfuse::formats::nifti::affine(&v.header);
         }
         r.is_ok()
     });
@@ -260,7 +260,7 @@ fn fuzz_nifti() {
 #[test]
 fn fuzz_images() {
     fuzz("images", cases(20_000), mutated("image"), |bytes| {
-        let r = csfuse::io::decode_image(Path::new("fuzz.img"), &bytes);
+        let r = csfuse::formats::image::decode_image(Path::new("fuzz.img"), &bytes);
         if let Ok(r) = &r {
             assert!(r.h > 0 && r.w > 0);
             assert!(r.channels.len() == 1 || r.channels.len() == 3);
@@ -300,7 +300,7 @@ fn csv_text() -> impl Strategy<Value = Vec<u8>> {
 #[test]
 fn fuzz_batch_lists() {
     let check = |bytes: Vec<u8>| {
-        let r = csfuse::batch::parse_list(Path::new("list.csv"), &bytes, Path::new("out"));
+        let r = csfuse::jobs::batch::parse_list(Path::new("list.csv"), &bytes, Path::new("out"));
         if let Ok(items) = &r {
             assert!(!items.is_empty());
             for (k, it) in items.iter().enumerate() {
@@ -325,7 +325,7 @@ fn fuzz_batch_lists() {
 /// Regression cases (files named `crash-*`) are never touched.
 #[test]
 fn seed_corpus_is_what_csfuse_writes() {
-    use csfuse::io::{encode_image, Raster, SampleFormat};
+    use csfuse::formats::image::{encode_image, Raster, SampleFormat};
     let write = std::env::var_os("CSFUSE_WRITE_CORPUS").is_some();
     let put = |target: &str, name: &str, bytes: &[u8]| {
         let d = corpus_dir(target);
@@ -347,14 +347,15 @@ fn seed_corpus_is_what_csfuse_writes() {
     put(
         "npy",
         "dict_f32.npy",
-        &csfuse::npy::to_bytes(&[4, 4, 2], &small, csfuse::npy::NpyDtype::F32),
+        &csfuse::formats::npy::to_bytes(&[4, 4, 2], &small, csfuse::formats::npy::NpyDtype::F32),
     );
     put(
         "npy",
         "dict_f64.npy",
-        &csfuse::npy::to_bytes(&[4, 4, 2], &small, csfuse::npy::NpyDtype::F64),
+        &csfuse::formats::npy::to_bytes(&[4, 4, 2], &small, csfuse::formats::npy::NpyDtype::F64),
     );
-    let mut fortran = csfuse::npy::to_bytes(&[2, 3], &[1.0; 6], csfuse::npy::NpyDtype::F32);
+    let mut fortran =
+        csfuse::formats::npy::to_bytes(&[2, 3], &[1.0; 6], csfuse::formats::npy::NpyDtype::F32);
     let pos = fortran.windows(5).position(|w| w == b"False").unwrap();
     fortran.splice(pos..pos + 5, b"True ".iter().copied());
     put("npy", "fortran.npy", &fortran);
@@ -364,7 +365,7 @@ fn seed_corpus_is_what_csfuse_writes() {
     for (v, name) in [(&ct, "ct"), (&mr, "mr")] {
         for ext in ["nii", "nii.gz"] {
             let p = dir.path().join(format!("{name}.{ext}"));
-            csfuse::volume::write(&p, v, &v.data, v.datatype).unwrap();
+            csfuse::formats::nifti::write(&p, v, &v.data, v.datatype).unwrap();
             put(
                 "nifti",
                 &format!("{name}.{ext}"),

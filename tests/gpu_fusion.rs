@@ -3,11 +3,10 @@
 
 mod common;
 use common::*;
-use csfuse::backend::cpu_engine;
 use csfuse::dictionary::Dictionary;
-use csfuse::fuse::{fuse_pair, FuseParams};
-use csfuse::gpu::GpuEngine;
-use csfuse::io::{quantize, read_gray, BitDepth};
+use csfuse::formats::image::{quantize, read_gray, BitDepth};
+use csfuse::jobs::session::cpu_engine;
+use csfuse::pipeline::fuse::{fuse_pair, FuseParams};
 use csfuse::real::Precision;
 
 fn to_u8(v: &[f64]) -> Vec<f64> {
@@ -30,13 +29,13 @@ fn gpu_fusion_matches_cpu_and_reference() {
         .collect();
     let p = FuseParams::default();
 
-    let mut gpu = GpuEngine::with_gpu(gpu());
+    let mut gpu = gpu_engine();
     let t = std::time::Instant::now();
     let g = fuse_pair(&mut gpu, &a.plane, &b.plane, &dc, &dt, &p).unwrap();
     println!(
         "GPU fusion {:.1} s on {}",
         t.elapsed().as_secs_f64(),
-        gpu.gpu().desc
+        gpu.adapter_desc()
     );
     let c = fuse_pair(
         cpu_engine(Precision::F32).as_mut(),

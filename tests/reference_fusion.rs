@@ -3,10 +3,10 @@
 
 mod common;
 use common::*;
-use csfuse::backend::cpu_engine;
 use csfuse::dictionary::Dictionary;
-use csfuse::fuse::{fuse_pair, FuseParams};
-use csfuse::io::{quantize, read_gray, BitDepth};
+use csfuse::formats::image::{quantize, read_gray, BitDepth};
+use csfuse::jobs::session::cpu_engine;
+use csfuse::pipeline::fuse::{fuse_pair, FuseParams};
 use csfuse::real::Precision;
 
 #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 use common::{csfuse, csfuse_env, files_in, read_json, stderr};
-use csfuse::io::{write_image, Raster, SampleFormat};
+use csfuse::formats::image::{write_image, Raster, SampleFormat};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -45,7 +45,11 @@ fn write_dict(path: &Path, scale: f64) {
     let data: Vec<f64> = d.to_hwm().iter().map(|v| v * scale).collect();
     std::fs::write(
         path,
-        csfuse::npy::to_bytes(&[d.fh, d.fw, d.m], &data, csfuse::npy::NpyDtype::F32),
+        csfuse::formats::npy::to_bytes(
+            &[d.fh, d.fw, d.m],
+            &data,
+            csfuse::formats::npy::NpyDtype::F32,
+        ),
     )
     .unwrap();
 }
@@ -104,7 +108,7 @@ fn hole01_crafted_npy_shapes_are_refused_not_a_panic() {
 fn patched_nifti(dir: &Path, name: &str, patch: impl Fn(&mut Vec<u8>)) -> PathBuf {
     let (ct, _) = csfuse::phantom::phantom_volumes(16, 4);
     let p = dir.join(name);
-    csfuse::volume::write(&p, &ct, &ct.data, ct.datatype).unwrap();
+    csfuse::formats::nifti::write(&p, &ct, &ct.data, ct.datatype).unwrap();
     let mut bytes = std::fs::read(&p).unwrap();
     patch(&mut bytes);
     std::fs::write(&p, bytes).unwrap();
@@ -142,7 +146,7 @@ fn hole01_crafted_nifti_headers_are_refused_not_a_panic() {
         let a = patched_nifti(d.path(), name, patch);
         let (ct, _) = csfuse::phantom::phantom_volumes(16, 4);
         let b = d.path().join("ok.nii");
-        csfuse::volume::write(&b, &ct, &ct.data, ct.datatype).unwrap();
+        csfuse::formats::nifti::write(&b, &ct, &ct.data, ct.datatype).unwrap();
         let o = fuse(
             d.path(),
             a.to_str().unwrap(),
@@ -298,9 +302,9 @@ fn hole02_a_diverged_solve_is_an_error_not_an_image() {
     let (ct, mr) = csfuse::phantom::head_pair(32);
     let mut bad = ct.clone();
     bad.data[100] = f64::NAN;
-    let mut e = csfuse::backend::cpu_engine(csfuse::real::Precision::F32);
+    let mut e = csfuse::jobs::session::cpu_engine(csfuse::real::Precision::F32);
     let (dc, dt) = (csfuse::assets::cartoon(), csfuse::assets::texture());
-    let r = csfuse::fuse::fuse_pair(e.as_mut(), &bad, &mr, &dc, &dt, &Default::default());
+    let r = csfuse::pipeline::fuse::fuse_pair(e.as_mut(), &bad, &mr, &dc, &dt, &Default::default());
     match r {
         Err(csfuse::Error::Numerical(msg)) => assert!(msg.contains("diverged"), "{msg}"),
         Err(e) => panic!("wrong error: {e}"),

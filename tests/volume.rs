@@ -3,9 +3,9 @@
 
 mod common;
 use common::{csfuse, fuse_2d, read_json, stderr};
+use csfuse::formats::nifti as volume;
 use csfuse::phantom::phantom_volumes;
 use csfuse::plane::Plane;
-use csfuse::volume;
 use nifti::{NiftiObject, ReaderOptions};
 use std::path::Path;
 

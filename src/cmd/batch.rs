@@ -2,16 +2,16 @@
 
 use super::fuse::FuseOpts;
 use super::json_bytes;
-use csfuse::backend::Session;
-use csfuse::batch::{
+use csfuse::formats::output::{canonical_target, probe_writable, remove_stale_temps, OutputSet};
+use csfuse::jobs::batch::{
     input_records, montage_path, parameters, read_list, sha256_file, sidecar_path, Item, OnDisk,
     Shard,
 };
-use csfuse::job::{
+use csfuse::jobs::session::Session;
+use csfuse::jobs::{
     check_job, fuse_files, fuse_image_pairs, image_pairs_per_batch, kind, path_text, ImagePair,
     JobOptions, JobOutput, Kind,
 };
-use csfuse::output::{canonical_target, probe_writable, remove_stale_temps, OutputSet};
 use csfuse::{Error, Result};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -312,7 +312,7 @@ impl<'a> Run<'a> {
         if kind(&it.a) != Kind::Image {
             return Ok(None);
         }
-        let (h, w) = csfuse::io::image_dims(&it.a)?;
+        let (h, w) = csfuse::formats::image::image_dims(&it.a)?;
         let opts = self.item_options(it);
         if !self.per_batch.contains_key(&(h, w)) {
             let n = image_pairs_per_batch(self.session()?, h, w, &opts)?;

@@ -1,17 +1,17 @@
 //! `csfuse bench`: ms per CBPDN iteration and whole-fusion time, printed as a table.
 
-use csfuse::backend::{cpu_engine, Backend, Session};
-use csfuse::cbpdn::{Cbpdn, CbpdnOptions};
+use csfuse::cpu::cbpdn::{Cbpdn, CbpdnOptions};
+use csfuse::cpu::lowpass::tikhonov_split;
+use csfuse::cpu::CpuEngine;
 use csfuse::dictionary::Dictionary;
-use csfuse::engine::CpuEngine;
-use csfuse::fuse::{fuse_pair, FuseParams};
+use csfuse::formats::image::read_gray;
+use csfuse::formats::nifti;
 use csfuse::gpu::GpuEngine;
-use csfuse::io::read_gray;
-use csfuse::job::{fuse_volumes, JobOptions};
-use csfuse::lowpass::tikhonov_split;
+use csfuse::jobs::session::{cpu_engine, Backend, Session};
+use csfuse::jobs::{fuse_volumes, JobOptions};
 use csfuse::phantom::{head_pair, phantom_volumes};
+use csfuse::pipeline::fuse::{fuse_pair, FuseParams};
 use csfuse::real::{Precision, Real};
-use csfuse::volume;
 use csfuse::{assets, Error, Result};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -76,8 +76,8 @@ fn bench_volume(dims: [usize; 3], gpu: bool, precision: Precision) -> Result<()>
         dir.join("fused.nii.gz"),
     );
     let (ct, mr) = phantom_volumes(dims[0], dims[2]);
-    volume::write(&a, &ct, &ct.data, ct.datatype)?;
-    volume::write(&b, &mr, &mr.data, mr.datatype)?;
+    nifti::write(&a, &ct, &ct.data, ct.datatype)?;
+    nifti::write(&b, &mr, &mr.data, mr.datatype)?;
     let opts = JobOptions {
         progress: true,
         ..JobOptions::with_params(FuseParams::default())
@@ -97,7 +97,7 @@ fn bench_volume(dims: [usize; 3], gpu: bool, precision: Precision) -> Result<()>
     for backend in backends {
         let t = Instant::now();
         let mut s = Session::open(backend, precision, false)?;
-        let mut set = csfuse::output::OutputSet::default();
+        let mut set = csfuse::formats::output::OutputSet::default();
         let r = fuse_volumes(&mut s, &a, &b, &out, &opts, &mut set)?.report;
         set.commit()?;
         let total = t.elapsed().as_secs_f64();
@@ -129,7 +129,7 @@ fn gpu_per_iter(
     batch: usize,
     iters: usize,
 ) -> Result<f64> {
-    use csfuse::engine::Ops;
+    use csfuse::pipeline::ops::Ops;
     let (ct, _) = head_pair(size);
     let (_, detail) = tikhonov_split(&ct, 60.0, 16);
     let mut opts = CbpdnOptions::new(0.1);
@@ -174,7 +174,7 @@ fn bench_gpu_iterations(
     args: &Args,
     cpu_ms: &[(usize, f64)],
 ) -> Result<()> {
-    let desc = g.gpu().desc.clone();
+    let desc = g.adapter_desc().clone();
     let peak = peak_gbps(&desc.name);
     println!(
         "\nGPU: {desc}, peak memory bandwidth {}",
@@ -187,7 +187,7 @@ fn bench_gpu_iterations(
     for &size in &args.sizes {
         for batch in [1, 2, 8] {
             let ms = gpu_per_iter(g, dict, size, batch, args.iters)?;
-            let bytes = csfuse::gpu::cbpdn::bytes_per_iteration(batch, dict.m, size, size);
+            let bytes = csfuse::gpu::bytes_per_iteration(batch, dict.m, size, size);
             let gbps = bytes as f64 / (ms * 1e-3) / 1e9;
             let cpu = cpu_ms
                 .iter()
@@ -316,9 +316,9 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(g) = gpu.as_mut() {
         let p = FuseParams::default();
         fuse_pair(g, &a, &b, &dc, &dt, &p)?; // warm-up: pipelines compiled, buffers made
-        let before = g.gpu().counters();
+        let before = g.device_counters();
         let out = fuse_pair(g, &a, &b, &dc, &dt, &p)?;
-        let c = g.gpu().counters().since(&before);
+        let c = g.device_counters().since(&before);
         let t = &out.times;
         println!("{:>8} {:>12.1}  (warm)", "gpu", t.total_ms);
         println!(

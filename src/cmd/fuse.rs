@@ -1,12 +1,12 @@
 //! `csfuse fuse A B -o OUT`: CS-MCA fusion of a co-registered pair of images or NIfTI volumes.
 
 use super::json_bytes;
-use csfuse::backend::{Backend, Session};
 use csfuse::dictionary::Dictionary;
-use csfuse::intensity::IntensityRange;
-use csfuse::io::SampleFormat;
-use csfuse::job::{check_job, fuse_files, JobOptions};
-use csfuse::output::{check_outputs, remove_stale_temps, OutputSet};
+use csfuse::formats::image::SampleFormat;
+use csfuse::formats::intensity::IntensityRange;
+use csfuse::formats::output::{check_outputs, remove_stale_temps, OutputSet};
+use csfuse::jobs::session::{Backend, Session};
+use csfuse::jobs::{check_job, fuse_files, JobOptions};
 use csfuse::real::Precision;
 use csfuse::{assets, Result};
 use std::path::{Path, PathBuf};

@@ -1,11 +1,11 @@
 //! `csfuse learn IMAGES... --kind cartoon|texture -o D.npy`: convolutional dictionary learning.
 
 use super::num;
-use csfuse::io::{check_output, read_gray, write_atomic};
+use csfuse::cpu::lowpass::tikhonov_split;
+use csfuse::formats::image::{check_output, read_gray, write_atomic};
+use csfuse::formats::npy::{self, NpyDtype};
+use csfuse::learn::tv_split;
 use csfuse::learn::{learn, tiles_of, LearnParams};
-use csfuse::lowpass::tikhonov_split;
-use csfuse::npy::{self, NpyDtype};
-use csfuse::tv_split;
 use csfuse::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -72,7 +72,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let inputs: Vec<&std::path::Path> = args.images.iter().map(|p| p.as_path()).collect();
-    csfuse::output::remove_stale_temps(&args.output);
+    csfuse::formats::output::remove_stale_temps(&args.output);
     check_output(&args.output, &inputs, args.force)?;
     if args.filters == 0 || args.size == 0 || args.size > args.tile || args.max_tiles == 0 {
         return Err(Error::Param(

@@ -1,8 +1,8 @@
 //! `csfuse phantom --out-dir DIR`: write the generated example images and volumes.
 
-use csfuse::io::{check_output, write_gray, write_image, Raster, SampleFormat};
+use csfuse::formats::image::{check_output, write_gray, write_image, Raster, SampleFormat};
+use csfuse::formats::nifti;
 use csfuse::phantom::{head_pair, pet_like, phantom_volumes};
-use csfuse::volume;
 use csfuse::{Error, Result};
 use std::path::PathBuf;
 
@@ -66,7 +66,7 @@ pub fn run(args: Args) -> Result<()> {
         let (pc, pm) = (path("ct_like.nii.gz")?, path("mr_like.nii.gz")?);
         let (ct, mr) = phantom_volumes(args.size, depth);
         for (p, v) in [(pc, ct), (pm, mr)] {
-            volume::write(&p, &v, &v.data, v.datatype)?;
+            nifti::write(&p, &v, &v.data, v.datatype)?;
             log::info!("wrote {}", p.display());
         }
     }

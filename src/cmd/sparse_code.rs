@@ -1,13 +1,13 @@
 //! `csfuse sparse-code IMAGE --dict D.npy --lambda L --out-coef X.npy`: one CBPDN solve.
 
 use super::num;
-use csfuse::backend::{self, max_diffs, rel_diff, Backend, Validation};
-use csfuse::cbpdn::CbpdnOptions;
+use csfuse::cpu::cbpdn::CbpdnOptions;
+use csfuse::cpu::lowpass::tikhonov_split;
 use csfuse::dictionary::Dictionary;
-use csfuse::fuse::{Engine, SparseCode};
-use csfuse::io::{check_output, read_gray, write_atomic};
-use csfuse::lowpass::tikhonov_split;
-use csfuse::npy::{self, NpyDtype};
+use csfuse::formats::image::{check_output, read_gray, write_atomic};
+use csfuse::formats::npy::{self, NpyDtype};
+use csfuse::jobs::session::{self, max_diffs, rel_diff, Backend, Validation};
+use csfuse::pipeline::fuse::{Engine, SparseCode};
 use csfuse::real::Precision;
 use csfuse::Result;
 use serde_json::json;
@@ -106,7 +106,7 @@ pub fn run(args: Args) -> Result<()> {
             rel_diff(g.stats.objective, c.stats.objective),
         )
     };
-    let run = backend::run_job(args.backend, args.precision, args.validate, code, compare)?;
+    let run = session::run_job(args.backend, args.precision, args.validate, code, compare)?;
     if let Some(v) = &run.validation {
         v.check()?;
     }

@@ -1,4 +1,4 @@
-//! CBPDN on the GPU for a batch of signals at once (GPU twin of [`crate::cbpdn::Cbpdn`]).
+//! CBPDN on the GPU for a batch of signals at once (GPU twin of [`crate::cpu::cbpdn::Cbpdn`]).
 //!
 //! All state stays on the device. Per iteration the host records: the dual rescale of items whose rho
 //! changed, forward FFT of `Y - U`, X step, inverse FFT, fused shrink pass, reduction, and the control
@@ -15,10 +15,10 @@
 use super::context::{Gpu, SKIP_SLOTS};
 use super::fft::{Gate, GpuFft2};
 use super::kernels::{self, Ctrl, Item};
-use crate::cbpdn::{CbpdnOptions, SolveStats};
+use crate::cpu::cbpdn::{CbpdnOptions, SolveStats};
+use crate::cpu::fft::Fft2;
 use crate::dictionary::Dictionary;
 use crate::error::{Error, Result};
-use crate::fft2::Fft2;
 use std::time::Instant;
 
 /// Filter spectra of one dictionary at one image size, resident on the device.
@@ -37,7 +37,7 @@ impl GpuDict {
         let fft = Fft2::<f64>::new(h, w);
         let n = fft.spectrum_len();
         let df = fft.filter_spectra(&dict.data, dict.fh, dict.fw);
-        let dd = crate::cbpdn::power_sum(&df, n);
+        let dd = crate::cpu::cbpdn::power_sum(&df, n);
         let df32: Vec<[f32; 2]> = df.iter().map(|c| [c.re as f32, c.im as f32]).collect();
         let dd32: Vec<f32> = dd.iter().map(|v| *v as f32).collect();
         Ok(GpuDict {
@@ -253,6 +253,7 @@ pub fn solve(
         .collect())
 }
 
+#[cfg(test)]
 /// CPU twin of skip.wgsl: the grid table the next iteration reads, from the full one and the items'
 /// live flags.
 pub fn skip_grids(live: &[bool], full: &[u32]) -> Vec<u32> {

@@ -372,6 +372,7 @@ impl Gpu {
             .min(self.binding_cap.get())
     }
 
+    #[cfg(test)]
     /// Act from now on as an adapter whose largest binding is `bytes` (at most the real one): how
     /// the tests reach the layouts of adapters smaller than theirs, at sizes they can afford.
     pub fn cap_binding(&self, bytes: u64) {
@@ -576,6 +577,7 @@ impl Gpu {
         self.count(|c| c.submits += 1);
     }
 
+    #[cfg(test)]
     /// Submit and wait for completion.
     pub fn submit(&self, enc: wgpu::CommandEncoder) -> Result<()> {
         self.submit_nowait(enc);
@@ -688,6 +690,7 @@ impl Gpu {
         Ok(out)
     }
 
+    #[cfg(test)]
     /// Read `count` elements of `src` from element `start`.
     pub fn download<T: bytemuck::Pod>(
         &self,

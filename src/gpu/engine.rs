@@ -1,5 +1,5 @@
 //! [`GpuEngine`]: the [`Ops`] seam on the GPU. Every buffer is a named work buffer of the device
-//! ([`Gpu::scratch`]), so repeated fusions of one size reuse the buffers and bind groups of the
+//! (`Gpu::scratch`), so repeated fusions of one size reuse the buffers and bind groups of the
 //! first. Operations are recorded into one pending command encoder; the host submits and waits only
 //! to read results: once per batched solve (its statistics) and once at the end of a fusion.
 
@@ -7,10 +7,10 @@ use super::cbpdn::{self, solve, GpuDict};
 use super::context::{AdapterDesc, Counters, Gpu};
 use super::fft::{FftCache, GpuFft2};
 use super::kernels::{self, LowpassGeom};
-use crate::cbpdn::{CbpdnOptions, SolveStats};
+use crate::cpu::cbpdn::{CbpdnOptions, SolveStats};
 use crate::dictionary::Dictionary;
-use crate::engine::{Finished, Ops};
 use crate::error::{Error, Result};
+use crate::pipeline::ops::{Finished, Ops};
 use crate::plane::{CoefMaps, DecisionMap, Plane};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -120,12 +120,12 @@ fn device_budget() -> u64 {
 }
 
 impl GpuEngine {
-    /// Open the adapter (see [`Gpu::new`]).
+    /// Open the adapter (the best one, or the one `WGPU_ADAPTER_NAME` names).
     pub fn new() -> Result<Self> {
         Ok(Self::with_gpu(Gpu::new()?))
     }
 
-    pub fn with_gpu(gpu: Gpu) -> Self {
+    pub(crate) fn with_gpu(gpu: Gpu) -> Self {
         GpuEngine {
             gpu,
             ffts: FftCache::default(),
@@ -135,8 +135,18 @@ impl GpuEngine {
         }
     }
 
-    pub fn gpu(&self) -> &Gpu {
+    pub(crate) fn gpu(&self) -> &Gpu {
         &self.gpu
+    }
+
+    /// The adapter this engine runs on.
+    pub fn adapter_desc(&self) -> &AdapterDesc {
+        &self.gpu.desc
+    }
+
+    /// Submissions, host waits, dispatches and allocations since the engine opened.
+    pub fn device_counters(&self) -> Counters {
+        self.gpu.counters()
     }
 
     fn fft(&mut self, h: usize, w: usize) -> Result<Rc<GpuFft2>> {
@@ -217,7 +227,7 @@ impl Ops for GpuEngine {
         Some(self.gpu.counters())
     }
 
-    /// Limited by the largest binding (the solve's spectra), the device budget and [`MAX_PAIRS`];
+    /// Limited by the largest binding (the solve's spectra), the device budget and `MAX_PAIRS`;
     /// 0 when one pair is already too large for the adapter.
     fn pairs_per_batch(&self, mc: usize, mt: usize, h: usize, w: usize) -> usize {
         let one = cbpdn::largest_binding(2, mc.max(mt), h, w).max(1);

@@ -1,4 +1,4 @@
-//! GPU twin of [`crate::fft2::Fft2`]: batched real 2-D FFT in the same transposed half-spectrum layout.
+//! GPU twin of [`crate::cpu::fft::Fft2`]: batched real 2-D FFT in the same transposed half-spectrum layout.
 //!
 //! Each 1-D transform runs in one workgroup as a mixed-radix Stockham FFT (radices 8, 4, 2, 3, 5, 7);
 //! a length with a larger prime factor goes through Bluestein's chirp-z algorithm on a 7-smooth length.
@@ -208,6 +208,7 @@ impl GpuFft2 {
         }
     }
 
+    #[cfg(test)]
     /// Does either axis run as global-memory passes (lines too long for workgroup memory)?
     pub fn uses_global_memory(&self) -> bool {
         [&self.rows, &self.cols]

@@ -37,15 +37,12 @@ pub fn psnr_u8(a: &[f64], b: &[f64]) -> (f64, f64) {
     (10.0 * (255.0f64 * 255.0 / mse).log10(), maxd)
 }
 
-/// The GPU the tests run on: a real one if present, else Mesa's lavapipe. GPU tests are
+/// The GPU engine the tests run on: a real GPU if present, else Mesa's lavapipe. GPU tests are
 /// `#[ignore]`d (a fresh clone may have no adapter); run with `--include-ignored`, they fail and say
 /// how to install the software adapter when there is none.
-pub fn gpu() -> csfuse::gpu::Gpu {
-    match csfuse::gpu::Gpu::new() {
-        Ok(g) => {
-            eprintln!("GPU tests run on {}", g.desc);
-            g
-        }
+pub fn gpu_engine() -> csfuse::gpu::GpuEngine {
+    match csfuse::gpu::GpuEngine::new() {
+        Ok(g) => g,
         Err(e) => panic!(
             "GPU tests need an adapter and found none ({e}). On Debian/Ubuntu install the software \
              Vulkan adapter: sudo apt-get install mesa-vulkan-drivers libvulkan1"
@@ -77,9 +74,9 @@ pub fn stderr(o: &Output) -> String {
 
 /// The 2-D fusion of two [0, 1] planes on the CPU engine (f32) with the built-in dictionaries.
 pub fn fuse_2d(a: &csfuse::plane::Plane, b: &csfuse::plane::Plane) -> Vec<f64> {
-    let mut e = csfuse::backend::cpu_engine(csfuse::real::Precision::F32);
+    let mut e = csfuse::jobs::session::cpu_engine(csfuse::real::Precision::F32);
     let (dc, dt) = (csfuse::assets::cartoon(), csfuse::assets::texture());
-    csfuse::fuse::fuse_pair(e.as_mut(), a, b, &dc, &dt, &Default::default())
+    csfuse::pipeline::fuse::fuse_pair(e.as_mut(), a, b, &dc, &dt, &Default::default())
         .unwrap()
         .fused
         .data

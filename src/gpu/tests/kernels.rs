@@ -1,18 +1,18 @@
 //! Every GPU kernel against its CPU twin, on odd and non-power-of-two sizes (181 x 217 needs
 //! Bluestein along both axes). Runs on lavapipe without a GPU; a missing adapter fails loudly.
 
-mod common;
-
-use csfuse::cbpdn::{power_sum, shrink_plane, x_step, CbpdnOptions, PassNorms};
-use csfuse::dictionary::Dictionary;
-use csfuse::engine::{single, synth_spectrum, CpuEngine};
-use csfuse::fuse::Engine;
-use csfuse::fusion_rule;
-use csfuse::gpu::kernels::{self, Item};
-use csfuse::gpu::GpuEngine;
-use csfuse::learn::SplitMix;
-use csfuse::lowpass::tikhonov_split;
-use csfuse::plane::{CoefMaps, Plane};
+use crate::cpu::cbpdn::{power_sum, shrink_plane, x_step, CbpdnOptions, PassNorms};
+use crate::cpu::choose;
+use crate::cpu::lowpass::tikhonov_split;
+use crate::cpu::synth::synth_spectrum;
+use crate::cpu::CpuEngine;
+use crate::dictionary::Dictionary;
+use crate::gpu::kernels::{self, Item};
+use crate::gpu::GpuEngine;
+use crate::learn::SplitMix;
+use crate::pipeline::fuse::Engine;
+use crate::pipeline::ops::single;
+use crate::plane::{CoefMaps, Plane};
 use rustfft::num_complex::Complex;
 
 fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
@@ -56,7 +56,7 @@ fn item(rho: f32, lam: f32, live: bool) -> Item {
 }
 
 fn detail_plane(h: usize, w: usize) -> Plane {
-    let (ct, _) = csfuse::phantom::head_pair(h.max(w));
+    let (ct, _) = crate::phantom::head_pair(h.max(w));
     let crop = Plane::from_vec(
         h,
         w,
@@ -70,7 +70,7 @@ fn detail_plane(h: usize, w: usize) -> Plane {
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn x_step_matches_twin() {
-    let gpu = common::gpu();
+    let gpu = crate::test_support::gpu();
     let (nb, m, batch) = (109 * 181, 32, 3);
     let df = rand_complex(m * nb, 1);
     let dd = power_sum(&df, nb);
@@ -140,7 +140,7 @@ fn x_step_matches_twin() {
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn shrink_and_reduce_match_twin() {
-    let gpu = common::gpu();
+    let gpu = crate::test_support::gpu();
     let (h, w, m, batch) = (181, 217, 8, 2);
     let np = h * w;
     let per = m * np;
@@ -226,7 +226,7 @@ fn shrink_and_reduce_match_twin() {
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn rescale_matches_twin() {
-    let gpu = common::gpu();
+    let gpu = crate::test_support::gpu();
     let per = 5 * 97 * 101;
     let y = rand_vec(2 * per, 7);
     let u = rand_vec(2 * per, 8);
@@ -262,7 +262,7 @@ fn rescale_matches_twin() {
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn synthesis_matches_twin() {
-    let gpu = common::gpu();
+    let gpu = crate::test_support::gpu();
     let (nb, m, batch) = (65 * 96, 16, 2);
     let df = rand_complex(m * nb, 9);
     let xf = rand_complex(batch * m * nb, 10);
@@ -295,7 +295,7 @@ fn synthesis_matches_twin() {
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn elementwise_match_twins() {
-    let gpu = common::gpu();
+    let gpu = crate::test_support::gpu();
     let n = 181 * 217;
     let (a, b, c) = (rand_vec(2 * n, 11), rand_vec(n, 12), rand_vec(n, 13));
     let (ba, bb, bc) = (
@@ -325,7 +325,7 @@ fn elementwise_match_twins() {
 
 fn engines() -> (GpuEngine, CpuEngine<f32>) {
     (
-        GpuEngine::with_gpu(common::gpu()),
+        GpuEngine::with_gpu(crate::test_support::gpu()),
         CpuEngine::<f32>::default(),
     )
 }
@@ -379,7 +379,7 @@ fn choose_max_matches_twin() {
         data: rand_vec(m * h * w, 16).iter().map(|v| *v as f64).collect(),
     };
     // Only the filter count of the dictionary matters to choose-max.
-    let mut dict = csfuse::assets::cartoon();
+    let mut dict = crate::assets::cartoon();
     dict.m = m;
     dict.data.truncate(m * dict.fh * dict.fw);
     for r in [2, 5] {
@@ -402,7 +402,7 @@ fn choose_max_matches_twin() {
                 }
             }
         }
-        assert_eq!(cd.from_a, fusion_rule::decide(&a, &b, r).from_a);
+        assert_eq!(cd.from_a, choose::decide(&a, &b, r).from_a);
     }
 }
 
@@ -410,7 +410,7 @@ fn choose_max_matches_twin() {
 #[ignore = "needs a GPU adapter (or Mesa's lavapipe: apt-get install mesa-vulkan-drivers libvulkan1) and the published reference data (CSFUSE_REFERENCE_DIR); pass --include-ignored"]
 fn sparse_code_and_synthesis_match_cpu_engine() {
     let (mut g, mut c) = engines();
-    let dict = Dictionary::load(&common::reference("Dc_8_8_32.npy")).unwrap();
+    let dict = Dictionary::load(&crate::test_support::reference("Dc_8_8_32.npy")).unwrap();
     let s = detail_plane(181, 217);
     let mut opts = CbpdnOptions::new(0.1);
     opts.max_iter = 25;
@@ -454,8 +454,8 @@ fn sparse_code_and_synthesis_match_cpu_engine() {
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn admm_control_matches_twin() {
-    use csfuse::cbpdn::rho_factor;
-    let gpu = common::gpu();
+    use crate::cpu::cbpdn::rho_factor;
+    let gpu = crate::test_support::gpu();
     // More items than one workgroup; residual ratios spread over six decades so that every branch
     // (converge, rho up, rho down, no change) is taken; some items have stopped already.
     let batch = 300;
@@ -572,8 +572,8 @@ fn admm_control_matches_twin() {
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn data_term_matches_twin() {
-    use csfuse::cbpdn::data_fidelity;
-    let gpu = common::gpu();
+    use crate::cpu::cbpdn::data_fidelity;
+    let gpu = crate::test_support::gpu();
     for (h, w) in [(181, 217), (64, 48)] {
         let batch = 3;
         let nb = (w / 2 + 1) * h;
@@ -612,8 +612,8 @@ fn data_term_matches_twin() {
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn skip_grids_match_twin() {
-    use csfuse::gpu::cbpdn::skip_grids;
-    let gpu = common::gpu();
+    use crate::gpu::cbpdn::skip_grids;
+    let gpu = crate::test_support::gpu();
     let t = gpu.skip_tables().expect("lavapipe dispatches indirectly");
     // Odd batch and a table that is not a whole number of workgroups of words.
     let words = 3 * 250;

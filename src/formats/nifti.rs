@@ -2,7 +2,7 @@
 //! affine, slicing along an axis, and writing a result with a reference header.
 
 use crate::error::{Error, Result};
-use crate::output::OutputSet;
+use crate::formats::output::OutputSet;
 use crate::plane::Plane;
 use nifti::writer::WriterOptions;
 use nifti::{IntoNdArray, NiftiHeader, NiftiObject, NiftiType};
@@ -435,7 +435,7 @@ pub fn write(path: &Path, reference: &Volume, data: &[f32], datatype: NiftiType)
     set.commit()
 }
 
-/// [`write`] into an output set, to be committed with the job's other outputs.
+/// [`write()`] into an output set, to be committed with the job's other outputs.
 pub fn stage(
     set: &mut OutputSet,
     path: &Path,

@@ -1,10 +1,10 @@
 //! Choosing the engine behind `--backend`, with the CPU fallback of `auto`, and `--validate`'s
 //! comparison of the two engines.
 
-use crate::engine::CpuEngine;
+use crate::cpu::CpuEngine;
 use crate::error::{Error, Result};
-use crate::fuse::Engine;
 use crate::gpu::GpuEngine;
+use crate::pipeline::fuse::Engine;
 use crate::real::Precision;
 
 /// A boxed CPU engine of the requested precision.

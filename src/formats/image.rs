@@ -1,11 +1,11 @@
 //! Reading and writing 2-D images: PNG, TIFF, BMP, JPEG; 8- and 16-bit integer, 32-bit float TIFF;
 //! grayscale or RGB. A [`Raster`] holds the samples in the file's own units (0..255, 0..65535, or the
-//! float values); [`crate::intensity`] maps them to the engine's [0, 1] and back.
-//! Every output goes through [`crate::output`]: a temporary file in the same folder and a rename, so a
+//! float values); [`crate::formats::intensity`] maps them to the engine's [0, 1] and back.
+//! Every output goes through [`crate::formats::output`]: a temporary file in the same folder and a rename, so a
 //! reader never sees a half-written file and a failed run leaves nothing behind.
 
 use crate::error::{Error, Result};
-pub use crate::output::write_atomic;
+pub use crate::formats::output::write_atomic;
 use crate::plane::Plane;
 use image::{DynamicImage, ImageFormat};
 use std::path::Path;
@@ -482,7 +482,7 @@ pub fn encode_image(path: &Path, r: &Raster) -> Result<Vec<u8>> {
 }
 
 /// Refuse an output that is one of the inputs or that exists (unless `force`), and one whose folder
-/// is missing or read-only. See [`crate::output::check_outputs`] for several outputs at once.
+/// is missing or read-only. See [`crate::formats::output::check_outputs`] for several outputs at once.
 pub fn check_output(out: &Path, inputs: &[&Path], force: bool) -> Result<()> {
-    crate::output::check_outputs(&[out], inputs, force)
+    crate::formats::output::check_outputs(&[out], inputs, force)
 }

@@ -2,10 +2,8 @@
 //! prime (Bluestein) sizes. Runs on whatever adapter wgpu picks; on a machine without a GPU that is
 //! Mesa's lavapipe. A missing adapter fails the test with the install hint.
 
-mod common;
-
-use csfuse::fft2::Fft2;
-use csfuse::gpu::fft::FftCache;
+use crate::cpu::fft::Fft2;
+use crate::gpu::fft::FftCache;
 use rustfft::num_complex::Complex;
 
 fn rel_err(a: &[[f32; 2]], b: &[Complex<f64>]) -> f64 {
@@ -21,7 +19,7 @@ fn rel_err(a: &[[f32; 2]], b: &[Complex<f64>]) -> f64 {
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn fft_matches_cpu_twin_on_many_sizes() {
-    let gpu = common::gpu();
+    let gpu = crate::test_support::gpu();
     let mut cache = FftCache::default();
     let sizes = [
         (8, 8),
@@ -48,7 +46,7 @@ fn fft_matches_cpu_twin_on_many_sizes() {
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn long_lines_match_cpu_twin() {
-    let gpu = common::gpu();
+    let gpu = crate::test_support::gpu();
     let mut cache = FftCache::default();
     for (h, w) in [
         (3, 4096),
@@ -77,7 +75,7 @@ fn long_lines_match_cpu_twin() {
 }
 
 /// Forward against the CPU twin and the round trip, on `planes` planes of `h x w`.
-fn check(gpu: &csfuse::gpu::Gpu, cache: &mut FftCache, h: usize, w: usize, planes: usize) {
+fn check(gpu: &crate::gpu::context::Gpu, cache: &mut FftCache, h: usize, w: usize, planes: usize) {
     {
         let data: Vec<f32> = (0..planes * h * w)
             .map(|i| (((i * 7919) % 1013) as f32 / 1013.0) - 0.5)

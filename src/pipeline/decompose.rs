@@ -2,10 +2,10 @@
 //! alternating CBPDN against the cartoon and texture dictionaries with a decreasing lambda, on a
 //! whole batch of layers at once.
 
-use crate::cbpdn::{CbpdnOptions, SolveStats};
+use crate::cpu::cbpdn::{CbpdnOptions, SolveStats};
 use crate::dictionary::Dictionary;
-use crate::engine::Ops;
 use crate::error::{Error, Result};
+use crate::pipeline::ops::Ops;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]

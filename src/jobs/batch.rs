@@ -2,7 +2,7 @@
 //! makes a re-run skip finished items (so a killed run resumes and a repeated run is a no-op).
 
 use crate::error::{Error, Result};
-use crate::job::{kind, JobOptions, Kind};
+use crate::jobs::{kind, JobOptions, Kind};
 use crate::real::Precision;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

@@ -1,7 +1,7 @@
 //! Base/detail split by a Tikhonov low-pass filter (DESIGN.md section 1.1), as SPORCO's `tikhonov_filter`:
 //! `S_l = FFT(pad(s)) / (1 + lam (|G_r|^2 + |G_c|^2))` on the image mirrored by `pad` pixels per side.
 
-use crate::fft2::Fft2;
+use crate::cpu::fft::Fft2;
 use crate::plane::Plane;
 
 /// Index into `0..n` of position `i` of a symmetric (edge-including) mirror extension, any distance out.

@@ -2,12 +2,12 @@
 //! detail layer -> choose-max on the coefficient maps -> synthesise, for a batch of co-registered
 //! grayscale pairs at once. [`Engine`] is what callers hold: any [`Ops`] behind a trait object.
 
-use crate::cbpdn::{CbpdnOptions, SolveStats};
-use crate::decompose::{decompose, McaParams, Parts};
+use crate::cpu::cbpdn::{CbpdnOptions, SolveStats};
 use crate::dictionary::Dictionary;
-use crate::engine::Ops;
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterDesc, Counters};
+use crate::pipeline::decompose::{decompose, McaParams, Parts};
+use crate::pipeline::ops::Ops;
 use crate::plane::{CoefMaps, DecisionMap, Plane};
 use serde::Serialize;
 use std::time::Instant;

@@ -5,9 +5,9 @@
 //! fused pass that relaxes, soft-thresholds, updates the dual, accumulates the residual norms and writes
 //! `Y - U` for the next iteration.
 
+use crate::cpu::fft::Fft2;
 use crate::dictionary::Dictionary;
 use crate::error::{Error, Result};
-use crate::fft2::Fft2;
 use crate::plane::CoefMaps;
 use crate::real::Real;
 use rayon::prelude::*;
@@ -226,7 +226,7 @@ const XSTEP_CHUNK: usize = 256;
 /// the same as DESIGN.md's `(b - conj(Df) sum C b) / rho` with `b = DS + rho YU`, without storing C or DS.
 /// `spec` and `df` hold `m` spectra of `dd.len()` bins each. `dx` receives `sum_m Df_m X_m = p + dd q`
 /// per bin (the model spectrum, for the data term of the objective).
-pub fn x_step<T: Real>(
+pub(crate) fn x_step<T: Real>(
     spec: &mut [Complex<T>],
     df: &[Complex<T>],
     dd: &[T],
@@ -316,7 +316,13 @@ fn shrink_one<T: Real>(
 /// In: `x` (primal, from the X step), `y`, `u`. Out: `y`, `u` updated and `x` overwritten with `Y - U`,
 /// the input of the next X step. Soft thresholding is written as `v - clamp(v, -t, t)`, so the new
 /// dual is the clamped value.
-pub fn shrink_plane<T: Real>(x: &mut [T], y: &mut [T], u: &mut [T], th: T, alpha: T) -> PassNorms {
+pub(crate) fn shrink_plane<T: Real>(
+    x: &mut [T],
+    y: &mut [T],
+    u: &mut [T],
+    th: T,
+    alpha: T,
+) -> PassNorms {
     let (one_m_alpha, nth) = (T::one() - alpha, -th);
     let mut nrm = PassNorms::default();
     // Partial sums in T over blocks of 1024 elements, folded into f64 per block.
@@ -360,7 +366,7 @@ pub fn shrink_plane<T: Real>(x: &mut [T], y: &mut [T], u: &mut [T], th: T, alpha
 }
 
 /// Sum over filters of `|Df_k|^2` per bin, accumulated in f64.
-pub fn power_sum<T: Real>(df: &[Complex<T>], n: usize) -> Vec<T> {
+pub(crate) fn power_sum<T: Real>(df: &[Complex<T>], n: usize) -> Vec<T> {
     let mut acc = vec![0.0f64; n];
     for d in df.chunks_exact(n) {
         for (a, v) in acc.iter_mut().zip(d) {
@@ -635,7 +641,13 @@ impl<T: Real> Cbpdn<T> {
 
 /// SPORCO's residual-balancing factor for rho after iteration `iters` (1-based), if rho changes:
 /// every `period` iterations except the first.
-pub fn rho_factor(opts: &CbpdnOptions, xi: f64, iters: usize, r: f64, s: f64) -> Option<f64> {
+pub(crate) fn rho_factor(
+    opts: &CbpdnOptions,
+    xi: f64,
+    iters: usize,
+    r: f64,
+    s: f64,
+) -> Option<f64> {
     let a = &opts.auto_rho;
     let k = iters - 1; // SPORCO's 0-based iteration index
     if !a.enabled || k == 0 || !(k + 1).is_multiple_of(a.period) {
@@ -658,7 +670,12 @@ pub fn rho_factor(opts: &CbpdnOptions, xi: f64, iters: usize, r: f64, s: f64) ->
 
 /// `1/2 ||DX - S||^2` by Parseval from the model spectrum `dx` and signal spectrum `sf` of an `h x w`
 /// image (transposed half spectra; interior columns count twice).
-pub fn data_fidelity<T: Real>(h: usize, w: usize, dx: &[Complex<T>], sf: &[Complex<T>]) -> f64 {
+pub(crate) fn data_fidelity<T: Real>(
+    h: usize,
+    w: usize,
+    dx: &[Complex<T>],
+    sf: &[Complex<T>],
+) -> f64 {
     let wc = w / 2 + 1;
     let mut acc = 0.0;
     for kx in 0..wc {

@@ -3,7 +3,7 @@
 //! was taken and black where B was.
 
 use crate::error::Result;
-use crate::io::{encode_image, Raster, SampleFormat};
+use crate::formats::image::{encode_image, Raster, SampleFormat};
 use crate::plane::{DecisionMap, Plane};
 use std::path::Path;
 
@@ -36,7 +36,7 @@ const GAP: usize = 4;
 
 /// Lay the panels out left to right with a label strip above each, and write an 8-bit RGB image.
 pub fn write(path: &Path, panels: &[Panel]) -> Result<()> {
-    crate::output::write_atomic(path, &encode(path, panels)?)
+    crate::formats::output::write_atomic(path, &encode(path, panels)?)
 }
 
 /// The montage encoded as the format `path` names.

@@ -1,15 +1,14 @@
 //! The CBPDN solver against straightforward references: the X step solves its linear system, the
 //! objective falls on a real image, f32 and f64 agree, and the FFT layer round-trips on awkward sizes.
 
-mod common;
-use common::*;
-use csfuse::cbpdn::{x_step, Cbpdn, CbpdnOptions};
-use csfuse::dictionary::Dictionary;
-use csfuse::fft2::Fft2;
-use csfuse::io::read_gray;
-use csfuse::lowpass::tikhonov_split;
-use csfuse::plane::Plane;
-use csfuse::real::Real;
+use crate::cpu::cbpdn::{x_step, Cbpdn, CbpdnOptions};
+use crate::cpu::fft::Fft2;
+use crate::cpu::lowpass::tikhonov_split;
+use crate::dictionary::Dictionary;
+use crate::formats::image::read_gray;
+use crate::plane::Plane;
+use crate::real::Real;
+use crate::test_support::*;
 use rustfft::num_complex::Complex;
 use std::sync::Arc;
 
@@ -35,7 +34,7 @@ fn x_step_solves_its_linear_system() {
     let fft = Fft2::<f64>::new(h, w);
     let n = fft.spectrum_len();
     let df = fft.filter_spectra(&dict.data, dict.fh, dict.fw);
-    let dd = csfuse::cbpdn::power_sum(&df, n);
+    let dd = crate::cpu::cbpdn::power_sum(&df, n);
     let mut s = img.data.clone();
     let mut sf = vec![Complex::default(); n];
     fft.forward(&mut s, &mut sf, &mut fft.scratch());
@@ -72,7 +71,7 @@ fn solve<T: Real>(
     s: &Plane,
     dict: &Dictionary,
     opts: &CbpdnOptions,
-) -> (Vec<f64>, csfuse::cbpdn::SolveStats, Vec<f64>) {
+) -> (Vec<f64>, crate::cpu::cbpdn::SolveStats, Vec<f64>) {
     let fft = Arc::new(Fft2::<T>::new(s.h, s.w));
     let mut solver = Cbpdn::<T>::new(fft, dict, &s.data, opts).unwrap();
     let mut objs = Vec::new();
@@ -140,8 +139,8 @@ fn reported_objective_matches_direct_evaluation() {
     solver.keep_primal(true);
     let st = solver.solve();
     let x = solver.primal().expect("primal kept");
-    let mut eng = csfuse::engine::CpuEngine::<f64>::default();
-    let recon = csfuse::engine::single::synthesize(&mut eng, &dict, &x).unwrap();
+    let mut eng = crate::cpu::CpuEngine::<f64>::default();
+    let recon = crate::pipeline::ops::single::synthesize(&mut eng, &dict, &x).unwrap();
     let dfid: f64 = 0.5
         * recon
             .data

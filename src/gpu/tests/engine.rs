@@ -2,15 +2,14 @@
 //! wait per batched solve, nothing created on a second fusion of one size, many slice pairs per
 //! batch, and batched results equal to one-at-a-time results and to the CPU engine.
 
-mod common;
-use common::*;
-use csfuse::assets;
-use csfuse::backend::cpu_engine;
-use csfuse::fuse::{fuse_pair, Engine, FuseOutput, FuseParams};
-use csfuse::gpu::{Counters, GpuEngine};
-use csfuse::phantom::head_pair;
-use csfuse::plane::Plane;
-use csfuse::real::Precision;
+use crate::assets;
+use crate::gpu::{Counters, GpuEngine};
+use crate::jobs::session::cpu_engine;
+use crate::phantom::head_pair;
+use crate::pipeline::fuse::{fuse_pair, Engine, FuseOutput, FuseParams};
+use crate::plane::Plane;
+use crate::real::Precision;
+use crate::test_support::*;
 
 fn engine() -> GpuEngine {
     GpuEngine::with_gpu(gpu())
@@ -153,10 +152,10 @@ fn a_batch_equals_its_pairs_fused_one_at_a_time() {
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn iterations_after_every_item_stopped_launch_nothing() {
-    use csfuse::cbpdn::CbpdnOptions;
+    use crate::cpu::cbpdn::CbpdnOptions;
     let mut g = engine();
     let (a, _) = head_pair(48);
-    let detail = csfuse::lowpass::tikhonov_split(&a, 5.0, 16).1;
+    let detail = crate::cpu::lowpass::tikhonov_split(&a, 5.0, 16).1;
     let mut opts = CbpdnOptions::new(0.05);
     opts.rel_tol = 0.05;
     opts.max_iter = 60;
@@ -180,7 +179,7 @@ fn iterations_after_every_item_stopped_launch_nothing() {
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn a_pair_too_large_for_one_binding_stays_on_the_gpu() {
-    use csfuse::gpu::cbpdn::largest_binding;
+    use crate::gpu::cbpdn::largest_binding;
     let (a, b) = head_pair(48);
     let together = fuse_batch(&mut engine(), &[(&a, &b)]).remove(0);
     // An adapter whose largest binding holds one source's spectra but not a pair's.
@@ -220,21 +219,21 @@ fn a_pair_too_large_for_one_binding_stays_on_the_gpu() {
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn a_volume_runs_many_slice_pairs_per_batch() {
-    use csfuse::backend::{Backend, Session};
-    use csfuse::job::{fuse_volumes, JobOptions};
+    use crate::jobs::session::{Backend, Session};
+    use crate::jobs::{fuse_volumes, JobOptions};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (ct, mr) = csfuse::phantom::phantom_volumes(64, 16);
+    let (ct, mr) = crate::phantom::phantom_volumes(64, 16);
     let (a, b, out) = (
         d.join("ct.nii.gz"),
         d.join("mr.nii.gz"),
         d.join("fused.nii.gz"),
     );
-    csfuse::volume::write(&a, &ct, &ct.data, ct.datatype).unwrap();
-    csfuse::volume::write(&b, &mr, &mr.data, mr.datatype).unwrap();
+    crate::formats::nifti::write(&a, &ct, &ct.data, ct.datatype).unwrap();
+    crate::formats::nifti::write(&b, &mr, &mr.data, mr.datatype).unwrap();
     let opts = JobOptions::with_params(quick());
     let mut s = Session::open(Backend::Gpu, Precision::F32, false).unwrap();
-    let mut set = csfuse::output::OutputSet::default();
+    let mut set = crate::formats::output::OutputSet::default();
     let r = fuse_volumes(&mut s, &a, &b, &out, &opts, &mut set)
         .unwrap()
         .report;

@@ -3,9 +3,11 @@
 //! update (SPORCO `ConvCnstrMOD`): per DFT bin solve `(sum_k conj(x_k) x_k^T + sigma I) d = b` (Woodbury,
 //! a K x K system for K tiles), then project onto filters of `size x size` support and unit norm.
 
-use crate::cbpdn::{Cbpdn, CbpdnOptions};
+pub mod tv_split;
+
+use crate::cpu::cbpdn::{Cbpdn, CbpdnOptions};
+use crate::cpu::fft::Fft2;
 use crate::dictionary::Dictionary;
-use crate::fft2::Fft2;
 use crate::plane::Plane;
 use rayon::prelude::*;
 use rustfft::num_complex::Complex;

@@ -1,0 +1,6 @@
+//! Every GPU kernel and the GPU engine against their CPU twins. They need an adapter (a real GPU
+//! or Mesa's lavapipe) and are `#[ignore]`d without `--include-ignored`.
+
+mod engine;
+mod fft;
+mod kernels;

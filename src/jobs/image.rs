@@ -1,0 +1,336 @@
+//! 2-D jobs: two images, grey or colour at any supported depth, fused into a third, alone or as
+//! a batch of same-size pairs.
+
+use super::*;
+
+/// The intensity rule of [`crate::formats::intensity`] for an image.
+fn image_scaling(r: &Raster, range: IntensityRange, path: &Path) -> Scaling {
+    let samples: Vec<f64> = r.samples().collect();
+    range.scaling(&samples, r.format == SampleFormat::U8, &path_text(path))
+}
+
+/// An image in [0, 1]: its luminance (the gray plane, or Y) and chroma when it is colour.
+pub(super) struct Unit {
+    pub(super) luma: Plane,
+    pub(super) chroma: Option<(Plane, Plane)>,
+}
+
+fn to_unit(r: &Raster, s: &Scaling) -> Unit {
+    let planes: Vec<Plane> = r
+        .channels
+        .iter()
+        .map(|c| Plane::from_vec(r.h, r.w, c.iter().map(|v| s.to_unit(*v)).collect()))
+        .collect();
+    match <[Plane; 3]>::try_from(planes) {
+        Ok(rgb) => {
+            let [y, cb, cr] = colour::split(&rgb);
+            Unit {
+                luma: y,
+                chroma: Some((cb, cr)),
+            }
+        }
+        Err(mut gray) => Unit {
+            luma: gray.remove(0),
+            chroma: None,
+        },
+    }
+}
+
+/// The fused luminance with the chroma rule of [`colour`]: none for two gray sources, the colour
+/// source's for one, the saturation-weighted blend for two.
+fn recolour(y: &Plane, a: &Unit, b: &Unit) -> Vec<Plane> {
+    let chroma = match (&a.chroma, &b.chroma) {
+        (None, None) => return vec![y.clone()],
+        (Some(c), None) | (None, Some(c)) => (c.0.clone(), c.1.clone()),
+        (Some(ca), Some(cb)) => colour::blend_chroma((&ca.0, &ca.1), (&cb.0, &cb.1)),
+    };
+    colour::merge(y, &chroma.0, &chroma.1).into()
+}
+
+fn colour_rule(a: &Unit, b: &Unit) -> &'static str {
+    match (a.chroma.is_some(), b.chroma.is_some()) {
+        (false, false) => "grayscale",
+        (true, true) => "Y fused, Cb/Cr blended by saturation",
+        (true, false) => "Y fused, Cb/Cr from A",
+        (false, true) => "Y fused, Cb/Cr from B",
+    }
+}
+
+/// Map [0, 1] planes to stored samples.
+fn from_unit(planes: &[Plane], s: &Scaling, format: SampleFormat) -> Vec<Vec<f64>> {
+    let integer = format.is_integer();
+    planes
+        .iter()
+        .map(|p| p.data.iter().map(|u| s.stored(*u, integer)).collect())
+        .collect()
+}
+
+fn describe_raster(path: &Path, r: &Raster, s: &Scaling) -> Value {
+    json!({"path": path_text(path), "width": r.w, "height": r.h, "format": r.format,
+           "colour": r.is_colour(), "scaling": s})
+}
+
+/// Fuse two images into `out` (a one-pair [`fuse_image_pairs`]).
+pub fn fuse_images(
+    s: &mut Session,
+    a: &Path,
+    b: &Path,
+    out: &Path,
+    opts: &JobOptions,
+    set: &mut OutputSet,
+) -> Result<JobOutput> {
+    let job = ImagePair::read(a, b, out, opts)?;
+    let mut done = fuse_image_pairs(s, &[&job], opts, std::slice::from_mut(set))?;
+    done.pop().expect("one pair in, one result out")
+}
+
+/// A 2-D job between reading and writing: both sources decoded and mapped to [0, 1].
+pub struct ImagePair {
+    a: PathBuf,
+    b: PathBuf,
+    out: PathBuf,
+    montage: Option<PathBuf>,
+    out_depth: Option<SampleFormat>,
+    /// The report's description of the inputs.
+    inputs: Value,
+    h: usize,
+    w: usize,
+    /// The deeper of the two sources' sample formats.
+    format: SampleFormat,
+    scalings: [Scaling; 2],
+    ua: Unit,
+    ub: Unit,
+    t0: Instant,
+    read_ms: f64,
+}
+
+impl ImagePair {
+    /// Read `a` and `b` for fusing into `out` with `opts` (its output depth and montage are the
+    /// pair's own). Sizes and memory come from the headers first: nothing is decoded for a pair
+    /// that cannot run.
+    pub fn read(a: &Path, b: &Path, out: &Path, opts: &JobOptions) -> Result<ImagePair> {
+        let t0 = Instant::now();
+        let ((ah, aw), (bh, bw)) = (io::image_dims(a)?, io::image_dims(b)?);
+        if (ah, aw) != (bh, bw) {
+            return Err(Error::SizeMismatch {
+                a: a.to_path_buf(),
+                aw,
+                ah,
+                b: b.to_path_buf(),
+                bw,
+                bh,
+            });
+        }
+        opts.cartoon.check_fits(ah, aw)?;
+        opts.texture.check_fits(ah, aw)?;
+        check_memory(
+            image_bytes(ah, aw, opts),
+            opts,
+            &format!("fusing two {aw}x{ah} images"),
+        )?;
+        let ra = io::read_image(a)?;
+        let rb = io::read_image(b)?;
+        if (ra.h, ra.w) != (ah, aw) || (rb.h, rb.w) != (bh, bw) {
+            return Err(Error::Param(format!(
+                "{} or {} changed while being read",
+                a.display(),
+                b.display()
+            )));
+        }
+        let (sa, sb) = pair_scalings(
+            image_scaling(&ra, opts.intensity, a),
+            image_scaling(&rb, opts.intensity, b),
+        );
+        Ok(ImagePair {
+            a: a.to_path_buf(),
+            b: b.to_path_buf(),
+            out: out.to_path_buf(),
+            montage: opts.montage.clone(),
+            out_depth: opts.out_depth,
+            inputs: json!([describe_raster(a, &ra, &sa), describe_raster(b, &rb, &sb)]),
+            h: ah,
+            w: aw,
+            format: ra.format.max(rb.format),
+            ua: to_unit(&ra, &sa),
+            ub: to_unit(&rb, &sb),
+            scalings: [sa, sb],
+            t0,
+            read_ms: ms_since(t0),
+        })
+    }
+
+    /// Height and width.
+    pub fn size(&self) -> (usize, usize) {
+        (self.h, self.w)
+    }
+
+    /// Stage the fused image (and montage) in `set`, and report.
+    fn finish(
+        &self,
+        s: &Session,
+        fo: &FuseOutput,
+        validation: Option<Validation>,
+        opts: &JobOptions,
+        set: &mut OutputSet,
+    ) -> Result<JobOutput> {
+        let mut report = match report_head(self.inputs.clone(), s, validation) {
+            Ok(r) => r,
+            Err(failed) => return Ok(failed),
+        };
+        let (out, ua, ub) = (&self.out, &self.ua, &self.ub);
+        let t_write = Instant::now();
+        let fused = recolour(&fo.fused, ua, ub);
+        let format = match self.out_depth {
+            Some(d) => d,
+            None => io::writable_depth(io::output_format(out)?, self.format),
+        };
+        let repr = format.is_integer().then(|| (0.0, format.max_value()));
+        let so = output_scaling(&self.scalings, repr);
+        let raster = Raster {
+            h: self.h,
+            w: self.w,
+            channels: from_unit(&fused, &so, format),
+            format,
+        };
+        set.stage_bytes(out, &io::encode_image(out, &raster)?)?;
+        if let Some(m) = &self.montage {
+            write_montage(set, m, ua, ub, &fused, fo)?;
+        }
+        let write_ms = ms_since(t_write);
+        log::info!(
+            "wrote {} ({format:?}{}) in {:.0} ms total (fusion {:.0} ms{})",
+            out.display(),
+            if raster.is_colour() { ", RGB" } else { "" },
+            ms_since(self.t0),
+            fo.times.total_ms,
+            match fo.times.batch_pairs {
+                1 => String::new(),
+                n => format!(" for a batch of {n} pairs"),
+            }
+        );
+        let extra = json!({
+            "output": {"path": path_text(out), "format": format, "colour": raster.is_colour(), "scaling": so},
+            "intensity_range": opts.intensity,
+            "colour_rule": colour_rule(ua, ub),
+            "dictionaries": dict_json(opts),
+            "params": opts.params,
+            "batch_pairs": fo.times.batch_pairs,
+            "timings_ms": {
+                "read": self.read_ms,
+                "lowpass": fo.times.lowpass_ms,
+                "decompose": fo.times.decompose_ms,
+                "fuse_rule": fo.times.fuse_rule_ms,
+                "synthesis": fo.times.synthesis_ms,
+                "fusion_total": fo.times.total_ms,
+                "write": write_ms,
+                "stage_clock": fo.times.clock,
+            },
+            "objectives": {"a": fo.objectives[0], "b": fo.objectives[1]},
+            "decision_fraction_from_a": {
+                "cartoon": fo.cartoon_decision.fraction_a(),
+                "texture": fo.texture_decision.fraction_a(),
+            },
+        });
+        merge(&mut report, extra);
+        Ok(JobOutput {
+            report,
+            validation_failure: None,
+        })
+    }
+}
+
+/// Fuse same-size image pairs as one batch (one set of dispatches on a GPU) and stage each
+/// result in its own set (`sets[i]` for `jobs[i]`). `Err` when the fusion failed; otherwise one
+/// result per pair, since staging one pair's files can fail alone.
+pub fn fuse_image_pairs(
+    s: &mut Session,
+    jobs: &[&ImagePair],
+    opts: &JobOptions,
+    sets: &mut [OutputSet],
+) -> Result<Vec<Result<JobOutput>>> {
+    assert_eq!(jobs.len(), sets.len(), "one output set per pair");
+    for j in jobs {
+        log::info!(
+            "fusing {} + {} ({}x{}, {})",
+            j.a.display(),
+            j.b.display(),
+            j.w,
+            j.h,
+            colour_rule(&j.ua, &j.ub)
+        );
+    }
+    let pairs: Vec<(&Plane, &Plane)> = jobs.iter().map(|j| (&j.ua.luma, &j.ub.luma)).collect();
+    // A bar over the batch's sparse-coding solves on a terminal; the log is unchanged.
+    let solves = 2 * opts.params.mca.outer_iters as u64;
+    let mut bar = Progress::bar_only(solves, "sparse-coding solves", opts.progress);
+    let (fos, validations) = s.run(
+        |e| {
+            e.fuse_batch(
+                &pairs,
+                &opts.cartoon,
+                &opts.texture,
+                &opts.params,
+                &mut || bar.inc(1),
+            )
+        },
+        |g, c| compare_each(g, c),
+    )?;
+    bar.finish();
+    Ok(jobs
+        .iter()
+        .zip(sets.iter_mut())
+        .enumerate()
+        .map(|(i, (j, set))| {
+            let v = validations.as_ref().map(|v| v[i].clone());
+            j.finish(s, &fos[i], v, opts, set)
+        })
+        .collect())
+}
+
+/// Image pairs of `h x w` that `batch` fuses together on this session: 1 on CPU sessions (there
+/// pairs are fused one after another, each with all cores), more on a GPU, within the memory
+/// budget for the decoded sources held until their batch runs.
+pub fn image_pairs_per_batch(
+    s: &mut Session,
+    h: usize,
+    w: usize,
+    opts: &JobOptions,
+) -> Result<usize> {
+    if s.parallel_cpu()?.is_some() {
+        return Ok(1);
+    }
+    let budget = opts.memory_budget.unwrap_or_else(default_memory_budget);
+    let np = (h as u64).saturating_mul(w as u64);
+    let host = (144 + 64u64).saturating_mul(np);
+    pairs_in_batch(s, h, w, opts, budget, (host, image_bytes(h, w, opts)))
+}
+
+pub(super) fn write_montage(
+    set: &mut OutputSet,
+    path: &Path,
+    a: &Unit,
+    b: &Unit,
+    fused: &[Plane],
+    fo: &FuseOutput,
+) -> Result<()> {
+    let show = |label: &str, u: &Unit| match &u.chroma {
+        Some(c) => Panel {
+            label: label.into(),
+            channels: colour::merge(&u.luma, &c.0, &c.1).into(),
+        },
+        None => Panel::gray(label, u.luma.clone()),
+    };
+    let panels = [
+        show("A", a),
+        show("B", b),
+        Panel {
+            label: "FUSED".into(),
+            channels: fused.to_vec(),
+        },
+        Panel::decision("CARTOON: WHITE=A", &fo.cartoon_decision),
+        Panel::decision("TEXTURE: WHITE=A", &fo.texture_decision),
+    ];
+    set.stage_bytes(path, &montage::encode(path, &panels)?)?;
+    log::info!("montage {}", path.display());
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! NIfTI volume jobs: fused slice by slice along an axis, many slice pairs per batch.
+
+use super::image::{write_montage, Unit};
+use super::*;
+
+/// A slice that is constant in both sources (background) needs no decomposition: its fusion is
+/// the mean of the two, which is what the pipeline would produce (zero detail layers).
+fn is_empty(a: &Plane, b: &Plane) -> bool {
+    let flat = |p: &Plane| {
+        let r = Scaling::min_max(p.data.iter().copied());
+        r.hi - r.lo <= 1e-6
+    };
+    flat(a) && flat(b)
+}
+
+/// The intensity rule for a volume.
+fn volume_scaling(v: &nifti::Volume, range: IntensityRange, path: &Path) -> Scaling {
+    let samples: Vec<f64> = v.data.iter().map(|x| *x as f64).collect();
+    range.scaling(&samples, false, &path_text(path))
+}
+
+pub fn fuse_volumes(
+    s: &mut Session,
+    a: &Path,
+    b: &Path,
+    out: &Path,
+    opts: &JobOptions,
+    set: &mut OutputSet,
+) -> Result<JobOutput> {
+    let t0 = Instant::now();
+    // The headers are checked against each other and the memory budget before any voxel is read.
+    let (ia, ib) = (nifti::read_info(a)?, nifti::read_info(b)?);
+    nifti::check_same_shape((a, ia.dims), (b, ib.dims))?;
+    let slicer = Slicer {
+        dims: ia.dims,
+        axis: opts.axis.unwrap_or(2),
+    };
+    let (h, w) = slicer.shape();
+    opts.cartoon.check_fits(h, w)?;
+    opts.texture.check_fits(h, w)?;
+    // Both volumes and the result as f32, the larger read's transient (which also covers the
+    // intensity range's two f64 copies), the writer's copy.
+    let fixed = 12 * ia.voxels() + ia.read_bytes().max(ib.read_bytes()) + 8 * ia.voxels();
+    let per_slice = slice_bytes(h, w, opts);
+    let budget = check_memory(
+        fixed + per_slice,
+        opts,
+        &format!("fusing two {:?} volumes", ia.dims),
+    )?;
+    let va = nifti::read(a)?;
+    let vb = nifti::read(b)?;
+    nifti::check_same_grid((a, &va), (b, &vb), opts.ignore_affine)?;
+    let (sa, sb) = pair_scalings(
+        volume_scaling(&va, opts.intensity, a),
+        volume_scaling(&vb, opts.intensity, b),
+    );
+    let datatype = nifti::output_datatype(&va);
+    let repr = nifti::repr_range(datatype);
+    let so = output_scaling(&[sa, sb], repr);
+    let read_ms = ms_since(t0);
+
+    let cpu = s.parallel_cpu()?;
+    // The CPU fuses slice pairs side by side, one engine each; the GPU fuses a batch of pairs
+    // in every dispatch, as many as its limits allow (the host then holds only planes).
+    let in_flight = match cpu {
+        Some(_) => (((budget - fixed) / per_slice) as usize).clamp(1, rayon::current_num_threads()),
+        // A GPU batch leaves the host its planes.
+        None => pairs_in_batch(
+            s,
+            h,
+            w,
+            opts,
+            budget - fixed,
+            (64 * (h * w) as u64, per_slice),
+        )?,
+    };
+    let n = slicer.count();
+    log::info!(
+        "fusing volumes {} + {} ({:?}, {} slices of {}x{} along axis {}), {} {} on {}",
+        a.display(),
+        b.display(),
+        va.dims,
+        n,
+        w,
+        h,
+        slicer.axis,
+        in_flight,
+        if cpu.is_some() {
+            "in flight"
+        } else {
+            "slice pairs per batch"
+        },
+        s.describe()
+    );
+
+    let mut fused_data = vec![0f32; va.data.len()];
+    let mut clamped = 0usize;
+    let mut progress = Progress::new(n as u64, "slices", opts.progress);
+    let (mut n_fused, mut n_empty) = (0usize, 0usize);
+    let mut worst = Validation::new(0.0, 0.0);
+    let mut validated = false;
+    let mut batches = 0usize;
+    // The slice shown in --montage: the non-empty one nearest the middle.
+    let mut shown: Option<(usize, Plane, Plane, FuseOutput)> = None;
+    let t_fuse = Instant::now();
+    let indices: Vec<usize> = (0..n).collect();
+    for chunk in indices.chunks(in_flight) {
+        let planes: Vec<(usize, Plane, Plane)> = chunk
+            .iter()
+            .map(|&k| {
+                (
+                    k,
+                    slicer.get(&va.data, k, |v| sa.to_unit(v)),
+                    slicer.get(&vb.data, k, |v| sb.to_unit(v)),
+                )
+            })
+            .collect();
+        let (empty, work): (Vec<_>, Vec<_>) =
+            planes.into_iter().partition(|(_, pa, pb)| is_empty(pa, pb));
+        let results: Vec<(usize, Plane, Plane, FuseOutput)> = match cpu {
+            Some(prec) => work
+                .into_par_iter()
+                .map_init(
+                    || cpu_engine(prec),
+                    |e, (k, pa, pb)| {
+                        let fo = fuse_pair(
+                            e.as_mut(),
+                            &pa,
+                            &pb,
+                            &opts.cartoon,
+                            &opts.texture,
+                            &opts.params,
+                        )?;
+                        Ok((k, pa, pb, fo))
+                    },
+                )
+                .collect::<Result<_>>()?,
+            None if work.is_empty() => Vec::new(),
+            None => {
+                let pairs: Vec<(&Plane, &Plane)> = work.iter().map(|(_, a, b)| (a, b)).collect();
+                let (fos, v) = s.run(
+                    |e| {
+                        e.fuse_batch(
+                            &pairs,
+                            &opts.cartoon,
+                            &opts.texture,
+                            &opts.params,
+                            &mut || {},
+                        )
+                    },
+                    compare_all,
+                )?;
+                batches += 1;
+                if let Some(v) = v {
+                    validated = true;
+                    worst = worst.worst(&v);
+                }
+                work.into_iter()
+                    .zip(fos)
+                    .map(|((k, pa, pb), fo)| (k, pa, pb, fo))
+                    .collect()
+            }
+        };
+        for (k, pa, pb) in &empty {
+            let mean = Plane::from_vec(
+                h,
+                w,
+                pa.data
+                    .iter()
+                    .zip(&pb.data)
+                    .map(|(x, y)| 0.5 * (x + y))
+                    .collect(),
+            );
+            store(
+                &slicer,
+                &mut fused_data,
+                *k,
+                &mean,
+                &so,
+                repr.is_some(),
+                &mut clamped,
+            )?;
+        }
+        n_empty += empty.len();
+        n_fused += results.len();
+        for (k, pa, pb, fo) in results {
+            store(
+                &slicer,
+                &mut fused_data,
+                k,
+                &fo.fused,
+                &so,
+                repr.is_some(),
+                &mut clamped,
+            )?;
+            let better = shown
+                .as_ref()
+                .is_none_or(|(j, ..)| k.abs_diff(n / 2) < j.abs_diff(n / 2));
+            if opts.montage.is_some() && better {
+                shown = Some((k, pa, pb, fo));
+            }
+        }
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish();
+    let fuse_ms = ms_since(t_fuse);
+    let validation = validated.then_some(worst);
+    let inputs = json!([
+        {"path": path_text(a), "dims": va.dims, "datatype": format!("{:?}", va.datatype), "scaling": sa},
+        {"path": path_text(b), "dims": vb.dims, "datatype": format!("{:?}", vb.datatype), "scaling": sb},
+    ]);
+    let mut report = match report_head(inputs, s, validation) {
+        Ok(r) => r,
+        Err(failed) => return Ok(failed),
+    };
+    let t_write = Instant::now();
+    io::warn_clamped(out, clamped);
+    nifti::stage(set, out, &va, &fused_data, datatype)?;
+    if let (Some(m), Some((k, pa, pb, fo))) = (&opts.montage, &shown) {
+        let unit = |p: &Plane| Unit {
+            luma: p.clone(),
+            chroma: None,
+        };
+        log::info!("montage shows slice {k}");
+        write_montage(
+            set,
+            m,
+            &unit(pa),
+            &unit(pb),
+            std::slice::from_ref(&fo.fused),
+            fo,
+        )?;
+    }
+    let write_ms = ms_since(t_write);
+    log::info!(
+        "wrote {} ({datatype:?}): {n_fused} slices fused, {n_empty} empty passed through, {:.1} s total ({:.2} s per fused slice pair)",
+        out.display(),
+        ms_since(t0) / 1e3,
+        fuse_ms / 1e3 / n_fused.max(1) as f64
+    );
+    merge(
+        &mut report,
+        json!({
+            "output": {"path": path_text(out), "datatype": format!("{datatype:?}"), "scaling": so},
+            "intensity_range": opts.intensity,
+            "axis": slicer.axis,
+            "slices": {"total": n, "fused": n_fused, "empty_passed_through": n_empty,
+                       "in_flight": in_flight, "memory_budget_bytes": budget,
+                       "gpu_batches": (cpu.is_none()).then_some(batches)},
+            "montage_slice": shown.as_ref().map(|s| s.0),
+            "dictionaries": dict_json(opts),
+            "params": opts.params,
+            "timings_ms": {
+                "read": read_ms,
+                "fusion_total": fuse_ms,
+                "per_fused_slice": fuse_ms / n_fused.max(1) as f64,
+                "write": write_ms,
+            },
+        }),
+    );
+    Ok(JobOutput {
+        report,
+        validation_failure: None,
+    })
+}
+
+/// Store a fused [0, 1] slice as output values (float32, clamped to its range; NaN refused).
+fn store(
+    slicer: &Slicer,
+    data: &mut [f32],
+    k: usize,
+    p: &Plane,
+    so: &Scaling,
+    integer: bool,
+    clamped: &mut usize,
+) -> Result<()> {
+    let mapped = p
+        .data
+        .iter()
+        .map(|u| io::to_f32(so.stored(*u, integer), clamped).map(f64::from))
+        .collect::<Result<Vec<f64>>>()?;
+    slicer.put(data, k, &Plane::from_vec(p.h, p.w, mapped));
+    Ok(())
+}

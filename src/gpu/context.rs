@@ -145,6 +145,17 @@ pub enum Slot {
     Write,
 }
 
+/// A WGSL module as its Rust wrapper binds it: binding `i` of group 0 is `slots[i]` in every entry
+/// point. One value per shader, so the wrapper and the binding test (`gpu/tests/bindings.rs`, naga,
+/// no GPU) read the same description.
+pub(crate) struct Shader {
+    /// Cache key; must identify the source text.
+    pub key: &'static str,
+    pub source: fn() -> &'static str,
+    pub entries: &'static [&'static str],
+    pub slots: &'static [Slot],
+}
+
 /// What the device was asked to do, counted on the host. Deterministic for a given job, so tests
 /// assert on them (a per-dispatch allocation or a per-iteration read-back shows up here).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -451,6 +462,12 @@ impl Gpu {
                 )
             })
             .clone()
+    }
+
+    /// Compile (once) entry point `entry` of a fixed shader.
+    pub fn shader(&self, shader: &Shader, entry: &str) -> Rc<Kernel> {
+        debug_assert!(shader.entries.contains(&entry), "{}::{entry}", shader.key);
+        self.kernel(shader.key, (shader.source)(), entry, shader.slots)
     }
 
     /// Compile (once) entry point `entry` of `source` with bindings `slots` (binding i = slots[i]).

@@ -13,7 +13,7 @@ use std::rc::Rc;
 const SOURCE: &str = include_str!("../../shaders/fft.wgsl");
 const LONG: &str = include_str!("../../shaders/fft_long.wgsl");
 const BUTTERFLY: &str = include_str!("../../shaders/fft_butterfly.wgsl");
-const LONG_SLOTS: [Slot; 7] = [
+pub(crate) const LONG_SLOTS: [Slot; 7] = [
     Slot::Uniform,
     Slot::Write,
     Slot::Write,
@@ -25,7 +25,7 @@ const LONG_SLOTS: [Slot; 7] = [
 /// Line buffers of the global-memory FFT hold at most this many bytes; longer batches run in
 /// chunks of lines.
 const LONG_CHUNK_BYTES: u64 = 64 << 20;
-const SLOTS: [Slot; 6] = [
+pub(crate) const SLOTS: [Slot; 6] = [
     Slot::Uniform,
     Slot::Write,
     Slot::Write,
@@ -109,28 +109,52 @@ fn to_f32(v: &[Complex<f64>]) -> Vec<[f32; 2]> {
     v.iter().map(|c| [c.re as f32, c.im as f32]).collect()
 }
 
+/// Inner transform length of a line of `n` and whether it goes through Bluestein.
+fn inner_length(n: usize) -> (usize, bool) {
+    match radices(n) {
+        Some(_) => (n, false),
+        None => (smooth_at_least(2 * n - 1), true),
+    }
+}
+
+/// Entry points of the workgroup-memory FFT ([`shared_source`]), bound as [`SLOTS`].
+#[cfg(test)]
+pub(crate) const SHARED_ENTRIES: [&str; 3] = ["rows_r2c", "cols", "rows_c2r"];
+/// Entry points of the global-memory FFT ([`long_source`]), bound as [`LONG_SLOTS`].
+#[cfg(test)]
+pub(crate) const LONG_ENTRIES: [&str; 4] = ["load", "stockham", "chirp", "store"];
+
+/// The workgroup-memory FFT module specialised for lines of `n`: lengths and radices are constants.
+pub(crate) fn shared_source(n: usize) -> String {
+    let (l, bluestein) = inner_length(n);
+    let rad = radices(l).expect("inner length is 7-smooth");
+    let mut arr = rad.iter().map(|r| format!("{r}u")).collect::<Vec<_>>();
+    arr.resize(16, "1u".into());
+    // Threads per line: enough for the widest pass, at most 64.
+    let wg = (l / rad.iter().min().copied().unwrap_or(1)).clamp(1, 64);
+    let consts = format!(
+        "const N: u32 = {n}u;\nconst L: u32 = {l}u;\nconst BLUE: bool = {bluestein};\n\
+         const WG: u32 = {wg}u;\nconst NPASS: u32 = {}u;\n\
+         var<private> RADIX: array<u32, 16> = array<u32, 16>({});\n{BUTTERFLY}",
+        rad.len(),
+        arr.join(", ")
+    );
+    SOURCE.replace("//CONSTS", &consts)
+}
+
+/// The global-memory FFT module, one for every long length (lengths and radices are uniforms).
+pub(crate) fn long_source() -> String {
+    format!("{BUTTERFLY}\n{LONG}")
+}
+
 impl LinePlan {
     pub fn new(gpu: &Gpu, n: usize) -> Result<Self> {
-        let (l, bluestein) = match radices(n) {
-            Some(_) => (n, false),
-            None => (smooth_at_least(2 * n - 1), true),
-        };
+        let (l, bluestein) = inner_length(n);
         let need = 2 * l * 8;
         let have = gpu.limits.max_compute_workgroup_storage_size as usize;
         let rad = radices(l).expect("inner length is 7-smooth");
         let kernels = if need <= have {
-            let mut arr = rad.iter().map(|r| format!("{r}u")).collect::<Vec<_>>();
-            arr.resize(16, "1u".into());
-            // Threads per line: enough for the widest pass, at most 64.
-            let wg = (l / rad.iter().min().copied().unwrap_or(1)).clamp(1, 64);
-            let consts = format!(
-                "const N: u32 = {n}u;\nconst L: u32 = {l}u;\nconst BLUE: bool = {bluestein};\n\
-                 const WG: u32 = {wg}u;\nconst NPASS: u32 = {}u;\n\
-                 var<private> RADIX: array<u32, 16> = array<u32, 16>({});\n{BUTTERFLY}",
-                rad.len(),
-                arr.join(", ")
-            );
-            let src = SOURCE.replace("//CONSTS", &consts);
+            let src = shared_source(n);
             let key = format!("fft{n}");
             Kernels::Shared {
                 rows_r2c: gpu.kernel(&key, &src, "rows_r2c", &SLOTS),
@@ -139,7 +163,7 @@ impl LinePlan {
             }
         } else {
             // One module for every long length: the lengths and radices are uniforms.
-            let src = format!("{BUTTERFLY}\n{LONG}");
+            let src = long_source();
             let k = |entry| gpu.kernel("fft_long", &src, entry, &LONG_SLOTS);
             let bytes = LONG_CHUNK_BYTES.min(gpu.max_binding()).max((l * 8) as u64);
             Kernels::Global {

@@ -1,31 +1,98 @@
 //! Host wrappers of the WGSL kernels other than the FFT: each records one or two dispatches into an
 //! encoder. The CPU twin of every kernel is named in its shader's header comment.
 
-use super::context::{grid, Gpu, Slot};
+use super::context::{grid, Gpu, Shader, Slot};
 use bytemuck::{Pod, Zeroable};
 use std::sync::LazyLock;
 
 const ITEM: &str = include_str!("../../shaders/item.wgsl");
 // Shaders that use `Item` get its definition prepended once (WGSL has no includes), not per dispatch.
-static XSTEP: LazyLock<String> =
+static XSTEP_SRC: LazyLock<String> =
     LazyLock::new(|| with_item(include_str!("../../shaders/xstep.wgsl")));
-static SHRINK: LazyLock<String> =
+static SHRINK_SRC: LazyLock<String> =
     LazyLock::new(|| with_item(include_str!("../../shaders/shrink.wgsl")));
-static RESCALE: LazyLock<String> =
+static RESCALE_SRC: LazyLock<String> =
     LazyLock::new(|| with_item(include_str!("../../shaders/rescale.wgsl")));
-static CONTROL: LazyLock<String> =
+static CONTROL_SRC: LazyLock<String> =
     LazyLock::new(|| with_item(include_str!("../../shaders/control.wgsl")));
-static SKIP: LazyLock<String> =
+static SKIP_SRC: LazyLock<String> =
     LazyLock::new(|| with_item(include_str!("../../shaders/skip.wgsl")));
-const FIDELITY: &str = include_str!("../../shaders/fidelity.wgsl");
-const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
-const SYNTH: &str = include_str!("../../shaders/synth.wgsl");
-const LOWPASS: &str = include_str!("../../shaders/lowpass.wgsl");
-const ACTIVITY: &str = include_str!("../../shaders/activity.wgsl");
-const CHOOSE: &str = include_str!("../../shaders/choose.wgsl");
-const ELEMENTWISE: &str = include_str!("../../shaders/elementwise.wgsl");
 
 use Slot::{Read as R, Uniform as U, Write as W};
+
+const fn main_only(
+    key: &'static str,
+    source: fn() -> &'static str,
+    slots: &'static [Slot],
+) -> Shader {
+    Shader {
+        key,
+        source,
+        entries: &["main"],
+        slots,
+    }
+}
+
+const XSTEP: Shader = main_only("xstep", || &XSTEP_SRC, &[U, W, R, R, R, W, R]);
+const SHRINK: Shader = main_only("shrink", || &SHRINK_SRC, &[U, W, W, W, R, R, W]);
+const REDUCE: Shader = main_only(
+    "reduce",
+    || include_str!("../../shaders/reduce.wgsl"),
+    &[U, R, W],
+);
+const CONTROL: Shader = main_only("control", || &CONTROL_SRC, &[U, R, W, W]);
+const SKIP: Shader = main_only("skip", || &SKIP_SRC, &[U, R, R, W]);
+const FIDELITY: Shader = main_only(
+    "fidelity",
+    || include_str!("../../shaders/fidelity.wgsl"),
+    &[U, R, R, W],
+);
+const RESCALE: Shader = main_only("rescale", || &RESCALE_SRC, &[U, W, R, W, R]);
+const SYNTH: Shader = main_only(
+    "synth",
+    || include_str!("../../shaders/synth.wgsl"),
+    &[U, R, R, W],
+);
+const CHOOSE: Shader = main_only(
+    "choose",
+    || include_str!("../../shaders/choose.wgsl"),
+    &[U, R, R, R, W, W],
+);
+const LOWPASS: Shader = Shader {
+    key: "lowpass",
+    source: || include_str!("../../shaders/lowpass.wgsl"),
+    entries: &["pad", "gain", "crop"],
+    slots: &[U, R, W, W, W, W],
+};
+const ACTIVITY: Shader = Shader {
+    key: "activity",
+    source: || include_str!("../../shaders/activity.wgsl"),
+    entries: &["activity", "boxsum"],
+    slots: &[U, R, W, W],
+};
+const ELEMENTWISE: Shader = Shader {
+    key: "elementwise",
+    source: || include_str!("../../shaders/elementwise.wgsl"),
+    entries: &["sub", "combine"],
+    slots: &[U, R, R, R, W],
+};
+
+/// Every fixed shader of this module (the FFT's are generated per length, in `fft.rs`).
+#[cfg(test)]
+pub(crate) const SHADERS: [&Shader; 12] = [
+    &XSTEP,
+    &SHRINK,
+    &REDUCE,
+    &CONTROL,
+    &SKIP,
+    &FIDELITY,
+    &RESCALE,
+    &SYNTH,
+    &CHOOSE,
+    &LOWPASS,
+    &ACTIVITY,
+    &ELEMENTWISE,
+];
 
 /// Per-item ADMM parameters, as the shaders' `Item` struct.
 #[repr(C)]
@@ -68,7 +135,7 @@ pub fn x_step(
     m: usize,
     batch: usize,
 ) {
-    let k = gpu.kernel("xstep", &XSTEP, "main", &[U, W, R, R, R, W, R]);
+    let k = gpu.shader(&XSTEP, "main");
     let g = elems(nb);
     let u = gpu.uniform(&[nb as u32, m as u32, g.0]);
     gpu.dispatch(
@@ -99,7 +166,7 @@ pub fn shrink(
     plane: usize,
     batch: usize,
 ) {
-    let k = gpu.kernel("shrink", &SHRINK, "main", &[U, W, W, W, R, R, W]);
+    let k = gpu.shader(&SHRINK, "main");
     let groups = shrink_groups(per_item);
     let prm = gpu.uniform(&[per_item as u32, plane as u32, groups as u32, groups as u32]);
     gpu.dispatch(
@@ -112,7 +179,7 @@ pub fn shrink(
 
 /// Sum the partials of [`shrink`] into 8 values per item.
 pub fn reduce(gpu: &Gpu, enc: Enc, partials: &Buf, norms: &Buf, per_item: usize, batch: usize) {
-    let k = gpu.kernel("reduce", REDUCE, "main", &[U, R, W]);
+    let k = gpu.shader(&REDUCE, "main");
     let prm = gpu.uniform(&[shrink_groups(per_item) as u32]);
     gpu.dispatch(enc, &k, &[&prm, partials, norms], (batch as u32, 1, 1));
 }
@@ -137,7 +204,7 @@ pub struct Ctrl {
 
 /// Residuals, stop test and rho update per item from `norms` into `items` and `stats`.
 pub fn control(gpu: &Gpu, enc: Enc, ctrl: &Ctrl, norms: &Buf, items: &Buf, stats: &Buf) {
-    let k = gpu.kernel("control", &CONTROL, "main", &[U, R, W, W]);
+    let k = gpu.shader(&CONTROL, "main");
     let prm = gpu.uniform(bytemuck::cast_slice(std::slice::from_ref(ctrl)));
     let groups = ctrl.batch.div_ceil(64);
     gpu.dispatch(enc, &k, &[&prm, norms, items, stats], (groups, 1, 1));
@@ -146,7 +213,7 @@ pub fn control(gpu: &Gpu, enc: Enc, ctrl: &Ctrl, norms: &Buf, items: &Buf, stats
 /// The next iteration's indirect grids: `words` u32 of `full` into `args`, or zeros once no item
 /// of the `batch` in `items` is live.
 pub fn skip(gpu: &Gpu, enc: Enc, items: &Buf, full: &Buf, args: &Buf, batch: usize, words: usize) {
-    let k = gpu.kernel("skip", &SKIP, "main", &[U, R, R, W]);
+    let k = gpu.shader(&SKIP, "main");
     let prm = gpu.uniform(&[batch as u32, words as u32, 0, 0]);
     gpu.dispatch(enc, &k, &[&prm, items, full, args], (1, 1, 1));
 }
@@ -163,7 +230,7 @@ pub fn fidelity(
     w: usize,
     batch: usize,
 ) {
-    let k = gpu.kernel("fidelity", FIDELITY, "main", &[U, R, R, W]);
+    let k = gpu.shader(&FIDELITY, "main");
     let nb = (w / 2 + 1) * h;
     let prm = gpu.uniform(&[h as u32, w as u32, nb as u32]);
     gpu.dispatch(enc, &k, &[&prm, dx, sf, stats], (batch as u32, 1, 1));
@@ -181,7 +248,7 @@ pub fn rescale(
     per_item: usize,
     batch: usize,
 ) {
-    let k = gpu.kernel("rescale", &RESCALE, "main", &[U, W, R, W, R]);
+    let k = gpu.shader(&RESCALE, "main");
     let g = elems(per_item);
     let prm = gpu.uniform(&[per_item as u32, g.0]);
     gpu.dispatch(enc, &k, &[&prm, yu, y, u, items], (g.0, g.1, batch as u32));
@@ -199,7 +266,7 @@ pub fn synth(
     m: usize,
     batch: usize,
 ) {
-    let k = gpu.kernel("synth", SYNTH, "main", &[U, R, R, W]);
+    let k = gpu.shader(&SYNTH, "main");
     let g = elems(nb);
     let prm = gpu.uniform(&[nb as u32, m as u32, g.0]);
     gpu.dispatch(enc, &k, &[&prm, spec, df, out], (g.0, g.1, batch as u32));
@@ -224,7 +291,7 @@ impl LowpassGeom {
     }
 
     fn run(&self, gpu: &Gpu, enc: Enc, entry: &str, n: usize, bufs: [&Buf; 5]) {
-        let k = gpu.kernel("lowpass", LOWPASS, entry, &[U, R, W, W, W, W]);
+        let k = gpu.shader(&LOWPASS, entry);
         let g = elems(n);
         let prm = gpu.uniform(&[
             self.h as u32,
@@ -291,7 +358,7 @@ pub fn activity(
     let g = elems(h * w);
     let prm = gpu.uniform(&[h as u32, w as u32, m as u32, r as u32, g.0, out0 as u32]);
     for entry in ["activity", "boxsum"] {
-        let k = gpu.kernel("activity", ACTIVITY, entry, &[U, R, W, W]);
+        let k = gpu.shader(&ACTIVITY, entry);
         gpu.dispatch(enc, &k, &[&prm, coef, act, boxed], (g.0, g.1, batch as u32));
     }
 }
@@ -321,7 +388,7 @@ pub fn choose(
     n: usize,
     m: usize,
 ) {
-    let k = gpu.kernel("choose", CHOOSE, "main", &[U, R, R, R, W, W]);
+    let k = gpu.shader(&CHOOSE, "main");
     let g = elems(n);
     // q0, a0, b0, step, o0 and the grid depth.
     let (a, b, place, z) = match maps {
@@ -340,7 +407,7 @@ pub fn choose(
 }
 
 fn elementwise(gpu: &Gpu, enc: Enc, entry: &str, bufs: [&Buf; 4], n: usize, z: usize) {
-    let k = gpu.kernel("elementwise", ELEMENTWISE, entry, &[U, R, R, R, W]);
+    let k = gpu.shader(&ELEMENTWISE, entry);
     let g = elems(n);
     let prm = gpu.uniform(&[n as u32, g.0]);
     let [a, b, c, out] = bufs;

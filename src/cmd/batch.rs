@@ -445,6 +445,23 @@ fn prepare(
     Ok(Some(inputs))
 }
 
+/// The `OUT.json` beside each output: what went in (with hashes, for resuming), what came out, and
+/// the job's report.
+#[derive(serde::Serialize)]
+struct Sidecar<'a> {
+    csfuse_version: &'static str,
+    /// Path, size and SHA-256 of each input.
+    inputs: serde_json::Value,
+    output: serde_json::Value,
+    montage: Option<serde_json::Value>,
+    /// Everything that changes the output (a resumed run redoes an item when they differ).
+    parameters: &'a serde_json::Value,
+    backend: &'a str,
+    adapter: Option<&'a csfuse::gpu::AdapterDesc>,
+    seconds: f64,
+    report: &'a csfuse::jobs::report::Report,
+}
+
 /// Commit a fused item: its staged output and montage, then the sidecar that marks it done.
 fn commit(
     it: &Item,
@@ -463,17 +480,17 @@ fn commit(
         let staged = set.staged_file(p).unwrap_or(p);
         Ok(json!({"path": path_text(p), "sha256": sha256_file(staged)?}))
     };
-    let sidecar = json!({
-        "csfuse_version": env!("CARGO_PKG_VERSION"),
-        "inputs": inputs,
-        "output": record(&it.out)?,
-        "montage": montage.as_deref().map(record).transpose()?,
-        "parameters": params,
-        "backend": done.report["backend"],
-        "adapter": done.report["adapter"],
-        "seconds": t.elapsed().as_secs_f64(),
-        "report": done.report,
-    });
+    let sidecar = Sidecar {
+        csfuse_version: env!("CARGO_PKG_VERSION"),
+        inputs,
+        output: record(&it.out)?,
+        montage: montage.as_deref().map(record).transpose()?,
+        parameters: params,
+        backend: &done.report.backend,
+        adapter: done.report.adapter.as_ref(),
+        seconds: t.elapsed().as_secs_f64(),
+        report: &done.report,
+    };
     set.stage_bytes(&sidecar_path(&it.out), &json_bytes(&sidecar))?;
     set.commit()
 }

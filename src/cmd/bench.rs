@@ -7,6 +7,7 @@ use csfuse::dictionary::Dictionary;
 use csfuse::formats::image::read_gray;
 use csfuse::formats::nifti;
 use csfuse::gpu::GpuEngine;
+use csfuse::jobs::report::Outcome;
 use csfuse::jobs::session::{cpu_engine, Backend, Session};
 use csfuse::jobs::{fuse_volumes, JobOptions};
 use csfuse::phantom::{head_pair, phantom_volumes};
@@ -101,14 +102,16 @@ fn bench_volume(dims: [usize; 3], gpu: bool, precision: Precision) -> Result<()>
         let r = fuse_volumes(&mut s, &a, &b, &out, &opts, &mut set)?.report;
         set.commit()?;
         let total = t.elapsed().as_secs_f64();
-        let sl = &r["slices"];
+        let Some(Outcome::Volume(v)) = &r.result else {
+            unreachable!("a volume job that passed reports its volume")
+        };
         println!(
             "{:<34} {:>7} {:>6} {:>6} {:>14.3} {:>9.2} {:>9.1}",
             s.describe(),
-            sl["total"].as_u64().unwrap_or(0),
-            sl["fused"].as_u64().unwrap_or(0),
-            sl["empty_passed_through"].as_u64().unwrap_or(0),
-            r["timings_ms"]["per_fused_slice"].as_f64().unwrap_or(0.0) / 1e3,
+            v.slices.total,
+            v.slices.fused,
+            v.slices.empty_passed_through,
+            v.timings_ms.per_fused_slice / 1e3,
             dims[2] as f64 / total,
             total
         );

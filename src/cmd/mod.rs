@@ -10,7 +10,7 @@ pub mod phantom;
 pub mod sparse_code;
 
 /// Pretty JSON text of a report, with a final newline.
-pub fn json_bytes(value: &serde_json::Value) -> Vec<u8> {
+pub fn json_bytes(value: &impl serde::Serialize) -> Vec<u8> {
     let mut text = serde_json::to_string_pretty(value).expect("JSON of plain data");
     text.push('\n');
     text.into_bytes()

@@ -65,9 +65,15 @@ fn from_unit(planes: &[Plane], s: &Scaling, format: SampleFormat) -> Vec<Vec<f64
         .collect()
 }
 
-fn describe_raster(path: &Path, r: &Raster, s: &Scaling) -> Value {
-    json!({"path": path_text(path), "width": r.w, "height": r.h, "format": r.format,
-           "colour": r.is_colour(), "scaling": s})
+fn describe_raster(path: &Path, r: &Raster, s: &Scaling) -> Input {
+    Input::Image {
+        path: path_text(path),
+        width: r.w,
+        height: r.h,
+        format: r.format,
+        colour: r.is_colour(),
+        scaling: *s,
+    }
 }
 
 /// Fuse two images into `out` (a one-pair [`fuse_image_pairs`]).
@@ -92,7 +98,7 @@ pub struct ImagePair {
     montage: Option<PathBuf>,
     out_depth: Option<SampleFormat>,
     /// The report's description of the inputs.
-    inputs: Value,
+    inputs: [Input; 2],
     h: usize,
     w: usize,
     /// The deeper of the two sources' sample formats.
@@ -147,7 +153,7 @@ impl ImagePair {
             out: out.to_path_buf(),
             montage: opts.montage.clone(),
             out_depth: opts.out_depth,
-            inputs: json!([describe_raster(a, &ra, &sa), describe_raster(b, &rb, &sb)]),
+            inputs: [describe_raster(a, &ra, &sa), describe_raster(b, &rb, &sb)],
             h: ah,
             w: aw,
             format: ra.format.max(rb.format),
@@ -175,7 +181,7 @@ impl ImagePair {
     ) -> Result<JobOutput> {
         let mut report = match report_head(self.inputs.clone(), s, validation) {
             Ok(r) => r,
-            Err(failed) => return Ok(failed),
+            Err(failed) => return Ok(*failed),
         };
         let (out, ua, ub) = (&self.out, &self.ua, &self.ub);
         let t_write = Instant::now();
@@ -208,30 +214,24 @@ impl ImagePair {
                 n => format!(" for a batch of {n} pairs"),
             }
         );
-        let extra = json!({
-            "output": {"path": path_text(out), "format": format, "colour": raster.is_colour(), "scaling": so},
-            "intensity_range": opts.intensity,
-            "colour_rule": colour_rule(ua, ub),
-            "dictionaries": dict_json(opts),
-            "params": opts.params,
-            "batch_pairs": fo.times.batch_pairs,
-            "timings_ms": {
-                "read": self.read_ms,
-                "lowpass": fo.times.lowpass_ms,
-                "decompose": fo.times.decompose_ms,
-                "fuse_rule": fo.times.fuse_rule_ms,
-                "synthesis": fo.times.synthesis_ms,
-                "fusion_total": fo.times.total_ms,
-                "write": write_ms,
-                "stage_clock": fo.times.clock,
+        let (timings_ms, objectives, decision_fraction_from_a) =
+            ImageOutcome::fusion(fo, self.read_ms, write_ms);
+        report.result = Some(Outcome::Image(Box::new(ImageOutcome {
+            output: ImageOutput {
+                path: path_text(out),
+                format,
+                colour: raster.is_colour(),
+                scaling: so,
             },
-            "objectives": {"a": fo.objectives[0], "b": fo.objectives[1]},
-            "decision_fraction_from_a": {
-                "cartoon": fo.cartoon_decision.fraction_a(),
-                "texture": fo.texture_decision.fraction_a(),
-            },
-        });
-        merge(&mut report, extra);
+            intensity_range: opts.intensity,
+            colour_rule: colour_rule(ua, ub),
+            dictionaries: Dictionaries::of(&opts.cartoon, &opts.texture),
+            params: opts.params.clone(),
+            batch_pairs: fo.times.batch_pairs,
+            timings_ms,
+            objectives,
+            decision_fraction_from_a,
+        })));
         Ok(JobOutput {
             report,
             validation_failure: None,

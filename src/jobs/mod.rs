@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod image;
+pub mod report;
 pub mod session;
 pub mod volume;
 
@@ -24,7 +25,10 @@ use crate::pipeline::fuse::{fuse_pair, FuseOutput, FuseParams};
 use crate::plane::Plane;
 use crate::progress::Progress;
 use rayon::prelude::*;
-use serde_json::{json, Value};
+use report::{
+    Dictionaries, ImageOutcome, ImageOutput, Input, Outcome, Report, Slices, VolumeOutcome,
+    VolumeOutput, VolumeTimings,
+};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -70,7 +74,7 @@ impl JobOptions {
 
 /// What a job did: its report, and a failed `--validate` (in which case no output was written).
 pub struct JobOutput {
-    pub report: Value,
+    pub report: Report,
     pub validation_failure: Option<Error>,
 }
 
@@ -225,39 +229,19 @@ fn pairs_in_batch(
 
 /// The start of a report; `Err` with the finished job when `--validate` failed (nothing is written).
 fn report_head(
-    inputs: Value,
+    inputs: [Input; 2],
     s: &Session,
     validation: Option<Validation>,
-) -> std::result::Result<Value, JobOutput> {
-    let report = json!({
-        "csfuse_version": env!("CARGO_PKG_VERSION"),
-        "inputs": inputs,
-        "backend": s.describe(),
-        "adapter": s.adapter(),
-        "gpu": s.counters().map(|c| json!({"counters": c})),
-        "validation": validation,
-    });
-    match validation.map(|v| v.check()) {
-        Some(Err(e)) => Err(JobOutput {
+) -> std::result::Result<Report, Box<JobOutput>> {
+    let check = validation.as_ref().map(|v| v.check());
+    let report = Report::head(inputs, s, validation);
+    match check {
+        Some(Err(e)) => Err(Box::new(JobOutput {
             report,
             validation_failure: Some(e),
-        }),
+        })),
         _ => Ok(report),
     }
-}
-
-fn merge(into: &mut Value, from: Value) {
-    if let (Value::Object(a), Value::Object(b)) = (into, from) {
-        a.extend(b);
-    }
-}
-
-fn dict_json(opts: &JobOptions) -> Value {
-    let (dc, dt) = (&opts.cartoon, &opts.texture);
-    json!({
-        "cartoon": {"source": path_text(&dc.source), "shape": [dc.fh, dc.fw, dc.m]},
-        "texture": {"source": path_text(&dt.source), "shape": [dt.fh, dt.fw, dt.m]},
-    })
 }
 
 /// Bytes one slice pair in flight takes on the CPU engine: both sources' cartoon and texture

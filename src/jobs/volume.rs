@@ -205,13 +205,16 @@ pub fn fuse_volumes(
     progress.finish();
     let fuse_ms = ms_since(t_fuse);
     let validation = validated.then_some(worst);
-    let inputs = json!([
-        {"path": path_text(a), "dims": va.dims, "datatype": format!("{:?}", va.datatype), "scaling": sa},
-        {"path": path_text(b), "dims": vb.dims, "datatype": format!("{:?}", vb.datatype), "scaling": sb},
-    ]);
+    let describe = |p: &Path, v: &nifti::Volume, scaling: Scaling| Input::Volume {
+        path: path_text(p),
+        dims: v.dims,
+        datatype: format!("{:?}", v.datatype),
+        scaling,
+    };
+    let inputs = [describe(a, &va, sa), describe(b, &vb, sb)];
     let mut report = match report_head(inputs, s, validation) {
         Ok(r) => r,
-        Err(failed) => return Ok(failed),
+        Err(failed) => return Ok(*failed),
     };
     let t_write = Instant::now();
     io::warn_clamped(out, clamped);
@@ -238,26 +241,32 @@ pub fn fuse_volumes(
         ms_since(t0) / 1e3,
         fuse_ms / 1e3 / n_fused.max(1) as f64
     );
-    merge(
-        &mut report,
-        json!({
-            "output": {"path": path_text(out), "datatype": format!("{datatype:?}"), "scaling": so},
-            "intensity_range": opts.intensity,
-            "axis": slicer.axis,
-            "slices": {"total": n, "fused": n_fused, "empty_passed_through": n_empty,
-                       "in_flight": in_flight, "memory_budget_bytes": budget,
-                       "gpu_batches": (cpu.is_none()).then_some(batches)},
-            "montage_slice": shown.as_ref().map(|s| s.0),
-            "dictionaries": dict_json(opts),
-            "params": opts.params,
-            "timings_ms": {
-                "read": read_ms,
-                "fusion_total": fuse_ms,
-                "per_fused_slice": fuse_ms / n_fused.max(1) as f64,
-                "write": write_ms,
-            },
-        }),
-    );
+    report.result = Some(Outcome::Volume(Box::new(VolumeOutcome {
+        output: VolumeOutput {
+            path: path_text(out),
+            datatype: format!("{datatype:?}"),
+            scaling: so,
+        },
+        intensity_range: opts.intensity,
+        axis: slicer.axis,
+        slices: Slices {
+            total: n,
+            fused: n_fused,
+            empty_passed_through: n_empty,
+            in_flight,
+            memory_budget_bytes: budget,
+            gpu_batches: cpu.is_none().then_some(batches),
+        },
+        montage_slice: shown.as_ref().map(|s| s.0),
+        dictionaries: Dictionaries::of(&opts.cartoon, &opts.texture),
+        params: opts.params.clone(),
+        timings_ms: VolumeTimings {
+            read: read_ms,
+            fusion_total: fuse_ms,
+            per_fused_slice: fuse_ms / n_fused.max(1) as f64,
+            write: write_ms,
+        },
+    })));
     Ok(JobOutput {
         report,
         validation_failure: None,

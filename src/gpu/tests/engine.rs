@@ -4,6 +4,7 @@
 
 use crate::assets;
 use crate::gpu::{Counters, GpuEngine};
+use crate::jobs::report::Outcome;
 use crate::jobs::session::cpu_engine;
 use crate::phantom::head_pair;
 use crate::pipeline::fuse::{fuse_pair, Engine, FuseOutput, FuseParams};
@@ -238,33 +239,29 @@ fn a_volume_runs_many_slice_pairs_per_batch() {
         .unwrap()
         .report;
     set.commit().unwrap();
-    let sl = &r["slices"];
-    let per_batch = sl["in_flight"].as_u64().unwrap();
-    let batches = sl["gpu_batches"].as_u64().unwrap();
-    let fused = sl["fused"].as_u64().unwrap();
+    let Some(Outcome::Volume(v)) = &r.result else {
+        panic!("no volume outcome in the report")
+    };
+    let sl = &v.slices;
+    let per_batch = sl.in_flight;
+    let batches = sl.gpu_batches.expect("a GPU run counts its batches");
+    let fused = sl.fused;
     println!(
         "volume 64x64x16: {fused} fused slices, up to {per_batch} per batch, {batches} batches"
     );
     assert!(per_batch > 1, "one slice pair per batch");
     assert!(fused > 1);
     assert!(
-        batches <= 16u64.div_ceil(per_batch),
+        batches <= 16usize.div_ceil(per_batch),
         "{batches} batches of {per_batch}"
     );
-    let c = &r["gpu"]["counters"];
-    for k in [
-        "submits",
-        "host_waits",
-        "dispatches",
-        "bind_groups_created",
-        "buffers_created",
-        "bytes_read_back",
-    ] {
-        assert!(c[k].is_u64(), "gpu.counters.{k} missing: {c}");
-    }
+    let c = r
+        .gpu
+        .as_ref()
+        .expect("a GPU run reports its counters")
+        .counters;
     // One wait per batched solve (2 per outer iteration) and one for each batch's results.
-    let waits = c["host_waits"].as_u64().unwrap();
     let solves = 2 * quick().mca.outer_iters as u64;
-    assert_eq!(waits, batches * (solves + 1), "{c}");
+    assert_eq!(c.host_waits, batches as u64 * (solves + 1), "{c:?}");
     assert!(out.exists());
 }

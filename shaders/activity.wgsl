@@ -1,4 +1,4 @@
-// Activity of coefficient maps for the choose-max rule (CPU twins: fusion_rule::activity, box_sum):
+// Activity of coefficient maps for the choose-max rule (CPU twins: cpu::choose::activity, box_sum):
 //   activity: A(p) = sum_m |X_m(p)| per item
 //   boxsum:   sum of A over the (2r+1)^2 window around p, zero outside the image
 

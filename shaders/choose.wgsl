@@ -1,4 +1,4 @@
-// Choose-max (CPU twins: fusion_rule::decide's comparison and fusion_rule::choose): for pair
+// Choose-max (CPU twins: cpu::choose::decide's comparison and cpu::choose::choose): for pair
 // q = q0 + z (grid z), take every coefficient of source A where its windowed activity (item 2q of
 // `boxed`) is strictly larger, else of B (item 2q + 1); the fused maps go to item o0 + z of `fused`,
 // the decision to plane q of `decision`. A and B are items a0 + step * z of `coef_a` and

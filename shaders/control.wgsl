@@ -1,4 +1,4 @@
-// ADMM control of a batched CBPDN solve, on the device (CPU twins: PassNorms::residuals,
+// ADMM control of a batched CBPDN solve, on the device (CPU twins: cpu::cbpdn::PassNorms::residuals,
 // PassNorms::stop_thresholds and cbpdn::rho_factor, in f64). One thread per item, after the
 // reduction of an iteration: from the item's norms it computes the normalised residuals, the stop
 // test and the residual-balancing rho update, and writes them where the next iteration's kernels

@@ -1,4 +1,4 @@
-// Element-wise steps of the pipeline (CPU twins: Plane::sub and engine::combine_planes):
+// Element-wise steps of the pipeline (CPU twins: Plane::sub and cpu::synth::combine_planes):
 //   sub:     out = a - b                  (CS-MCA targets: detail minus the other component)
 //   combine: out = (a[2q] + a[2q + 1]) / 2 + b[q] + c[q] for pair q (grid z) of planes of n pixels
 //            (fused = mean of the two bases + cartoon + texture)

@@ -1,4 +1,4 @@
-// Batched 2-D real FFT, one line per workgroup, in workgroup memory (CPU twin: src/fft2.rs).
+// Batched 2-D real FFT, one line per workgroup, in workgroup memory (CPU twin: src/cpu/fft.rs).
 //
 // The host specialises this text for one line length N by replacing the CONSTS line: L is the inner
 // transform length (N, or the Bluestein length M >= 2N-1 when N has a prime factor above 7), RADIX the

@@ -1,4 +1,4 @@
-// Global-memory FFT for lines longer than workgroup memory holds (CPU twin: src/fft2.rs). Same
+// Global-memory FFT for lines longer than workgroup memory holds (CPU twin: src/cpu/fft.rs). Same
 // layout and conventions as fft.wgsl, one thread per element or butterfly instead of one
 // workgroup per line. The host runs, on `count` lines from `first` at a time:
 //   load (gather the lines into `a`, zero-padded to L; Bluestein: times the chirp)

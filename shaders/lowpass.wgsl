@@ -1,4 +1,4 @@
-// Tikhonov base/detail split (CPU twin: lowpass::tikhonov_split), three entry points around a 2-D FFT
+// Tikhonov base/detail split (CPU twin: cpu::lowpass::tikhonov_split), three entry points around a 2-D FFT
 // of the padded image:
 //   pad:   symmetric (edge-including) mirror padding by `pad` pixels per side
 //   gain:  S_l = S / (1 + lam (|G_r|^2 + |G_c|^2)) on the transposed half spectrum of the padded image

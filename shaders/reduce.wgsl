@@ -1,5 +1,5 @@
 // Final parallel reduction of the shrink pass's per-workgroup partials: one workgroup per item sums
-// `groups` rows of 8 values (CPU twin: the f64 sum in cbpdn::shrink_plane). The host reads only these
+// `groups` rows of 8 values (CPU twin: the f64 sum in cpu::cbpdn::shrink_plane). The host reads only these
 // few scalars per ADMM iteration.
 
 struct Params {

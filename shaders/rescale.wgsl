@@ -1,4 +1,4 @@
-// Auto-rho follow-up (CPU twin: the dual rescale in Cbpdn::update_rho): when the host changes rho by a
+// Auto-rho follow-up (CPU twin: the dual rescale in cpu::cbpdn::Cbpdn::update_rho): when the host changes rho by a
 // factor f, the scaled dual becomes U / f and Y - U is rewritten for the next X step.
 
 struct Params {

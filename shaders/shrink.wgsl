@@ -1,5 +1,5 @@
 // Relaxation + soft threshold + dual update in one pass, with per-workgroup partial sums of the
-// residual norms (CPU twin: cbpdn::shrink_plane). Per element, with v = alpha x + (1 - alpha) y + u:
+// residual norms (CPU twin: cpu::cbpdn::shrink_plane). Per element, with v = alpha x + (1 - alpha) y + u:
 //   u' = clamp(v, -t, t),  y' = v - u'  (soft threshold of v by t = w_m lam / rho),  x <- y' - u'
 // Partials per workgroup: ||x||^2, ||y'||^2, ||x - y'||^2, ||y - y'||^2, ||u'||^2, sum w_m |x|.
 // Grid: x (and y) cover one item's elements, z is the item; inactive (converged) items are skipped.

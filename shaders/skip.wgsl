@@ -1,4 +1,4 @@
-// Indirect grids of the next ADMM iteration (CPU twin: cbpdn::skip_grids). One workgroup, after
+// Indirect grids of the next ADMM iteration (CPU twin: gpu::cbpdn::skip_grids). One workgroup, after
 // the control kernel: while any item of the batch is live, the iteration's dispatches get their
 // full grids (written by the host into `full`); once every item has stopped they get zero
 // workgroups, so the rest of a solve recorded up front launches nothing.

@@ -1,4 +1,4 @@
-// Synthesis in the frequency domain (CPU twin: engine::synth_spectrum): per bin and item,
+// Synthesis in the frequency domain (CPU twin: cpu::synth::synth_spectrum): per bin and item,
 // out = sum_m Df_m X_m. The inverse FFT of `out` is sum_m d_m (*) x_m.
 
 struct Params {

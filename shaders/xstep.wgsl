@@ -1,4 +1,4 @@
-// Per-frequency Sherman-Morrison X step of CBPDN (CPU twin: cbpdn::x_step).
+// Per-frequency Sherman-Morrison X step of CBPDN (CPU twin: cpu::cbpdn::x_step).
 //   p = sum_m Df_m YU_m,  q = (S - p) / (sum_m |Df_m|^2 + rho),  X_m = YU_m + conj(Df_m) q
 // One thread per (bin, item); `spec` holds FFT(Y - U) on entry and X on exit; `dx` gets p + q |Df|^2,
 // the model spectrum sum_m Df_m X_m used for the data term of the objective.

@@ -1,4 +1,4 @@
-//! The project's own dictionaries, learned by `csfuse learn` (see README "Reproducing assets/"),
+//! The project's own dictionaries, learned by `csfuse learn` (`docs/method.md`, "Dictionaries", has the commands),
 //! embedded so the binary works from any folder.
 
 use crate::dictionary::Dictionary;

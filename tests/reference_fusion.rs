@@ -1,5 +1,5 @@
 //! The whole pipeline with the reference dictionaries on the reference pair reproduces the published
-//! implementation's output (DESIGN.md section 5).
+//! implementation's output (docs/method.md, "How it is checked").
 
 mod common;
 use common::*;

@@ -7,7 +7,8 @@ use csfuse::{Error, Result};
 use std::path::PathBuf;
 
 /// Generate co-registered phantoms (deterministic): a CT-like / MR-like head pair and a PET-like
-/// colour image as 8-bit PNG, and with --depth a CT-like / MR-like NIfTI volume pair.
+/// colour image as 8-bit PNG; with --sixteen-bit the pair as 16-bit TIFF too, and with --depth a
+/// CT-like / MR-like NIfTI volume pair.
 ///
 /// The CT-like image shows bright bone and flat soft tissue; the MR-like image dark bone, grey/white
 /// matter contrast and fine texture; the PET-like image smooth uptake under the "hot" colour map with
@@ -15,7 +16,9 @@ use std::path::PathBuf;
 /// 1 x 1 x 2 mm voxels; ct_like.nii.gz is int16 in Hounsfield-like units (-1000..2000),
 /// mr_like.nii.gz float32 in [0, 1]; slices beyond the top and bottom of the head are empty.
 #[derive(clap::Args)]
-#[command(after_help = "Example:\n  csfuse phantom --out-dir example --size 256 --depth 128")]
+#[command(
+    after_help = "Example:\n  csfuse phantom --out-dir example --size 256 --sixteen-bit --depth 128"
+)]
 pub struct Args {
     /// Folder to write ct_like.png, mr_like.png, pet_like.png (and the volumes) into.
     #[arg(long, value_name = "DIR")]
@@ -26,6 +29,10 @@ pub struct Args {
     /// Also write ct_like.nii.gz and mr_like.nii.gz with this many slices.
     #[arg(long, value_name = "SLICES", value_parser = |s: &str| super::num::count(s, 4096))]
     pub depth: Option<usize>,
+    /// Also write ct_like16.tif and mr_like16.tif: the pair as 16-bit TIFF, the CT-like image with
+    /// 12-bit data (0..4095, as CT is usually stored) and the MR-like one over the full 16-bit range.
+    #[arg(long)]
+    pub sixteen_bit: bool,
     /// Replace existing files.
     #[arg(short, long)]
     pub force: bool,
@@ -42,10 +49,26 @@ pub fn run(args: Args) -> Result<()> {
         Ok(p)
     };
     let (ct, mr) = head_pair(args.size);
-    for (name, plane) in [("ct_like.png", ct), ("mr_like.png", mr)] {
+    for (name, plane) in [("ct_like.png", &ct), ("mr_like.png", &mr)] {
         let p = path(name)?;
-        write_gray(&p, &plane, SampleFormat::U8)?;
+        write_gray(&p, plane, SampleFormat::U8)?;
         log::info!("wrote {}", p.display());
+    }
+    if args.sixteen_bit {
+        for (name, plane, max) in [
+            ("ct_like16.tif", &ct, 4095.0),
+            ("mr_like16.tif", &mr, 65535.0),
+        ] {
+            let p = path(name)?;
+            let raster = Raster {
+                h: plane.h,
+                w: plane.w,
+                channels: vec![plane.data.iter().map(|v| v * max).collect()],
+                format: SampleFormat::U16,
+            };
+            write_image(&p, &raster)?;
+            log::info!("wrote {}", p.display());
+        }
     }
     let p = path("pet_like.png")?;
     let rgb = pet_like(args.size);

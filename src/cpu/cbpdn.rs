@@ -1,5 +1,5 @@
 //! Convolutional basis pursuit denoising by ADMM in the DFT domain, compatible with SPORCO's `ConvBPDN`
-//! (DESIGN.md section 2):  `min_X 1/2 || sum_m d_m (*) x_m - s ||^2 + lam sum_m w_m ||x_m||_1`.
+//! (docs/method.md, "Sparse coding"):  `min_X 1/2 || sum_m d_m (*) x_m - s ||^2 + lam sum_m w_m ||x_m||_1`.
 //!
 //! Per iteration: one batched forward FFT of `Y - U`, the per-bin X step, one batched inverse FFT, and one
 //! fused pass that relaxes, soft-thresholds, updates the dual, accumulates the residual norms and writes
@@ -195,7 +195,7 @@ impl PassNorms {
         (self.xy2.sqrt() / rn, self.dy2.sqrt() / sn)
     }
 
-    /// Stop thresholds (DESIGN.md 2.5) for `nx` coefficients; with AbsStopTol > 0 they grow as in SPORCO.
+    /// Stop thresholds (docs/method.md, "Stopping") for `nx` coefficients; with AbsStopTol > 0 they grow as in SPORCO.
     pub fn stop_thresholds(&self, rho: f64, nx: usize, opts: &CbpdnOptions) -> (f64, f64) {
         let rn = self.x2.sqrt().max(self.y2.sqrt());
         let un = rho * self.u2.sqrt();
@@ -223,7 +223,8 @@ const XSTEP_CHUNK: usize = 256;
 /// Per-bin X step (Sherman-Morrison): solves `(D^H D + rho I) X = D^H S + rho YU` in place of `YU`.
 ///
 /// With `p = sum_k Df_k YU_k` the solution is `X_m = YU_m + conj(Df_m) (S - p) / (sum_k |Df_k|^2 + rho)`,
-/// the same as DESIGN.md's `(b - conj(Df) sum C b) / rho` with `b = DS + rho YU`, without storing C or DS.
+/// the usual `(b - conj(Df) sum_k C_k b_k) / rho` with `b = DS + rho YU` and `C = Df / (sum |Df|^2 + rho)`,
+/// without storing C or DS.
 /// `spec` and `df` hold `m` spectra of `dd.len()` bins each. `dx` receives `sum_m Df_m X_m = p + dd q`
 /// per bin (the model spectrum, for the data term of the objective).
 pub(crate) fn x_step<T: Real>(

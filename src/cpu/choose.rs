@@ -1,4 +1,4 @@
-//! Choose-max fusion of coefficient maps (DESIGN.md section 1.3): l1 activity over filters,
+//! Choose-max fusion of coefficient maps (docs/method.md, step 3): l1 activity over filters,
 //! (2r+1)^2 box sum with zeros outside the image, take source A where its activity is strictly larger.
 
 use crate::plane::{CoefMaps, DecisionMap};

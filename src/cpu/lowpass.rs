@@ -1,4 +1,4 @@
-//! Base/detail split by a Tikhonov low-pass filter (DESIGN.md section 1.1), as SPORCO's `tikhonov_filter`:
+//! Base/detail split by a Tikhonov low-pass filter (docs/method.md, step 1), as SPORCO's `tikhonov_filter`:
 //! `S_l = FFT(pad(s)) / (1 + lam (|G_r|^2 + |G_c|^2))` on the image mirrored by `pad` pixels per side.
 
 use crate::cpu::fft::Fft2;

@@ -524,7 +524,7 @@ impl Gpu {
                 compilation_options: wgpu::PipelineCompilationOptions {
                     constants: &[],
                     // The kernels initialise their workgroup memory themselves; the zero-fill costs a lot
-                    // on software adapters (DESIGN.md section 4).
+                    // on software adapters (docs/gpu.md, "Machines without a GPU").
                     zero_initialize_workgroup_memory: false,
                 },
                 cache: None,

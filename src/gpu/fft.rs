@@ -2,7 +2,7 @@
 //!
 //! Each 1-D transform runs in one workgroup as a mixed-radix Stockham FFT (radices 8, 4, 2, 3, 5, 7);
 //! a length with a larger prime factor goes through Bluestein's chirp-z algorithm on a 7-smooth length.
-//! Twiddles and chirps are computed on the host in f64 (DESIGN.md section 4).
+//! Twiddles and chirps are computed on the host in f64 (f64 is not portable in WGSL; docs/gpu.md).
 
 use super::context::{grid, Gpu, Kernel, Slot};
 use crate::error::Result;

@@ -25,7 +25,7 @@ pub enum Backend {
     Cpu,
 }
 
-/// Tolerances of `--validate` (documented in `--help` and the README). The GPU is f32 with different
+/// Tolerances of `--validate` (documented in `--help` and `docs/gpu.md`). The GPU is f32 with different
 /// summation orders, so iterates drift by ~1e-6 relative; choose-max decisions at near-ties may flip,
 /// which moves single pixels by a fraction of a grey level.
 pub const VALIDATE_MAX_ABS: f64 = 0.01;

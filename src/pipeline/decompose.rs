@@ -1,4 +1,4 @@
-//! CS-MCA decomposition of detail layers into cartoon and texture (DESIGN.md section 1.2):
+//! CS-MCA decomposition of detail layers into cartoon and texture (docs/method.md, "The pipeline", step 2):
 //! alternating CBPDN against the cartoon and texture dictionaries with a decreasing lambda, on a
 //! whole batch of layers at once.
 

@@ -1,15 +1,18 @@
 //! Objective fusion metrics of a fused image F against its sources A and B, on 8-bit grey levels.
 //! Each is written from its published definition; `tests/metrics.rs` checks them against what the
-//! original MATLAB code gives (VIFB, Liu's toolbox), to 1e-8 relative.
+//! original MATLAB code gives (VIFB, Liu's toolbox, Han's VIFF), to 1e-8 relative.
 //!
 //! So far: EN, SD and SF of F, MI (Qu), Q_MI (Hossny), the SSIM sum (Wang) and Q^AB/F
-//! (Xydeas–Petrović, as published and as VIFB computes it) Q_S (Piella), Q_Y (Yang) and Q_CB (Chen–Blum). Colour images are scored on the grey
-//! levels MATLAB's `rgb2gray` makes for uint8.
+//! (Xydeas–Petrović, as published and as VIFB computes it), Q_S (Piella), Q_Y (Yang), Q_CB
+//! (Chen–Blum) and VIFF (Han, in `viff.rs`). Colour images are scored on the grey levels MATLAB's
+//! `rgb2gray` makes for uint8.
 
 use crate::error::{Error, Result};
 use crate::formats::image::{self as io, SampleFormat};
 use serde::Serialize;
 use std::path::Path;
+
+mod viff;
 
 /// A grey image with integer levels 0..=255, as f64.
 #[derive(Clone, Debug)]
@@ -91,23 +94,28 @@ pub struct Scores {
     pub Q_Y: f64,
     /// Chen and Blum's perceptual metric.
     pub Q_CB: f64,
+    /// Han's visual information fidelity for fusion; `None` (JSON `null`) for images under 81
+    /// pixels on a side, where its coarsest scale has no room.
+    pub VIFF: Option<f64>,
 }
 
 impl Scores {
-    /// Name and value of each score, in the order of the struct.
-    pub fn rows(&self) -> [(&'static str, f64); 11] {
+    /// Name and value of each score, in the order of the struct (`None` where the image is too
+    /// small for the metric).
+    pub fn rows(&self) -> [(&'static str, Option<f64>); 12] {
         [
-            ("EN", self.EN),
-            ("SD", self.SD),
-            ("SF", self.SF),
-            ("MI", self.MI),
-            ("Q_MI", self.Q_MI),
-            ("SSIM_sum", self.SSIM_sum),
-            ("Q_ABF", self.Q_ABF),
-            ("Q_ABF_vifb", self.Q_ABF_vifb),
-            ("Q_S", self.Q_S),
-            ("Q_Y", self.Q_Y),
-            ("Q_CB", self.Q_CB),
+            ("EN", Some(self.EN)),
+            ("SD", Some(self.SD)),
+            ("SF", Some(self.SF)),
+            ("MI", Some(self.MI)),
+            ("Q_MI", Some(self.Q_MI)),
+            ("SSIM_sum", Some(self.SSIM_sum)),
+            ("Q_ABF", Some(self.Q_ABF)),
+            ("Q_ABF_vifb", Some(self.Q_ABF_vifb)),
+            ("Q_S", Some(self.Q_S)),
+            ("Q_Y", Some(self.Q_Y)),
+            ("Q_CB", Some(self.Q_CB)),
+            ("VIFF", self.VIFF),
         ]
     }
 }
@@ -138,6 +146,7 @@ pub fn score(a: &Gray, b: &Gray, f: &Gray) -> Result<Scores> {
         Q_S: q_s(a, b, f),
         Q_Y: q_y(a, b, f),
         Q_CB: q_cb(a, b, f),
+        VIFF: (f.h.min(f.w) >= viff::MIN_SIDE).then(|| viff::viff(a, b, f)),
     })
 }
 

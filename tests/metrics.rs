@@ -29,6 +29,7 @@ fn every_metric_matches_the_original_code_on_every_triple() {
         let img = |k: &str| Gray::read(&dir.join(t[k].as_str().unwrap())).unwrap();
         let s = score(&img("a"), &img("b"), &img("f")).unwrap();
         for (key, got) in s.rows() {
+            let got = got.unwrap_or_else(|| panic!("{name}: no {key}"));
             // The original code's value. Q^AB/F as published has only the independent one, and so
             // has Q_Y where the original returns NaN (both sources flat in some window; there
             // the independent one, like csfuse, weighs the sources half and half).
@@ -76,4 +77,8 @@ fn scores_need_equal_sizes_and_room_for_the_ssim_window() {
     // F equal to both sources: perfect structure and gradient scores.
     assert!((s.SSIM_sum - 2.0).abs() < 1e-12, "{s:?}");
     assert!(s.Q_ABF > 0.95, "{s:?}");
+    // VIFF's coarsest scale needs 81 pixels a side.
+    assert!(s.VIFF.is_none(), "{s:?}");
+    let s = score(&g(81, 90), &g(81, 90), &g(81, 90)).unwrap();
+    assert!((s.VIFF.unwrap() - 1.0).abs() < 1e-6, "{s:?}");
 }

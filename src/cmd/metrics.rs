@@ -21,6 +21,7 @@ use std::path::PathBuf;
 ///   Q_Y     Yang's SSIM-based metric (Yang et al. 2008); half-and-half weights where both sources
 ///           are flat, where the original code returns NaN
 ///   Q_CB    Chen and Blum's perceptual metric (Chen & Blum 2009), as Liu's toolbox computes it
+///   VIFF    visual information fidelity for fusion (Han et al. 2013); images of 81x81 or more
 #[derive(clap::Args)]
 #[command(
     verbatim_doc_comment,
@@ -51,7 +52,10 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     for (k, v) in s.rows() {
-        println!("{k:<11} {v:.6}");
+        match v {
+            Some(v) => println!("{k:<11} {v:.6}"),
+            None => println!("{k:<11} n/a (the images are too small for it)"),
+        }
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ Start with `csfuse fuse --help`.",
     after_help = "Examples:\n  csfuse phantom --out-dir example\n  csfuse fuse example/ct_like.png example/mr_like.png -o fused.png --report fused.json\n  csfuse sparse-code img.png --dict D.npy --lambda 0.1 --highpass 60 --out-coef X.npy\n  csfuse fuse a.png b.png -o f.png --backend gpu --validate\n  csfuse fuse ct.nii.gz mr.nii.gz -o fused.nii.gz\n  csfuse batch pairs.csv --out-dir fused --shard 0/4\n  csfuse devices\n  csfuse bench"
 )]
 struct Cli {
-    /// Worker threads for the CPU engine (default: all cores).
+    /// Worker threads for the CPU engine (default: all cores, or SLURM_CPUS_PER_TASK in a Slurm job).
     #[arg(long, global = true, value_name = "N")]
     threads: Option<usize>,
     /// Only print errors.
@@ -60,7 +60,13 @@ fn main() {
         .format_target(false)
         .init();
     csfuse::formats::output::handle_signals();
-    if let Some(n) = cli.threads {
+    // A Slurm task without CPU binding sees the whole node: use the cores it was given.
+    let threads = cli.threads.or_else(|| {
+        let (n, var) = csfuse::jobs::allocation::scheduler_cpus()?;
+        log::debug!("{n} worker threads from {var}");
+        Some(n)
+    });
+    if let Some(n) = threads {
         if n == 0 {
             eprintln!("csfuse: error: --threads must be at least 1");
             std::process::exit(2);
@@ -81,7 +87,7 @@ fn main() {
     let result = match cli.command {
         Command::Fuse(a) => cmd::fuse::run(a),
         // batch has its own exit statuses: 0 all done, 1 some items failed, 2 usage error.
-        Command::Batch(a) => std::process::exit(cmd::batch::run(a)),
+        Command::Batch(a) => std::process::exit(cmd::batch::run(a, cli.threads)),
         Command::SparseCode(a) => cmd::sparse_code::run(a),
         Command::Learn(a) => cmd::learn::run(a),
         Command::Bench(a) => cmd::bench::run(a),

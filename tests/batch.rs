@@ -332,3 +332,120 @@ fn same_size_images_are_fused_as_one_gpu_batch() {
     );
     assert!(db >= 60.0, "batch vs alone {db:.1} dB");
 }
+
+/// `--plan` sizes an array from the list: pairs and work per shard, only the shards with work left
+/// in `--array`, speed measured from finished sidecars; it writes nothing.
+#[test]
+fn the_plan_sizes_a_slurm_array_and_follows_what_is_done() {
+    let d = setup(5);
+    let stdout = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let o = batch(d.path(), "out", &["--shards", "2", "--plan"]);
+    let table = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        table.contains("5 pairs in 2 shards, 0 done, 5 to do")
+            && table.contains("no finished pair to measure from"),
+        "{table}"
+    );
+    assert!(!d.path().join("out").exists(), "--plan writes nothing");
+    let o = batch(d.path(), "out", &["--shards", "2", "--plan", "sbatch"]);
+    let line = stdout(&o);
+    assert!(
+        line.starts_with("--array=0-1 --cpus-per-task=1 --mem=") && line.contains(" --time="),
+        "{line}"
+    );
+    // --threads sets the cores asked for; --backend gpu asks for a GPU too.
+    let o = batch(
+        d.path(),
+        "out",
+        &["--shards", "2", "--plan", "sbatch", "--threads", "3"],
+    );
+    assert!(stdout(&o).contains("--cpus-per-task=3"), "{}", stdout(&o));
+    let mut gpu = vec!["batch", "pairs.csv", "--out-dir", "out", "--backend", "gpu"];
+    gpu.extend(["--shards", "2", "--plan", "sbatch"]);
+    let o = csfuse(&gpu, d.path());
+    assert!(
+        stdout(&o).trim_end().ends_with("--gres=gpu:1"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Shard 1 done (rows 1 and 3): the array holds shard 0 alone and the speed is measured.
+    assert!(batch(d.path(), "out", &["--shard", "1/2"]).status.success());
+    let side = read_json(&d.path().join("out/ct_like__mr_like.nii.gz.json"));
+    assert_eq!(side["shard"], "1/2");
+    assert!(side["threads"].as_u64().unwrap() >= 1 && side["host"].is_string());
+    let o = batch(d.path(), "out", &["--shards", "2", "--plan"]);
+    let table = stdout(&o);
+    assert!(
+        table.contains("2 done, 3 to do")
+            && table.contains("measured from 2 finished pairs")
+            && table.contains("sbatch --array=0 "),
+        "{table}"
+    );
+    assert!(batch(d.path(), "out", &["--shard", "0/2"]).status.success());
+    let o = batch(d.path(), "out", &["--shards", "2", "--plan", "sbatch"]);
+    assert!(
+        o.status.success() && stdout(&o).is_empty(),
+        "{}",
+        stdout(&o)
+    );
+    let o = batch(d.path(), "out", &["--shards", "2", "--plan"]);
+    assert!(stdout(&o).contains("nothing to submit"), "{}", stdout(&o));
+
+    // --plan plans all shards; a bad list is still a usage error.
+    let o = batch(d.path(), "out", &["--shard", "0/2", "--plan"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    std::fs::write(d.path().join("pairs.csv"), "a.png\n").unwrap();
+    let o = batch(d.path(), "out", &["--shards", "2", "--plan"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// A Slurm task's shard, cores and memory come from its allocation: with --shards the task id is
+/// the shard index (so a resubmitted array may be sparse), SLURM_CPUS_PER_TASK sets the threads
+/// and SLURM_MEM_PER_NODE bounds the memory budget.
+#[test]
+fn a_slurm_task_uses_its_allocation() {
+    let d = setup(6);
+    let run = |out: &str, extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["batch", "pairs.csv", "--out-dir", out, "--backend", "cpu"];
+        args.extend_from_slice(extra);
+        csfuse_env(&args, d.path(), env)
+    };
+    // `--array=1,3` of 4 shards: task 3 is shard 3/4 (rows 3 only of 0..5, since 3 + 4 > 5).
+    let sparse = [
+        ("SLURM_ARRAY_JOB_ID", "41"),
+        ("SLURM_ARRAY_TASK_ID", "3"),
+        ("SLURM_ARRAY_TASK_MIN", "1"),
+        ("SLURM_ARRAY_TASK_MAX", "3"),
+        ("SLURM_ARRAY_TASK_COUNT", "2"),
+        ("SLURM_CPUS_PER_TASK", "1"),
+        ("SLURM_MEM_PER_NODE", "2048"),
+    ];
+    let o = run("sparse", &["--shards", "4"], &sparse);
+    assert!(
+        o.status.success() && stderr(&o).contains("shard 3/4 from SLURM_ARRAY_TASK_ID"),
+        "{}",
+        stderr(&o)
+    );
+    let side = read_json(&d.path().join("sparse/ct_like__mr_like.nii.gz.json"));
+    assert_eq!(side["threads"], 1, "SLURM_CPUS_PER_TASK");
+    assert_eq!(side["scheduler_task"], "slurm 41_3");
+    assert_eq!(outputs(&d.path().join("sparse")).len(), 1);
+    // Without --shards a sparse array has no meaning: refused, saying what to do.
+    let o = run("sparse2", &[], &sparse);
+    assert!(
+        o.status.code() == Some(2) && stderr(&o).contains("pass --shards N"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run("sparse3", &["--shards", "3"], &sparse);
+    assert_eq!(o.status.code(), Some(2), "task 3 of 3 shards");
+    // 1 MiB of allocation is too little for any pair: every item fails on memory, naming why.
+    let o = run("tiny", &["--shard", "0/6"], &[("SLURM_MEM_PER_NODE", "1")]);
+    assert!(
+        o.status.code() == Some(1) && stderr(&o).contains("SLURM_MEM_PER_NODE"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -13,7 +13,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The pages: the README, then `docs/*.md` in name order.
+/// The pages: the README, then `docs/*.md` in name order, then `examples/*/README.md`.
 fn pages() -> Vec<PathBuf> {
     let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
         .expect("docs/ exists")
@@ -23,6 +23,13 @@ fn pages() -> Vec<PathBuf> {
     docs.sort();
     let mut all = vec![root().join("README.md")];
     all.extend(docs);
+    // The examples' own pages (their cluster commands are `sh norun`, their links are checked).
+    for e in std::fs::read_dir(root().join("examples")).expect("examples/ exists") {
+        let readme = e.unwrap().path().join("README.md");
+        if readme.exists() {
+            all.push(readme);
+        }
+    }
     all
 }
 

@@ -181,9 +181,13 @@ impl Shard {
         Ok(Shard { index: i, count: n })
     }
 
-    /// The shard the environment names: a Slurm array task (SLURM_ARRAY_TASK_ID minus
-    /// SLURM_ARRAY_TASK_MIN, of SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed Job
+    /// The shard the environment names: a Slurm array task or a Kubernetes Indexed Job
     /// (JOB_COMPLETION_INDEX, of `count`). `None` when neither is set.
+    ///
+    /// Under Slurm with `count` (`--shards N`) the task id is the shard index itself, so an array
+    /// may hold any subset of 0..N (`--array=1,3` resubmits two shards); without it the array
+    /// must be contiguous and the shard is SLURM_ARRAY_TASK_ID minus SLURM_ARRAY_TASK_MIN, of
+    /// SLURM_ARRAY_TASK_COUNT.
     pub fn from_env(
         count: Option<usize>,
     ) -> std::result::Result<Option<(Shard, &'static str)>, String> {
@@ -195,25 +199,43 @@ impl Shard {
         };
         if let Some(id) = var("SLURM_ARRAY_TASK_ID") {
             let id = num("SLURM_ARRAY_TASK_ID", id)?;
+            if let Some(n) = count {
+                if id >= n {
+                    return Err(format!(
+                        "SLURM_ARRAY_TASK_ID={id} is not below --shards {n}: the array's task ids \
+                         are shard indices, 0 to {}",
+                        n - 1
+                    ));
+                }
+                return Ok(Some((
+                    Shard {
+                        index: id,
+                        count: n,
+                    },
+                    "SLURM_ARRAY_TASK_ID",
+                )));
+            }
             let min = var("SLURM_ARRAY_TASK_MIN")
                 .map(|v| num("SLURM_ARRAY_TASK_MIN", v))
                 .transpose()?
                 .unwrap_or(0);
-            let n = match var("SLURM_ARRAY_TASK_COUNT") {
-                Some(v) => {
-                    let n = num("SLURM_ARRAY_TASK_COUNT", v)?;
-                    if count.is_some_and(|c| c != n) {
-                        return Err(format!(
-                            "--shards {} disagrees with SLURM_ARRAY_TASK_COUNT={n}",
-                            count.unwrap_or_default()
-                        ));
-                    }
-                    n
-                }
-                None => count.ok_or(
+            let n = num(
+                "SLURM_ARRAY_TASK_COUNT",
+                var("SLURM_ARRAY_TASK_COUNT").ok_or(
                     "SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not; pass --shards N",
                 )?,
-            };
+            )?;
+            let max = var("SLURM_ARRAY_TASK_MAX")
+                .map(|v| num("SLURM_ARRAY_TASK_MAX", v))
+                .transpose()?;
+            // A sparse or stepped array (--array=1,3 or 0-9:2) has gaps: its ids are not 0..count.
+            if max.is_some_and(|max| max.checked_sub(min).map(|d| d + 1) != Some(n)) {
+                return Err(format!(
+                    "the Slurm array is not contiguous (tasks {min} to {}, {n} of them): pass \
+                     --shards N so that each task id is a shard index",
+                    max.unwrap_or_default()
+                ));
+            }
             let i = id.checked_sub(min).filter(|i| *i < n).ok_or_else(|| {
                 format!("SLURM_ARRAY_TASK_ID={id} (min {min}) is outside {n} tasks; use a contiguous array such as --array=0-{}", n.max(1) - 1)
             })?;
@@ -363,6 +385,16 @@ impl OnDisk {
             && side["parameters"] == *params
             && self.vouches("output", &self.out_sha)
             && (!montage || self.vouches("montage", &self.montage_sha))
+    }
+
+    /// The seconds and CPU threads the sidecar says the item took (what `batch --plan` measures
+    /// a list's speed by); `None` for sidecars of csfuse versions that did not record threads.
+    pub fn spent(&self) -> Option<(f64, usize)> {
+        let side = self.side.as_ref()?;
+        Some((
+            side["seconds"].as_f64()?,
+            side["threads"].as_u64()? as usize,
+        ))
     }
 
     /// The item's files (output, sidecar, montage) that exist but that no csfuse sidecar vouches

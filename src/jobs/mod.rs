@@ -2,8 +2,10 @@
 //! depth ([`fuse_images`]), or NIfTI volumes slice by slice ([`fuse_volumes`]). `csfuse fuse` runs
 //! one job; `csfuse batch` runs many in one [`Session`].
 
+pub mod allocation;
 pub mod batch;
 pub mod image;
+pub mod plan;
 pub mod report;
 pub mod session;
 pub mod volume;
@@ -24,6 +26,7 @@ use crate::jobs::session::{max_diffs, rel_diff, Session, Validation};
 use crate::pipeline::fuse::{fuse_pair, FuseOutput, FuseParams};
 use crate::plane::Plane;
 use crate::progress::Progress;
+pub use allocation::default_memory_budget;
 use rayon::prelude::*;
 use report::{
     Dictionaries, ImageOutcome, ImageOutput, Input, Outcome, Report, Slices, VolumeOutcome,
@@ -160,10 +163,12 @@ pub fn path_text(p: &Path) -> String {
 fn check_memory(need: u64, opts: &JobOptions, what: &str) -> Result<u64> {
     let budget = opts.memory_budget.unwrap_or_else(default_memory_budget);
     if need > budget {
-        let source = if opts.memory_budget.is_some() {
-            "--memory-budget"
-        } else {
-            "the default budget, 3/4 of the available memory"
+        let source = match (opts.memory_budget, allocation::memory_limit()) {
+            (Some(_), _) => "--memory-budget".to_string(),
+            (None, Some((_, from))) => {
+                format!("the default budget, 3/4 of the available memory or of {from}")
+            }
+            (None, None) => "the default budget, 3/4 of the available memory".to_string(),
         };
         return Err(Error::Memory(format!(
             "{what} needs about {} MiB (estimated peak), over {source} of {} MiB; pass \
@@ -258,15 +263,4 @@ pub fn slice_bytes(h: usize, w: usize, opts: &JobOptions) -> u64 {
 pub fn image_bytes(h: usize, w: usize, opts: &JobOptions) -> u64 {
     slice_bytes(h, w, opts)
         .saturating_add(144u64.saturating_mul((h as u64).saturating_mul(w as u64)))
-}
-
-/// Three quarters of the memory the kernel reports as available (MemAvailable), or 4 GiB if
-/// unknown.
-pub fn default_memory_budget() -> u64 {
-    let avail = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-        s.lines()
-            .find(|l| l.starts_with("MemAvailable:"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-    });
-    avail.map_or(4 << 30, |kib| kib * 1024 / 4 * 3)
 }

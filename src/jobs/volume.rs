@@ -19,6 +19,13 @@ fn volume_scaling(v: &nifti::Volume, range: IntensityRange, path: &Path) -> Scal
     range.scaling(&samples, false, &path_text(path))
 }
 
+/// Bytes a volume job holds whatever the slices in flight: both volumes and the result as f32, the
+/// larger read's transient (which also covers the intensity range's two f64 copies), the writer's
+/// copy.
+pub(crate) fn volume_fixed_bytes(a: &nifti::VolumeInfo, b: &nifti::VolumeInfo) -> u64 {
+    12 * a.voxels() + a.read_bytes().max(b.read_bytes()) + 8 * a.voxels()
+}
+
 pub fn fuse_volumes(
     s: &mut Session,
     a: &Path,
@@ -38,9 +45,7 @@ pub fn fuse_volumes(
     let (h, w) = slicer.shape();
     opts.cartoon.check_fits(h, w)?;
     opts.texture.check_fits(h, w)?;
-    // Both volumes and the result as f32, the larger read's transient (which also covers the
-    // intensity range's two f64 copies), the writer's copy.
-    let fixed = 12 * ia.voxels() + ia.read_bytes().max(ib.read_bytes()) + 8 * ia.voxels();
+    let fixed = volume_fixed_bytes(&ia, &ib);
     let per_slice = slice_bytes(h, w, opts);
     let budget = check_memory(
         fixed + per_slice,

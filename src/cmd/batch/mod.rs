@@ -1,5 +1,7 @@
 //! `csfuse batch LIST.csv --out-dir DIR [--shard i/n]`: fuse many pairs, resumably, on a cluster.
 
+mod plan;
+
 use super::fuse::FuseOpts;
 use super::json_bytes;
 use csfuse::formats::output::{canonical_target, probe_writable, remove_stale_temps, OutputSet};
@@ -38,15 +40,25 @@ use std::time::Instant;
 /// other's temporary files alone.
 ///
 /// Sharding: --shard i/n takes rows i, i+n, i+2n, ... (0-based), the same split on every machine.
-/// Without it the shard comes from SLURM_ARRAY_TASK_ID (minus SLURM_ARRAY_TASK_MIN) of
-/// SLURM_ARRAY_TASK_COUNT, or from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) of --shards.
+/// Without it the shard comes from the environment: SLURM_ARRAY_TASK_ID of --shards N (any subset
+/// of task ids 0..N-1), or without --shards of a contiguous array (SLURM_ARRAY_TASK_ID minus
+/// SLURM_ARRAY_TASK_MIN, of SLURM_ARRAY_TASK_COUNT); or JOB_COMPLETION_INDEX (Kubernetes Indexed
+/// Job) of --shards N. In a Slurm task csfuse uses SLURM_CPUS_PER_TASK threads and budgets 3/4 of
+/// SLURM_MEM_PER_NODE (or of the cgroup's memory limit).
+///
+/// Planning: --plan prints each shard's pairs, those left to do, its largest pair's estimated
+/// peak memory and its work, and the sbatch options that fit (array of the shards with work left,
+/// --cpus-per-task from --threads, default 1; --mem; --time from the finished pairs' speed, or a
+/// rough rate); --plan sbatch prints the options alone. Nothing is fused or written.
 ///
 /// Exit status: 0 every item of the shard is done (fused now or before), 1 some items failed (listed
 /// at the end), 2 usage error (bad list, shard or options; nothing was fused).
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  csfuse batch pairs.csv --out-dir fused\n  \
 csfuse batch pairs.csv --out-dir fused --shard 2/8\n  \
-sbatch --array=0-7 --wrap 'csfuse batch pairs.csv --out-dir fused'   # shard from SLURM_ARRAY_TASK_ID\n\n\
+csfuse batch pairs.csv --out-dir fused --shards 8 --plan\n  \
+sbatch $(csfuse batch pairs.csv --out-dir fused --shards 8 --plan sbatch) \\\n    \
+--wrap 'csfuse batch pairs.csv --out-dir fused --shards 8'   # shard from SLURM_ARRAY_TASK_ID\n\n\
 pairs.csv:\n  a,b,output\n  ct/p001.png,mr/p001.png,p001.png\n  ct/p002.nii.gz,mr/p002.nii.gz,p002.nii.gz")]
 pub struct Args {
     /// CSV list of pairs.
@@ -57,9 +69,15 @@ pub struct Args {
     /// Take shard i of n (0-based), overriding the environment.
     #[arg(long, value_name = "i/n", value_parser = Shard::parse)]
     pub shard: Option<Shard>,
-    /// Number of shards when the index comes from JOB_COMPLETION_INDEX (the Job's completions).
+    /// Number of shards when the index comes from the environment: SLURM_ARRAY_TASK_ID (the task
+    /// id is the shard index) or JOB_COMPLETION_INDEX (the Job's completions); with --plan, the
+    /// shards to plan (default 1).
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
+    /// Print what each shard needs instead of fusing (`table`, the default), or only the sbatch
+    /// options for the shards with work left (`sbatch`; nothing when all is done).
+    #[arg(long, value_enum, value_name = "FORM", num_args = 0..=1, default_missing_value = "table")]
+    pub plan: Option<plan::Form>,
     /// Also write OUTPUT.montage.png for each item (see `csfuse fuse --montage`).
     #[arg(long)]
     pub montage: bool,
@@ -73,27 +91,32 @@ pub struct Args {
 /// Exit status of a usage error.
 const USAGE: i32 = 2;
 
-/// Everything checked before any item runs: the shard, the list, the options, every item's files
-/// and the output folder. An error here is a usage error.
-fn plan(args: &Args) -> Result<(Shard, Vec<Item>, JobOptions, PathBuf)> {
-    let shard = match args.shard {
-        Some(s) if args.shards.is_some_and(|n| n != s.count) => {
-            return Err(Error::Param(format!(
-                "--shard {}/{} disagrees with --shards {}",
-                s.index,
-                s.count,
-                args.shards.unwrap_or_default()
-            )))
-        }
-        Some(s) => s,
+/// The shard to fuse: --shard, or the environment's, or the whole list.
+fn choose_shard(args: &Args) -> Result<Shard> {
+    match args.shard {
+        Some(s) if args.shards.is_some_and(|n| n != s.count) => Err(Error::Param(format!(
+            "--shard {}/{} disagrees with --shards {}",
+            s.index,
+            s.count,
+            args.shards.unwrap_or_default()
+        ))),
+        Some(s) => Ok(s),
         None => match Shard::from_env(args.shards).map_err(Error::Param)? {
             Some((s, var)) => {
                 log::info!("shard {}/{} from {var}", s.index, s.count);
-                s
+                Ok(s)
             }
-            None => Shard::ALL,
+            None => Ok(Shard::ALL),
         },
-    };
+    }
+}
+
+/// Everything checked before any item runs: the list, the options, the files of every item that
+/// `takes` keeps, and the output folder (which is not made here). An error here is a usage error.
+fn checked_items(
+    args: &Args,
+    takes: impl Fn(&Item) -> bool,
+) -> Result<(Vec<Item>, JobOptions, PathBuf)> {
     let items = read_list(&args.list, &args.out_dir)?;
     let opts = args.opts.job_options(None, true)?;
     // Every row's inputs, the dictionaries and the list: no output of any shard may replace one.
@@ -109,7 +132,7 @@ fn plan(args: &Args) -> Result<(Shard, Vec<Item>, JobOptions, PathBuf)> {
         path: args.out_dir.clone(),
         msg: "cannot resolve this folder".into(),
     })?;
-    let mine: Vec<Item> = items.into_iter().filter(|i| shard.takes(i)).collect();
+    let mine: Vec<Item> = items.into_iter().filter(|i| takes(i)).collect();
     for it in &mine {
         let at = |e: Error| Error::Param(format!("{}:{}: {e}", args.list.display(), it.line));
         check_job(&it.a, &it.b, &it.out, &item_options(&opts, it)).map_err(at)?;
@@ -125,6 +148,13 @@ fn plan(args: &Args) -> Result<(Shard, Vec<Item>, JobOptions, PathBuf)> {
             confined(&p, &root).map_err(at)?;
         }
     }
+    Ok((mine, opts, root))
+}
+
+/// The shard, its checked items, the options and the canonical --out-dir, which is made.
+fn plan(args: &Args) -> Result<(Shard, Vec<Item>, JobOptions, PathBuf)> {
+    let shard = choose_shard(args)?;
+    let (mine, opts, root) = checked_items(args, |i| shard.takes(i))?;
     std::fs::create_dir_all(&args.out_dir).map_err(|e| Error::io(&args.out_dir, e))?;
     Ok((shard, mine, opts, root))
 }
@@ -156,7 +186,11 @@ fn confined(p: &Path, root: &Path) -> Result<()> {
     }
 }
 
-pub fn run(args: Args) -> i32 {
+/// Run `batch`; `threads` is the global --threads (the cores --plan asks for per task).
+pub fn run(args: Args, threads: Option<usize>) -> i32 {
+    if let Some(form) = args.plan {
+        return plan::print(&args, form, threads);
+    }
     let (shard, mine, opts, root) = match plan(&args) {
         Ok(p) => p,
         Err(e) => {
@@ -174,6 +208,7 @@ pub fn run(args: Args) -> i32 {
     );
     let mut run = Run {
         args: &args,
+        shard,
         opts: &opts,
         params: &params,
         total: mine.len(),
@@ -222,6 +257,7 @@ struct Waiting<'a> {
 /// One shard's run: the session, the images waiting for a batch, and the tally.
 struct Run<'a> {
     args: &'a Args,
+    shard: Shard,
     opts: &'a JobOptions,
     params: &'a serde_json::Value,
     total: usize,
@@ -234,7 +270,23 @@ struct Run<'a> {
     failed: Vec<(usize, String)>,
 }
 
+/// What every commit of a run needs besides its item.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    args: &'a Args,
+    params: &'a serde_json::Value,
+    shard: Shard,
+}
+
 impl<'a> Run<'a> {
+    fn ctx(&self) -> Ctx<'a> {
+        Ctx {
+            args: self.args,
+            params: self.params,
+            shard: self.shard,
+        }
+    }
+
     fn tag(&self, k: usize, it: &Item) -> String {
         format!("[{}/{}] line {}", k + 1, self.total, it.line)
     }
@@ -333,12 +385,12 @@ impl<'a> Run<'a> {
 
     fn fuse_alone(&mut self, it: &Item, inputs: serde_json::Value, t: Instant) -> Result<()> {
         let job = self.item_options(it);
-        let (args, params) = (self.args, self.params);
+        let ctx = self.ctx();
         let s = self.session()?;
         // Output, montage and sidecar are committed together, the sidecar last.
         let mut set = OutputSet::default();
         let done = fuse_files(s, &it.a, &it.b, &it.out, &job, &mut set)?;
-        commit(it, inputs, done, set, params, args, t)
+        commit(it, inputs, done, set, ctx, t)
     }
 
     /// Fuse the images waiting at `size` as one batch. If the batch fails, each pair is fused on
@@ -377,7 +429,7 @@ impl<'a> Run<'a> {
     }
 
     fn fuse_group(&mut self, group: &[Waiting]) -> Result<Vec<Result<()>>> {
-        let (args, params, opts) = (self.args, self.params, self.opts);
+        let (ctx, opts) = (self.ctx(), self.opts);
         let jobs: Vec<&ImagePair> = group.iter().map(|w| &w.job).collect();
         let mut sets: Vec<OutputSet> = group.iter().map(|_| OutputSet::default()).collect();
         let s = self.session()?;
@@ -386,7 +438,7 @@ impl<'a> Run<'a> {
             .iter()
             .zip(done)
             .zip(sets)
-            .map(|((w, d), set)| commit(w.it, w.inputs.clone(), d?, set, params, args, w.t))
+            .map(|((w, d), set)| commit(w.it, w.inputs.clone(), d?, set, ctx, w.t))
             .collect())
     }
 
@@ -459,7 +511,31 @@ struct Sidecar<'a> {
     backend: &'a str,
     adapter: Option<&'a csfuse::gpu::AdapterDesc>,
     seconds: f64,
+    /// CPU worker threads (with `seconds`, what `--plan` measures a list's speed from).
+    threads: usize,
+    /// Where it ran: the host, the shard, and the Slurm job (`ARRAYJOB_TASK`) or Kubernetes
+    /// completion index when there was one.
+    host: String,
+    shard: String,
+    scheduler_task: Option<String>,
     report: &'a csfuse::jobs::report::Report,
+}
+
+/// The Slurm array task (`12_3`), Slurm job, or Kubernetes completion index this runs as.
+fn scheduler_task() -> Option<String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID")) {
+        (Some(j), Some(t)) => Some(format!("slurm {j}_{t}")),
+        _ => var("SLURM_JOB_ID")
+            .map(|j| format!("slurm {j}"))
+            .or_else(|| var("JOB_COMPLETION_INDEX").map(|i| format!("kubernetes index {i}"))),
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Commit a fused item: its staged output and montage, then the sidecar that marks it done.
@@ -468,10 +544,14 @@ fn commit(
     inputs: serde_json::Value,
     done: JobOutput,
     mut set: OutputSet,
-    params: &serde_json::Value,
-    args: &Args,
+    ctx: Ctx,
     t: Instant,
 ) -> Result<()> {
+    let Ctx {
+        args,
+        params,
+        shard,
+    } = ctx;
     if let Some(e) = done.validation_failure {
         return Err(e);
     }
@@ -489,6 +569,10 @@ fn commit(
         backend: &done.report.backend,
         adapter: done.report.adapter.as_ref(),
         seconds: t.elapsed().as_secs_f64(),
+        threads: rayon::current_num_threads(),
+        host: host_name(),
+        shard: format!("{}/{}", shard.index, shard.count),
+        scheduler_task: scheduler_task(),
         report: &done.report,
     };
     set.stage_bytes(&sidecar_path(&it.out), &json_bytes(&sidecar))?;

@@ -4,7 +4,8 @@
 //!
 //! So far: EN, SD and SF of F, MI (Qu), Q_MI (Hossny), the SSIM sum (Wang) and Q^AB/F
 //! (Xydeas–Petrović, as published and as VIFB computes it), Q_S (Piella), Q_Y (Yang), Q_CB
-//! (Chen–Blum) and VIFF (Han, in `viff.rs`). Colour images are scored on the grey levels MATLAB's
+//! (Chen–Blum), Q_P (Zhao, on Kovesi's phase congruency, in `q_p.rs`) and VIFF (Han, in
+//! `viff.rs`). Colour images are scored on the grey levels MATLAB's
 //! `rgb2gray` makes for uint8.
 
 use crate::error::{Error, Result};
@@ -12,6 +13,7 @@ use crate::formats::image::{self as io, SampleFormat};
 use serde::Serialize;
 use std::path::Path;
 
+mod q_p;
 mod viff;
 
 /// A grey image with integer levels 0..=255, as f64.
@@ -94,6 +96,9 @@ pub struct Scores {
     pub Q_Y: f64,
     /// Chen and Blum's perceptual metric.
     pub Q_CB: f64,
+    /// Zhao's phase-congruency metric; `None` (JSON `null`) when neither source has a feature
+    /// (phase congruency over 0.1 anywhere), where it is 0/0.
+    pub Q_P: Option<f64>,
     /// Han's visual information fidelity for fusion; `None` (JSON `null`) for images under 81
     /// pixels on a side, where its coarsest scale has no room.
     pub VIFF: Option<f64>,
@@ -102,7 +107,7 @@ pub struct Scores {
 impl Scores {
     /// Name and value of each score, in the order of the struct (`None` where the image is too
     /// small for the metric).
-    pub fn rows(&self) -> [(&'static str, Option<f64>); 12] {
+    pub fn rows(&self) -> [(&'static str, Option<f64>); 13] {
         [
             ("EN", Some(self.EN)),
             ("SD", Some(self.SD)),
@@ -115,6 +120,7 @@ impl Scores {
             ("Q_S", Some(self.Q_S)),
             ("Q_Y", Some(self.Q_Y)),
             ("Q_CB", Some(self.Q_CB)),
+            ("Q_P", self.Q_P),
             ("VIFF", self.VIFF),
         ]
     }
@@ -146,6 +152,7 @@ pub fn score(a: &Gray, b: &Gray, f: &Gray) -> Result<Scores> {
         Q_S: q_s(a, b, f),
         Q_Y: q_y(a, b, f),
         Q_CB: q_cb(a, b, f),
+        Q_P: Some(q_p::q_p(a, b, f)).filter(|q| q.is_finite()),
         VIFF: (f.h.min(f.w) >= viff::MIN_SIDE).then(|| viff::viff(a, b, f)),
     })
 }

@@ -21,6 +21,8 @@ use std::path::PathBuf;
 ///   Q_Y     Yang's SSIM-based metric (Yang et al. 2008); half-and-half weights where both sources
 ///           are flat, where the original code returns NaN
 ///   Q_CB    Chen and Blum's perceptual metric (Chen & Blum 2009), as Liu's toolbox computes it
+///   Q_P     phase-congruency metric (Zhao et al. 2007) on Kovesi's phase congruency, 4 scales,
+///           6 orientations; n/a when neither source has a feature (PC over 0.1)
 ///   VIFF    visual information fidelity for fusion (Han et al. 2013); images of 81x81 or more
 #[derive(clap::Args)]
 #[command(
@@ -54,6 +56,7 @@ pub fn run(args: Args) -> Result<()> {
     for (k, v) in s.rows() {
         match v {
             Some(v) => println!("{k:<11} {v:.6}"),
+            None if k == "Q_P" => println!("{k:<11} n/a (neither source has a feature)"),
             None => println!("{k:<11} n/a (the images are too small for it)"),
         }
     }

@@ -37,7 +37,7 @@ fn window_size(s: usize) -> usize {
 
 /// A normalised `n x n` Gaussian of standard deviation `sigma`, with values below machine epsilon
 /// times the peak set to zero first (as MATLAB's `fspecial` does).
-fn gaussian(n: usize, sigma: f64) -> Vec<f64> {
+pub(super) fn gaussian(n: usize, sigma: f64) -> Vec<f64> {
     let c = (n - 1) as f64 / 2.0;
     let mut g: Vec<f64> = (0..n * n)
         .map(|k| {

@@ -561,3 +561,40 @@ fn metrics_scores_a_fusion_and_names_a_bad_input() {
         &["missing.png"],
     );
 }
+
+/// `learn` takes a colour image by its luminance Y, the plane `fuse` decomposes: the dictionary
+/// equals the one learned from Y stored as a float TIFF.
+#[test]
+fn learn_takes_colour_images_by_their_luminance() {
+    let d = common::phantom_dir(64);
+    let rgb = image::open(d.path().join("pet_like.png")).unwrap().to_rgb8();
+    let planes: [csfuse::plane::Plane; 3] = std::array::from_fn(|c| {
+        let v = rgb.pixels().map(|p| p.0[c] as f64 / 255.0).collect();
+        csfuse::plane::Plane::from_vec(64, 64, v)
+    });
+    let [y, _, _] = csfuse::formats::colour::split(&planes);
+    // Y as a float TIFF, written by csfuse's own writer (f32: Y rounded to float precision).
+    csfuse::formats::image::write_gray(
+        &d.path().join("y.tif"),
+        &y,
+        csfuse::formats::image::SampleFormat::F32,
+    )
+    .unwrap();
+    let learn = |src: &str, out: &str| {
+        let args = [
+            "--threads", "1", "learn", src, "--kind", "texture", "--filters", "4", "--tile", "32",
+            "--iters", "5", "-o", out,
+        ];
+        let o = csfuse(&args, d.path());
+        assert!(o.status.success(), "{src}: {}", stderr(&o));
+        csfuse::dictionary::Dictionary::load(&d.path().join(out)).unwrap()
+    };
+    let (colour, gray) = (learn("pet_like.png", "colour.npy"), learn("y.tif", "y.npy"));
+    let diff = colour
+        .data
+        .iter()
+        .zip(&gray.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f64, f64::max);
+    assert!(diff < 1e-4, "dictionaries differ by {diff}");
+}

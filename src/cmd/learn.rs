@@ -2,7 +2,7 @@
 
 use super::num;
 use csfuse::cpu::lowpass::tikhonov_split;
-use csfuse::formats::image::{check_output, read_gray, write_atomic};
+use csfuse::formats::image::{check_output, read_image, write_atomic};
 use csfuse::formats::npy::{self, NpyDtype};
 use csfuse::learn::tv_split;
 use csfuse::learn::{learn, tiles_of, LearnParams};
@@ -29,7 +29,8 @@ pub enum Kind {
     after_help = "Example:\n  csfuse learn train/*.png --kind cartoon --filters 32 --size 8 -o dict_cartoon.npy"
 )]
 pub struct Args {
-    /// Training images (grayscale; colour is refused).
+    /// Training images (grayscale; colour ones are learned from their luminance Y, the plane that
+    /// `fuse` decomposes).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
     /// Which component to learn from.
@@ -81,8 +82,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let mut tiles = Vec::new();
     for path in &args.images {
-        let img = read_gray(path)?;
-        let (_, detail) = tikhonov_split(&img.plane, 60.0, 16);
+        let (_, detail) = tikhonov_split(&training_plane(path)?, 60.0, 16);
         let (cartoon, texture) = tv_split::split(&detail, args.tv_weight);
         let comp = if args.kind == Kind::Cartoon {
             cartoon
@@ -147,4 +147,23 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     log::info!("wrote {}", args.output.display());
     Ok(())
+}
+
+/// An image as `fuse` sees it for decomposition, in [0, 1]: the grey plane, or the luminance Y
+/// of a colour one (integers by their full scale, float as stored).
+fn training_plane(path: &std::path::Path) -> Result<csfuse::plane::Plane> {
+    let r = read_image(path)?;
+    let scale = r.format.max_value();
+    let planes: Vec<csfuse::plane::Plane> = r
+        .channels
+        .iter()
+        .map(|c| csfuse::plane::Plane::from_vec(r.h, r.w, c.iter().map(|v| v / scale).collect()))
+        .collect();
+    Ok(match <[csfuse::plane::Plane; 3]>::try_from(planes) {
+        Ok(rgb) => {
+            let [y, _, _] = csfuse::formats::colour::split(&rgb);
+            y
+        }
+        Err(mut gray) => gray.remove(0),
+    })
 }

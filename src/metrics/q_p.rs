@@ -145,8 +145,7 @@ fn features(g: &Gray) -> Features {
                     .map(|c| c.re * scale)
                     .collect::<Vec<f64>>(),
             );
-            let product: Vec<Complex<f64>> =
-                (0..n).map(|k| spectrum[k] * filter[k]).collect();
+            let product: Vec<Complex<f64>> = (0..n).map(|k| spectrum[k] * filter[k]).collect();
             let eo = super::fft2(&product, h, w, true);
             for k in 0..n {
                 let an = eo[k].norm();

@@ -567,7 +567,9 @@ fn metrics_scores_a_fusion_and_names_a_bad_input() {
 #[test]
 fn learn_takes_colour_images_by_their_luminance() {
     let d = common::phantom_dir(64);
-    let rgb = image::open(d.path().join("pet_like.png")).unwrap().to_rgb8();
+    let rgb = image::open(d.path().join("pet_like.png"))
+        .unwrap()
+        .to_rgb8();
     let planes: [csfuse::plane::Plane; 3] = std::array::from_fn(|c| {
         let v = rgb.pixels().map(|p| p.0[c] as f64 / 255.0).collect();
         csfuse::plane::Plane::from_vec(64, 64, v)
@@ -582,8 +584,20 @@ fn learn_takes_colour_images_by_their_luminance() {
     .unwrap();
     let learn = |src: &str, out: &str| {
         let args = [
-            "--threads", "1", "learn", src, "--kind", "texture", "--filters", "4", "--tile", "32",
-            "--iters", "5", "-o", out,
+            "--threads",
+            "1",
+            "learn",
+            src,
+            "--kind",
+            "texture",
+            "--filters",
+            "4",
+            "--tile",
+            "32",
+            "--iters",
+            "5",
+            "-o",
+            out,
         ];
         let o = csfuse(&args, d.path());
         assert!(o.status.success(), "{src}: {}", stderr(&o));

@@ -12,6 +12,7 @@
 //! `CSFUSE_FUZZ_CASES=200000 cargo test --release --test fuzz -- --nocapture` a long one.
 //! `CSFUSE_WRITE_CORPUS=1 cargo test --release --test fuzz seed_corpus` rewrites the valid seeds.
 
+mod common;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 use std::path::{Path, PathBuf};
@@ -401,6 +402,26 @@ fn seed_corpus_is_what_csfuse_writes() {
         ("rgb8.jpg", raster(3, SampleFormat::U8, 0.5)),
     ] {
         put("image", name, &encode_image(Path::new(name), &r).unwrap());
+    }
+    // DICOM: a signed CT with a rescale, and planar RGB, as dicom-rs writes them.
+    use common::dicom::{grey, Spec};
+    let values: Vec<i64> = (0..h * w).map(|i| (i as i64 * 37 % 3000) - 1000).collect();
+    let ct = Spec {
+        signed: true,
+        rescale: Some(("1", "-1024")),
+        ..grey(h as u16, w as u16, 16, values)
+    };
+    let colour: Vec<i64> = (0..3 * h * w).map(|i| (i as i64 * 11) % 256).collect();
+    let rgb = Spec {
+        photometric: "RGB",
+        samples: 3,
+        planar: true,
+        ..grey(h as u16, w as u16, 8, colour)
+    };
+    for (name, spec) in [("ct16.dcm", ct), ("rgb8.dcm", rgb)] {
+        let p = dir.path().join(name);
+        common::dicom::write(&p, &spec);
+        put("image", name, &std::fs::read(&p).unwrap());
     }
     // Batch lists.
     put(

@@ -43,7 +43,7 @@ pub struct FuseOpts {
     /// p0.5-99.5, clipping the rest: one hot pixel or metal implant no longer squashes the image),
     /// or `LO:HI` (a fixed range in stored units for both sources, e.g. -1000:3000, clipping).
     /// Percentile and fixed ranges apply to 8-bit sources too.
-    #[arg(long, value_name = "RANGE", default_value = "minmax", value_parser = IntensityRange::parse)]
+    #[arg(long, value_name = "RANGE", default_value = "minmax", allow_hyphen_values = true, value_parser = IntensityRange::parse)]
     pub intensity_range: IntensityRange,
     /// Floating-point precision of the engine (the GPU engine is f32; f64 runs on the CPU).
     #[arg(long, value_enum, default_value = "f32")]
@@ -118,7 +118,8 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
 
 /// Fuse two co-registered images, or two NIfTI volumes slice by slice.
 ///
-/// Images: PNG, TIFF, BMP or JPEG; 8- or 16-bit gray or RGB, 32-bit float TIFF. 8-bit samples are
+/// Images: PNG, TIFF, BMP or JPEG; 8- or 16-bit gray or RGB, 32-bit float TIFF; single-frame
+/// uncompressed DICOM (rescale slope/intercept applied, MONOCHROME1 inverted). 8-bit samples are
 /// scaled by 255 (as the published method); 16-bit and float images are mapped from their own
 /// [min, max] to [0, 1] and the result back to the inputs' range. The output has the deeper input's
 /// format unless --out-depth says otherwise.

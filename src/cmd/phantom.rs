@@ -7,8 +7,8 @@ use csfuse::{Error, Result};
 use std::path::PathBuf;
 
 /// Generate co-registered phantoms (deterministic): a CT-like / MR-like head pair and a PET-like
-/// colour image as 8-bit PNG; with --sixteen-bit the pair as 16-bit TIFF too, and with --depth a
-/// CT-like / MR-like NIfTI volume pair.
+/// colour image as 8-bit PNG; with --sixteen-bit the pair as 16-bit TIFF too, with --dicom the
+/// CT-like image as a DICOM file, and with --depth a CT-like / MR-like NIfTI volume pair.
 ///
 /// The CT-like image shows bright bone and flat soft tissue; the MR-like image dark bone, grey/white
 /// matter contrast and fine texture; the PET-like image smooth uptake under the "hot" colour map with
@@ -33,6 +33,10 @@ pub struct Args {
     /// 12-bit data (0..4095, as CT is usually stored) and the MR-like one over the full 16-bit range.
     #[arg(long)]
     pub sixteen_bit: bool,
+    /// Also write ct_like.dcm: the CT-like image as a CT DICOM file, signed 16-bit with Rescale
+    /// Intercept -1000, so that it reads as -1000..2000 Hounsfield-like units.
+    #[arg(long)]
+    pub dicom: bool,
     /// Replace existing files.
     #[arg(short, long)]
     pub force: bool,
@@ -69,6 +73,17 @@ pub fn run(args: Args) -> Result<()> {
             write_image(&p, &raster)?;
             log::info!("wrote {}", p.display());
         }
+    }
+    if args.dicom {
+        let p = path("ct_like.dcm")?;
+        let stored: Vec<i16> = ct
+            .data
+            .iter()
+            .map(|v| (v * 3000.0).round() as i16)
+            .collect();
+        let bytes = csfuse::formats::dicom::ct_bytes(ct.h, ct.w, &stored, -1000.0)?;
+        csfuse::formats::output::write_atomic(&p, &bytes)?;
+        log::info!("wrote {}", p.display());
     }
     let p = path("pet_like.png")?;
     let rgb = pet_like(args.size);

@@ -112,6 +112,9 @@ pub fn read_image(path: &Path) -> Result<Raster> {
 
 /// Width and height from an image file's header, without decoding its pixels.
 pub fn image_dims(path: &Path) -> Result<(usize, usize)> {
+    if super::dicom::is_dicom_file(path) {
+        return super::dicom::dims(path);
+    }
     let reader = image::ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()
@@ -135,13 +138,23 @@ pub fn image_dims(path: &Path) -> Result<(usize, usize)> {
 fn unrecognised(path: &Path) -> Error {
     decode_err(
         path,
-        "unrecognised file format (expected PNG, TIFF, BMP or JPEG)",
+        "unrecognised file format (expected PNG, TIFF, BMP, JPEG or DICOM)",
     )
 }
 
 /// Decode image bytes (`path` names them in messages). Sizes come from the file, so the image
 /// crate's allocation limits stay on, and every size computed here is checked.
 pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<Raster> {
+    let raster = if super::dicom::is_dicom(bytes) {
+        super::dicom::decode(path, bytes)?
+    } else {
+        decode_picture(path, bytes)?
+    };
+    check_raster(path, raster)
+}
+
+/// PNG, TIFF, BMP or JPEG bytes through the image crate (grey float TIFF through the tiff crate).
+fn decode_picture(path: &Path, bytes: &[u8]) -> Result<Raster> {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
@@ -157,6 +170,11 @@ pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<Raster> {
         }
         Err(e) => return Err(decode_err(path, e)),
     };
+    Ok(raster)
+}
+
+/// What every decoded image must be: non-empty, every sample finite.
+fn check_raster(path: &Path, raster: Raster) -> Result<Raster> {
     if raster.h == 0 || raster.w == 0 {
         return Err(bad_image(
             path,

@@ -2,6 +2,7 @@
 //! that keep every write atomic and every input safe.
 
 pub mod colour;
+pub mod dicom;
 pub mod image;
 pub mod intensity;
 pub mod montage;

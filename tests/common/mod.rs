@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod dicom;
 mod reference;
 #[allow(unused_imports)] // not every test file needs the data
 pub use reference::{reference, reference_dir};

@@ -1,0 +1,332 @@
+//! A single DICOM file as a 2-D source, read with dicom-rs (`dicom-object`): native (uncompressed)
+//! pixel data, grey (MONOCHROME1/2) or RGB, 8, 16 or 32 bits, one frame.
+//!
+//! - **Values.** The Modality LUT's linear form is applied, v·slope + intercept (Rescale Slope
+//!   and Intercept, 0028,1053 and 0028,1052), so a CT is read in Hounsfield units. An unsigned
+//!   8- or 16-bit image without rescaling keeps its integer depth (8-bit is fused at /255 like a
+//!   PNG); anything else (signed, 32-bit, rescaled) is read as float, mapped by the intensity rule
+//!   from its own range.
+//! - **MONOCHROME1** (low values shown white) is inverted so that bright means high, as for every
+//!   other source: about the image's own range for float, about 2^BitsStored − 1 for integers.
+//! - **Refused**, with the reason: compressed or deflated transfer syntaxes (decompress first, e.g.
+//!   `gdcmconv --raw in.dcm out.dcm`), big-endian, several frames (a volume), palette and YBR
+//!   colour, a high bit other than BitsStored − 1, pixel data shorter than the header says.
+
+use super::image::{Raster, SampleFormat};
+use crate::error::{Error, Result};
+use dicom_core::value::PrimitiveValue;
+use dicom_dictionary_std::tags;
+use dicom_object::{DefaultDicomObject, OpenFileOptions, Tag};
+use std::path::Path;
+
+/// The offset of the `DICM` magic: after the 128-byte preamble.
+const PREAMBLE: usize = 128;
+
+/// Native transfer syntaxes this reader decodes: implicit and explicit VR little endian.
+const NATIVE: [&str; 2] = ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"];
+
+/// Whether `bytes` start like a DICOM file (Part 10: preamble, then `DICM`).
+pub fn is_dicom(bytes: &[u8]) -> bool {
+    bytes.len() >= PREAMBLE + 4 && &bytes[PREAMBLE..PREAMBLE + 4] == b"DICM"
+}
+
+/// Whether the file at `path` is DICOM, from its first bytes.
+pub fn is_dicom_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; PREAMBLE + 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|_| is_dicom(&head))
+}
+
+fn bad(path: &Path, msg: impl Into<String>) -> Error {
+    Error::BadImage {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
+}
+
+/// A parse error with its causes: dicom-rs's top message alone ("could not read data set token")
+/// does not say what was wrong.
+fn unreadable(path: &Path, e: &dyn std::error::Error) -> Error {
+    let mut msg = format!("cannot read this DICOM file (truncated or corrupt): {e}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        msg.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    bad(path, msg)
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<DefaultDicomObject> {
+    OpenFileOptions::new()
+        .from_reader(&bytes[PREAMBLE..])
+        .map_err(|e| unreadable(path, &e))
+}
+
+/// An integer attribute, `None` when absent.
+fn int(obj: &DefaultDicomObject, tag: Tag) -> Option<i64> {
+    obj.element_opt(tag).ok().flatten()?.to_int::<i64>().ok()
+}
+
+fn float(obj: &DefaultDicomObject, tag: Tag) -> Option<f64> {
+    obj.element_opt(tag).ok().flatten()?.to_float64().ok()
+}
+
+fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
+    let s = obj.element_opt(tag).ok().flatten()?.to_str().ok()?;
+    Some(s.trim_end_matches(['\0', ' ']).trim().to_string())
+}
+
+/// The pixel module of a file, checked.
+struct Layout {
+    rows: usize,
+    cols: usize,
+    samples: usize,
+    bits: usize,
+    stored: usize,
+    signed: bool,
+    planar: bool,
+    monochrome1: bool,
+}
+
+fn layout(path: &Path, obj: &DefaultDicomObject) -> Result<Layout> {
+    let ts = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
+    if !NATIVE.contains(&ts.as_str()) {
+        use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+        let name = dicom_transfer_syntax_registry::TransferSyntaxRegistry
+            .get(&ts)
+            .map_or("unknown".to_string(), |t| t.name().to_string());
+        return Err(bad(
+            path,
+            format!(
+                "transfer syntax {ts} ({name}) is not supported: csfuse reads uncompressed \
+                 little-endian DICOM; decompress it first (e.g. `gdcmconv --raw IN.dcm OUT.dcm` \
+                 or `dcmdjpeg IN.dcm OUT.dcm`)"
+            ),
+        ));
+    }
+    let need = |tag: Tag, name: &str| {
+        int(obj, tag).ok_or_else(|| bad(path, format!("no {name} attribute; is this an image?")))
+    };
+    let rows = need(tags::ROWS, "Rows (0028,0010)")?;
+    let cols = need(tags::COLUMNS, "Columns (0028,0011)")?;
+    let samples = int(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    let bits = need(tags::BITS_ALLOCATED, "Bits Allocated (0028,0100)")?;
+    let stored = int(obj, tags::BITS_STORED).unwrap_or(bits);
+    let high = int(obj, tags::HIGH_BIT).unwrap_or(stored - 1);
+    let frames = int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1);
+    let photometric = text(obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
+    if rows <= 0 || cols <= 0 {
+        return Err(bad(path, format!("image is empty ({cols}x{rows})")));
+    }
+    if frames != 1 {
+        return Err(bad(
+            path,
+            format!(
+                "a multi-frame DICOM ({frames} frames) holds a volume; csfuse fuses single-frame \
+                 files: convert it to NIfTI (e.g. with dcm2niix) and fuse the volumes"
+            ),
+        ));
+    }
+    let grey = photometric == "MONOCHROME1" || photometric == "MONOCHROME2";
+    match (samples, photometric.as_str()) {
+        (1, _) if grey => {}
+        (3, "RGB") => {}
+        _ => {
+            return Err(bad(
+                path,
+                format!(
+                    "photometric interpretation {photometric:?} with {samples} samples per pixel \
+                     is not supported (MONOCHROME1, MONOCHROME2 or RGB)"
+                ),
+            ))
+        }
+    }
+    if ![8, 16, 32].contains(&bits) || stored < 1 || stored > bits || high != stored - 1 {
+        return Err(bad(
+            path,
+            format!(
+                "pixel layout not supported: Bits Allocated {bits}, Bits Stored {stored}, High \
+                 Bit {high} (csfuse reads 8, 16 or 32 bits allocated, high bit = bits stored − 1)"
+            ),
+        ));
+    }
+    Ok(Layout {
+        rows: rows as usize,
+        cols: cols as usize,
+        samples: samples as usize,
+        bits: bits as usize,
+        stored: stored as usize,
+        signed: int(obj, tags::PIXEL_REPRESENTATION) == Some(1),
+        planar: int(obj, tags::PLANAR_CONFIGURATION) == Some(1),
+        monochrome1: photometric == "MONOCHROME1",
+    })
+}
+
+/// Height and width from the header, without reading the pixel data.
+pub fn dims(path: &Path) -> Result<(usize, usize)> {
+    let obj = OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+        .map_err(|e| unreadable(path, &e))?;
+    let l = layout(path, &obj)?;
+    Ok((l.rows, l.cols))
+}
+
+/// The pixel data's bytes, little endian, whatever value type the parser gave them.
+fn pixel_bytes(path: &Path, obj: &DefaultDicomObject) -> Result<Vec<u8>> {
+    let elem = obj
+        .element_opt(tags::PIXEL_DATA)
+        .ok()
+        .flatten()
+        .ok_or_else(|| bad(path, "no Pixel Data (7FE0,0010)"))?;
+    let le = |v: &mut dyn Iterator<Item = Vec<u8>>| v.flatten().collect::<Vec<u8>>();
+    Ok(match elem.value().primitive() {
+        Some(PrimitiveValue::U8(v)) => v.to_vec(),
+        Some(PrimitiveValue::U16(v)) => le(&mut v.iter().map(|x| x.to_le_bytes().to_vec())),
+        Some(PrimitiveValue::I16(v)) => le(&mut v.iter().map(|x| x.to_le_bytes().to_vec())),
+        Some(PrimitiveValue::U32(v)) => le(&mut v.iter().map(|x| x.to_le_bytes().to_vec())),
+        Some(PrimitiveValue::I32(v)) => le(&mut v.iter().map(|x| x.to_le_bytes().to_vec())),
+        Some(p) => p.to_bytes().into_owned(),
+        None => return Err(bad(path, "the pixel data is encapsulated (compressed)")),
+    })
+}
+
+/// Decode a DICOM file's bytes into a raster (see the module's rules).
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<Raster> {
+    let obj = parse(path, bytes)?;
+    let l = layout(path, &obj)?;
+    let raw = pixel_bytes(path, &obj)?;
+    let n = l.rows * l.cols * l.samples;
+    let width = l.bits / 8;
+    if raw.len() < n * width {
+        return Err(bad(
+            path,
+            format!(
+                "truncated: {} bytes of pixel data, {}x{}x{} samples of {} bits need {}",
+                raw.len(),
+                l.cols,
+                l.rows,
+                l.samples,
+                l.bits,
+                n * width
+            ),
+        ));
+    }
+    let mask: u64 = (1u64 << l.stored) - 1;
+    let sample = |i: usize| -> f64 {
+        let mut b = [0u8; 8];
+        b[..width].copy_from_slice(&raw[i * width..(i + 1) * width]);
+        let v = u64::from_le_bytes(b) & mask;
+        if l.signed && v >> (l.stored - 1) & 1 == 1 {
+            v as f64 - (1u64 << l.stored) as f64
+        } else {
+            v as f64
+        }
+    };
+    let slope = float(&obj, tags::RESCALE_SLOPE).unwrap_or(1.0);
+    let intercept = float(&obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0);
+    if !slope.is_finite() || !intercept.is_finite() || slope == 0.0 {
+        return Err(bad(
+            path,
+            format!("Rescale Slope {slope} and Intercept {intercept} are not usable"),
+        ));
+    }
+    let rescaled = slope != 1.0 || intercept != 0.0;
+    let format = match (l.bits, l.signed, rescaled) {
+        (8, false, false) => SampleFormat::U8,
+        (16, false, false) => SampleFormat::U16,
+        _ => SampleFormat::F32,
+    };
+    let px = l.rows * l.cols;
+    let mut channels: Vec<Vec<f64>> = (0..l.samples)
+        .map(|c| {
+            (0..px)
+                .map(|p| {
+                    let i = if l.planar {
+                        c * px + p
+                    } else {
+                        p * l.samples + c
+                    };
+                    sample(i) * slope + intercept
+                })
+                .collect()
+        })
+        .collect();
+    if l.monochrome1 {
+        let g = &mut channels[0];
+        let pivot = match format {
+            SampleFormat::F32 => {
+                let (lo, hi) = g
+                    .iter()
+                    .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+                lo + hi
+            }
+            _ => mask as f64,
+        };
+        g.iter_mut().for_each(|v| *v = pivot - *v);
+    }
+    Ok(Raster {
+        h: l.rows,
+        w: l.cols,
+        channels,
+        format,
+    })
+}
+
+/// The bytes of a CT-like DICOM file (CT Image Storage, explicit VR little endian): `stored` as
+/// signed 16-bit values, `intercept` as Rescale Intercept (slope 1), square 1 mm pixels. This is
+/// how `csfuse phantom --dicom` makes its example; nothing else in csfuse writes DICOM.
+pub fn ct_bytes(h: usize, w: usize, stored: &[i16], intercept: f64) -> Result<Vec<u8>> {
+    use dicom_core::{DataElement, VR};
+    use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+    const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
+    // A UID under 2.25 from the size, so that the same phantom always gets the same one.
+    let uid = format!("2.25.{}", 1_000_003 * h as u64 + w as u64);
+    let (rows, cols) = (
+        u16::try_from(h)
+            .map_err(|_| Error::Param("a DICOM image has at most 65535 rows".into()))?,
+        u16::try_from(w)
+            .map_err(|_| Error::Param("a DICOM image has at most 65535 columns".into()))?,
+    );
+    let us = |tag, v: u16| DataElement::new(tag, VR::US, PrimitiveValue::from(v));
+    let obj = InMemDicomObject::from_element_iter([
+        DataElement::new(tags::SOP_CLASS_UID, VR::UI, CT_IMAGE_STORAGE),
+        DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, uid.as_str()),
+        DataElement::new(tags::MODALITY, VR::CS, "CT"),
+        DataElement::new(tags::SERIES_DESCRIPTION, VR::LO, "csfuse phantom"),
+        DataElement::new(tags::PIXEL_SPACING, VR::DS, "1\\1"),
+        us(tags::SAMPLES_PER_PIXEL, 1),
+        DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
+        us(tags::ROWS, rows),
+        us(tags::COLUMNS, cols),
+        us(tags::BITS_ALLOCATED, 16),
+        us(tags::BITS_STORED, 16),
+        us(tags::HIGH_BIT, 15),
+        us(tags::PIXEL_REPRESENTATION, 1),
+        DataElement::new(tags::RESCALE_INTERCEPT, VR::DS, format!("{intercept}")),
+        DataElement::new(tags::RESCALE_SLOPE, VR::DS, "1"),
+        DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OW,
+            PrimitiveValue::U16(stored.iter().map(|v| *v as u16).collect()),
+        ),
+    ]);
+    let file = obj
+        .with_meta(
+            FileMetaTableBuilder::new()
+                .transfer_syntax(NATIVE[1])
+                .media_storage_sop_class_uid(CT_IMAGE_STORAGE)
+                .media_storage_sop_instance_uid(uid.as_str()),
+        )
+        .map_err(|e| Error::Param(format!("cannot make the DICOM header: {e}")))?;
+    let mut bytes = Vec::new();
+    file.write_all(&mut bytes)
+        .map_err(|e| Error::Param(format!("cannot encode the DICOM file: {e}")))?;
+    Ok(bytes)
+}

@@ -1,0 +1,240 @@
+//! A single DICOM file as a 2-D source: files written here with dicom-rs, read back through
+//! csfuse's reader (rescale, MONOCHROME1, signed and planar RGB data, implicit VR), fused by the
+//! CLI like any other image, and every bad file refused with its reason and nothing written.
+
+mod common;
+use common::dicom::{grey, write, Spec, EXPLICIT_LE, IMPLICIT_LE};
+use common::{csfuse, files_in, stderr};
+use csfuse::formats::image::{read_image, SampleFormat};
+
+fn ramp(n: usize, modulo: i64) -> Vec<i64> {
+    (0..n as i64).map(|i| (i * 37) % modulo).collect()
+}
+
+#[test]
+fn grey_files_are_read_with_their_rescale_and_photometry() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| d.path().join(n);
+
+    // 12 bits in 16, no rescale: 16-bit integers as stored; implicit VR reads the same.
+    let v12 = ramp(37 * 23, 4096);
+    write(
+        &p("u16.dcm"),
+        &Spec {
+            stored: 12,
+            ..grey(23, 37, 16, v12.clone())
+        },
+    );
+    let implicit = Spec {
+        stored: 12,
+        ts: IMPLICIT_LE,
+        ..grey(23, 37, 16, v12.clone())
+    };
+    write(&p("implicit.dcm"), &implicit);
+    for name in ["u16.dcm", "implicit.dcm"] {
+        let r = read_image(&p(name)).unwrap();
+        assert_eq!((r.h, r.w, r.format), (23, 37, SampleFormat::U16), "{name}");
+        let want: Vec<f64> = v12.iter().map(|v| *v as f64).collect();
+        assert_eq!(r.channels[0], want, "{name}");
+    }
+    assert_eq!(
+        csfuse::formats::image::image_dims(&p("u16.dcm")).unwrap(),
+        (23, 37)
+    );
+
+    // A CT: signed 16 bits, slope 1, intercept -1024: Hounsfield units, as float.
+    let hu: Vec<i64> = ramp(40 * 30, 3000).iter().map(|v| v - 1000).collect();
+    let ct = Spec {
+        signed: true,
+        rescale: Some(("1", "-1024")),
+        ..grey(30, 40, 16, hu.iter().map(|v| v + 1024).collect())
+    };
+    write(&p("ct.dcm"), &ct);
+    let r = read_image(&p("ct.dcm")).unwrap();
+    assert_eq!(r.format, SampleFormat::F32);
+    let want: Vec<f64> = hu.iter().map(|v| *v as f64).collect();
+    assert_eq!(r.channels[0], want);
+    // Negative stored values: two's complement in 16 bits, and a slope of 2.
+    let signed = Spec {
+        signed: true,
+        rescale: Some(("2", "0.5")),
+        ..grey(2, 3, 16, vec![-5, 0, 7, -32768, 32767, -1])
+    };
+    write(&p("signed.dcm"), &signed);
+    let r = read_image(&p("signed.dcm")).unwrap();
+    assert_eq!(
+        r.channels[0],
+        vec![-9.5, 0.5, 14.5, -65535.5, 65534.5, -1.5]
+    );
+
+    // MONOCHROME1 (white is low): inverted, so bright means high as in every other source.
+    let v8 = ramp(16 * 16, 256);
+    let m1 = Spec {
+        photometric: "MONOCHROME1",
+        ..grey(16, 16, 8, v8.clone())
+    };
+    write(&p("m1.dcm"), &m1);
+    let r = read_image(&p("m1.dcm")).unwrap();
+    assert_eq!(r.format, SampleFormat::U8);
+    let want: Vec<f64> = v8.iter().map(|v| 255.0 - *v as f64).collect();
+    assert_eq!(r.channels[0], want);
+}
+
+#[test]
+fn rgb_files_are_colour_sources_interleaved_or_planar() {
+    let d = tempfile::tempdir().unwrap();
+    let (rows, cols) = (5u16, 7u16);
+    let n = (rows * cols) as usize;
+    let rgb = |c: usize, i: usize| ((i * 11 + c * 80) % 256) as i64;
+    let interleaved: Vec<i64> = (0..n)
+        .flat_map(|i| (0..3).map(move |c| rgb(c, i)))
+        .collect();
+    let planar: Vec<i64> = (0..3)
+        .flat_map(|c| (0..n).map(move |i| rgb(c, i)))
+        .collect();
+    let colour = |values, planar| Spec {
+        photometric: "RGB",
+        samples: 3,
+        planar,
+        ..grey(rows, cols, 8, values)
+    };
+    write(&d.path().join("i.dcm"), &colour(interleaved, false));
+    write(&d.path().join("p.dcm"), &colour(planar, true));
+    for name in ["i.dcm", "p.dcm"] {
+        let r = read_image(&d.path().join(name)).unwrap();
+        assert!(r.is_colour(), "{name}");
+        for c in 0..3 {
+            let want: Vec<f64> = (0..n).map(|i| rgb(c, i) as f64).collect();
+            assert_eq!(r.channels[c], want, "{name} channel {c}");
+        }
+    }
+}
+
+/// A DICOM source fuses exactly as the same pixels in a PNG do.
+#[test]
+fn a_dicom_source_fuses_like_the_same_pixels_in_a_png() {
+    let d = common::phantom_dir(48);
+    let ct = image::open(d.path().join("ct_like.png"))
+        .unwrap()
+        .to_luma8();
+    let values: Vec<i64> = ct.pixels().map(|p| p.0[0] as i64).collect();
+    write(&d.path().join("ct.dcm"), &grey(48, 48, 8, values));
+    let fuse = |a: &str, out: &str| {
+        let o = csfuse(
+            &["fuse", a, "mr_like.png", "-o", out, "--backend", "cpu"],
+            d.path(),
+        );
+        assert!(o.status.success(), "{a}: {}", stderr(&o));
+        std::fs::read(d.path().join(out)).unwrap()
+    };
+    assert_eq!(
+        fuse("ct.dcm", "from_dicom.png"),
+        fuse("ct_like.png", "from_png.png")
+    );
+}
+
+#[test]
+fn bad_dicom_files_are_refused_with_the_reason_and_nothing_written() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| d.path().join(n);
+    let mr: Vec<i64> = ramp(32 * 32, 256);
+    write(&p("good.dcm"), &grey(32, 32, 8, mr.clone()));
+    write(
+        &p("frames.dcm"),
+        &Spec {
+            frames: Some("3"),
+            ..grey(32, 32, 8, mr.clone())
+        },
+    );
+    write(
+        &p("ybr.dcm"),
+        &Spec {
+            photometric: "PALETTE COLOR",
+            ..grey(32, 32, 8, mr.clone())
+        },
+    );
+    // A compressed transfer syntax: the same file with its syntax UID changed to RLE Lossless
+    // (the same length, so the meta group stays valid).
+    let mut bytes = std::fs::read(p("good.dcm")).unwrap();
+    let at = bytes
+        .windows(EXPLICIT_LE.len() + 1)
+        .position(|w| w == b"1.2.840.10008.1.2.1\0")
+        .expect("the transfer syntax UID in the meta group");
+    bytes[at..at + 20].copy_from_slice(b"1.2.840.10008.1.2.5\0");
+    std::fs::write(p("rle.dcm"), &bytes).unwrap();
+    let good = std::fs::read(p("good.dcm")).unwrap();
+    std::fs::write(p("truncated.dcm"), &good[..good.len() - 300]).unwrap();
+    std::fs::write(p("header_only.dcm"), &good[..200]).unwrap();
+    image::GrayImage::from_fn(32, 32, |x, y| image::Luma([((x + y) * 4) as u8]))
+        .save(p("mr.png"))
+        .unwrap();
+
+    let cases = [
+        ("frames.dcm", "multi-frame DICOM (3 frames)"),
+        ("ybr.dcm", "photometric interpretation \"PALETTE COLOR\""),
+        ("rle.dcm", "transfer syntax 1.2.840.10008.1.2.5"),
+        ("truncated.dcm", "truncated.dcm"),
+        ("header_only.dcm", "cannot read this DICOM file"),
+    ];
+    for (name, needle) in cases {
+        let before = files_in(d.path());
+        let o = csfuse(
+            &["fuse", name, "mr.png", "-o", "out.png", "--backend", "cpu"],
+            d.path(),
+        );
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
+        let e = stderr(&o);
+        println!("{}", e.trim());
+        assert!(e.contains(name) && e.contains(needle), "{name}: {e}");
+        assert_eq!(files_in(d.path()), before, "{name}: something was written");
+    }
+    // The good one fuses.
+    let o = csfuse(
+        &[
+            "fuse",
+            "good.dcm",
+            "mr.png",
+            "-o",
+            "out.png",
+            "--backend",
+            "cpu",
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// `phantom --dicom` writes the CT-like phantom as a CT file that reads back in HU-like units and
+/// fuses with a PNG.
+#[test]
+fn the_dicom_phantom_reads_back_in_its_units_and_fuses() {
+    let d = tempfile::tempdir().unwrap();
+    let o = csfuse(
+        &["phantom", "--out-dir", ".", "--size", "40", "--dicom"],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_image(&d.path().join("ct_like.dcm")).unwrap();
+    let (ct, _) = csfuse::phantom::head_pair(40);
+    let want: Vec<f64> = ct
+        .data
+        .iter()
+        .map(|v| (v * 3000.0).round() - 1000.0)
+        .collect();
+    assert_eq!((r.format, &r.channels[0]), (SampleFormat::F32, &want));
+    let o = csfuse(
+        &[
+            "fuse",
+            "ct_like.dcm",
+            "mr_like.png",
+            "-o",
+            "f.png",
+            "--backend",
+            "cpu",
+            "--intensity-range",
+            "-1000:2000",
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -185,13 +185,12 @@ fn pixel_bytes(path: &Path, obj: &DefaultDicomObject) -> Result<Vec<u8>> {
         .ok()
         .flatten()
         .ok_or_else(|| bad(path, "no Pixel Data (7FE0,0010)"))?;
-    let le = |v: &mut dyn Iterator<Item = Vec<u8>>| v.flatten().collect::<Vec<u8>>();
     Ok(match elem.value().primitive() {
         Some(PrimitiveValue::U8(v)) => v.to_vec(),
-        Some(PrimitiveValue::U16(v)) => le(&mut v.iter().map(|x| x.to_le_bytes().to_vec())),
-        Some(PrimitiveValue::I16(v)) => le(&mut v.iter().map(|x| x.to_le_bytes().to_vec())),
-        Some(PrimitiveValue::U32(v)) => le(&mut v.iter().map(|x| x.to_le_bytes().to_vec())),
-        Some(PrimitiveValue::I32(v)) => le(&mut v.iter().map(|x| x.to_le_bytes().to_vec())),
+        Some(PrimitiveValue::U16(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Some(PrimitiveValue::I16(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Some(PrimitiveValue::U32(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Some(PrimitiveValue::I32(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         Some(p) => p.to_bytes().into_owned(),
         None => return Err(bad(path, "the pixel data is encapsulated (compressed)")),
     })

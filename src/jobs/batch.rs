@@ -262,8 +262,16 @@ impl Shard {
         Ok(None)
     }
 
+    /// The shard of `count` that takes `item`.
+    pub fn of(item: &Item, count: usize) -> Shard {
+        Shard {
+            index: item.index % count,
+            count,
+        }
+    }
+
     pub fn takes(&self, item: &Item) -> bool {
-        item.index % self.count == self.index
+        Shard::of(item, self.count) == *self
     }
 }
 

@@ -45,10 +45,7 @@ fn plan(args: &Args, form: Form, threads: Option<usize>) -> Result<()> {
     let mut finished = Vec::new();
     let mut unreadable = 0;
     for it in &items {
-        let shard = Shard {
-            index: it.index % count,
-            count,
-        };
+        let shard = Shard::of(it, count);
         let cost = match item_cost(it, &item_options(&opts, it), cpus) {
             Ok(c) => c,
             Err(e) => {

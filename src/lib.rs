@@ -27,6 +27,7 @@
 //! ```
 
 pub mod assets;
+pub mod cancel;
 pub mod cpu;
 pub mod dictionary;
 pub mod error;

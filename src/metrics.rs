@@ -27,7 +27,11 @@ pub struct Gray {
 impl Gray {
     /// Read an 8-bit image; colour becomes grey by `rgb2gray`'s weights, rounded.
     pub fn read(path: &Path) -> Result<Gray> {
-        let r = io::read_image(path)?;
+        Gray::of(&io::read_image(path)?, path)
+    }
+
+    /// An 8-bit raster (named `path` in messages) as grey levels, as [`Gray::read`] takes it.
+    pub fn of(r: &io::Raster, path: &Path) -> Result<Gray> {
         if r.format != SampleFormat::U8 {
             return Err(Error::BadImage {
                 path: path.to_path_buf(),

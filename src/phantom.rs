@@ -168,7 +168,7 @@ pub fn phantom_volumes(n: usize, depth: usize) -> (Volume, Volume) {
     }
     let (sp, org) = (
         [1.0, 1.0, 2.0],
-        [-(n as f32) / 2.0, -(n as f32) / 2.0, -(depth as f32)],
+        [(n as f32) / 2.0, -(n as f32) / 2.0, -(depth as f32)],
     );
     (
         new_volume(dims, sp, org, NiftiType::Int16, ct),

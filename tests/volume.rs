@@ -252,7 +252,7 @@ fn volumes_off_the_same_grid_are_refused() {
     for (args, needle) in [
         (
             vec!["fuse", "ct.nii.gz", "x.png", "-o", "g.nii.gz"],
-            "not both images or both NIfTI",
+            "not both images or both volumes",
         ),
         (
             vec!["fuse", "ct.nii.gz", "mr.nii", "-o", "g.png"],

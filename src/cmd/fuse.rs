@@ -1,12 +1,10 @@
 //! `csfuse fuse A B -o OUT`: CS-MCA fusion of a co-registered pair of images or NIfTI volumes.
 
-use super::json_bytes;
 use csfuse::dictionary::Dictionary;
 use csfuse::formats::image::SampleFormat;
 use csfuse::formats::intensity::IntensityRange;
-use csfuse::formats::output::{check_outputs, remove_stale_temps, OutputSet};
 use csfuse::jobs::session::{Backend, Session};
-use csfuse::jobs::{check_job, fuse_files, JobOptions};
+use csfuse::jobs::{fuse_to_files, JobOptions};
 use csfuse::real::Precision;
 use csfuse::{assets, Result};
 use std::path::{Path, PathBuf};
@@ -169,30 +167,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    // Every check that can fail runs before any work, so a bad call writes nothing.
-    let jo = args.opts.job_options(args.montage.clone(), true)?;
-    check_job(&args.a, &args.b, &args.output, &jo)?;
-    let mut inputs = vec![args.a.as_path(), args.b.as_path()];
-    inputs.extend(args.opts.dictionary_paths());
-    let mut outs = vec![args.output.as_path()];
-    outs.extend(args.report.as_deref());
-    outs.extend(args.montage.as_deref());
-    for o in &outs {
-        remove_stale_temps(o);
-    }
-    check_outputs(&outs, &inputs, args.force)?;
-    let mut session = args.opts.session()?;
-    // The image, montage and report are committed together: a failure leaves none of them.
-    let mut set = OutputSet::default();
-    let done = fuse_files(&mut session, &args.a, &args.b, &args.output, &jo, &mut set)?;
-    if let Some(r) = &args.report {
-        set.stage_bytes(r, &json_bytes(&done.report))?;
-    }
-    set.commit()?;
-    match done.validation_failure {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    let o = &args.opts;
+    let jo = o.job_options(args.montage.clone(), true)?;
+    fuse_to_files(
+        (&args.a, &args.b, &args.output),
+        args.report.as_deref(),
+        &jo,
+        (o.backend, o.precision, o.validate),
+        &o.dictionary_paths(),
+        args.force,
+    )
+    .map(|_| ())
 }
 
 #[cfg(test)]

@@ -1,12 +1,11 @@
 //! `csfuse learn IMAGES... --kind cartoon|texture -o D.npy`: convolutional dictionary learning.
 
 use super::num;
-use csfuse::cpu::lowpass::tikhonov_split;
 use csfuse::formats::image::{check_output, read_image, write_atomic};
 use csfuse::formats::npy::{self, NpyDtype};
-use csfuse::learn::tv_split;
-use csfuse::learn::{learn, tiles_of, LearnParams};
-use csfuse::{Error, Result};
+use csfuse::learn::training::{check_shape, training_plane, training_tiles, Component};
+use csfuse::learn::{learn, LearnParams};
+use csfuse::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -75,35 +74,22 @@ pub fn run(args: Args) -> Result<()> {
     let inputs: Vec<&std::path::Path> = args.images.iter().map(|p| p.as_path()).collect();
     csfuse::formats::output::remove_stale_temps(&args.output);
     check_output(&args.output, &inputs, args.force)?;
-    if args.filters == 0 || args.size == 0 || args.size > args.tile || args.max_tiles == 0 {
-        return Err(Error::Param(
-            "--filters, --size and --max-tiles must be >= 1 and --size <= --tile".into(),
-        ));
-    }
-    let mut tiles = Vec::new();
+    check_shape(args.filters, args.size, args.tile, args.max_tiles)?;
+    let mut images = Vec::with_capacity(args.images.len());
     for path in &args.images {
-        let (_, detail) = tikhonov_split(&training_plane(path)?, 60.0, 16);
-        let (cartoon, texture) = tv_split::split(&detail, args.tv_weight);
-        let comp = if args.kind == Kind::Cartoon {
-            cartoon
-        } else {
-            texture
-        };
-        let t = tiles_of(&comp, args.tile);
-        if t.is_empty() {
-            return Err(Error::BadImage {
-                path: path.clone(),
-                msg: format!("smaller than one {0}x{0} training tile", args.tile),
-            });
-        }
-        tiles.extend(t);
+        images.push((path.as_path(), training_plane(&read_image(path)?)));
     }
-    if tiles.len() > args.max_tiles {
-        let step = tiles.len() as f64 / args.max_tiles as f64;
-        tiles = (0..args.max_tiles)
-            .map(|i| tiles[(i as f64 * step) as usize].clone())
-            .collect();
-    }
+    let component = match args.kind {
+        Kind::Cartoon => Component::Cartoon,
+        Kind::Texture => Component::Texture,
+    };
+    let tiles = training_tiles(
+        &images,
+        component,
+        args.tile,
+        args.max_tiles,
+        args.tv_weight,
+    )?;
     log::info!(
         "learning {} filters of {}x{} from {} tiles of {}x{}",
         args.filters,
@@ -147,23 +133,4 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     log::info!("wrote {}", args.output.display());
     Ok(())
-}
-
-/// An image as `fuse` sees it for decomposition, in [0, 1]: the grey plane, or the luminance Y
-/// of a colour one (integers by their full scale, float as stored).
-fn training_plane(path: &std::path::Path) -> Result<csfuse::plane::Plane> {
-    let r = read_image(path)?;
-    let scale = r.format.max_value();
-    let planes: Vec<csfuse::plane::Plane> = r
-        .channels
-        .iter()
-        .map(|c| csfuse::plane::Plane::from_vec(r.h, r.w, c.iter().map(|v| v / scale).collect()))
-        .collect();
-    Ok(match <[csfuse::plane::Plane; 3]>::try_from(planes) {
-        Ok(rgb) => {
-            let [y, _, _] = csfuse::formats::colour::split(&rgb);
-            y
-        }
-        Err(mut gray) => gray.remove(0),
-    })
 }

@@ -9,12 +9,7 @@ pub mod metrics;
 pub mod phantom;
 pub mod sparse_code;
 
-/// Pretty JSON text of a report, with a final newline.
-pub fn json_bytes(value: &impl serde::Serialize) -> Vec<u8> {
-    let mut text = serde_json::to_string_pretty(value).expect("JSON of plain data");
-    text.push('\n');
-    text.into_bytes()
-}
+pub use csfuse::jobs::report::json_bytes;
 
 /// Parsers for numeric options: every value is checked (finite, in range) before any work, so a
 /// NaN or a zero never reaches a solver.

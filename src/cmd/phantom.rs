@@ -1,14 +1,17 @@
 //! `csfuse phantom --out-dir DIR`: write the generated example images and volumes.
 
+use csfuse::formats::dicom::write::ct_series;
 use csfuse::formats::image::{check_output, write_gray, write_image, Raster, SampleFormat};
 use csfuse::formats::nifti;
+use csfuse::formats::output::temp_sibling;
 use csfuse::phantom::{head_pair, pet_like, phantom_volumes};
 use csfuse::{Error, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Generate co-registered phantoms (deterministic): a CT-like / MR-like head pair and a PET-like
 /// colour image as 8-bit PNG; with --sixteen-bit the pair as 16-bit TIFF too, with --dicom the
-/// CT-like image as a DICOM file, and with --depth a CT-like / MR-like NIfTI volume pair.
+/// CT-like image as a DICOM file, and with --depth a CT-like / MR-like NIfTI volume pair (with
+/// --dicom also the CT-like volume as a DICOM series).
 ///
 /// The CT-like image shows bright bone and flat soft tissue; the MR-like image dark bone, grey/white
 /// matter contrast and fine texture; the PET-like image smooth uptake under the "hot" colour map with
@@ -34,12 +37,36 @@ pub struct Args {
     #[arg(long)]
     pub sixteen_bit: bool,
     /// Also write ct_like.dcm: the CT-like image as a CT DICOM file, signed 16-bit with Rescale
-    /// Intercept -1000, so that it reads as -1000..2000 Hounsfield-like units.
+    /// Intercept -1000, so that it reads as -1000..2000 Hounsfield-like units. With --depth, also
+    /// the folder ct_like_dicom/: the CT-like volume as a DICOM series (one file per slice,
+    /// Rescale Intercept -1024) on the same grid as mr_like.nii.gz.
     #[arg(long)]
     pub dicom: bool,
     /// Replace existing files.
     #[arg(short, long)]
     pub force: bool,
+}
+
+/// Write `files` as the folder `dir`: into a temporary sibling, then renamed into place, so that
+/// the folder is whole or absent. An existing folder is replaced only with `force`.
+fn write_folder(dir: &Path, files: &[(String, Vec<u8>)], force: bool) -> Result<()> {
+    if dir.exists() && !force {
+        return Err(Error::BadOutput {
+            path: dir.to_path_buf(),
+            msg: "exists; pass --force to replace it".into(),
+        });
+    }
+    let tmp = temp_sibling(dir, "")?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    for (name, bytes) in files {
+        let p = tmp.join(name);
+        std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -81,7 +108,7 @@ pub fn run(args: Args) -> Result<()> {
             .iter()
             .map(|v| (v * 3000.0).round() as i16)
             .collect();
-        let bytes = csfuse::formats::dicom::ct_bytes(ct.h, ct.w, &stored, -1000.0)?;
+        let bytes = csfuse::formats::dicom::write::ct_bytes(ct.h, ct.w, &stored, -1000.0)?;
         csfuse::formats::output::write_atomic(&p, &bytes)?;
         log::info!("wrote {}", p.display());
     }
@@ -103,9 +130,14 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(depth) = args.depth {
         let (pc, pm) = (path("ct_like.nii.gz")?, path("mr_like.nii.gz")?);
         let (ct, mr) = phantom_volumes(args.size, depth);
-        for (p, v) in [(pc, ct), (pm, mr)] {
-            nifti::write(&p, &v, &v.data, v.datatype)?;
+        for (p, v) in [(&pc, &ct), (&pm, &mr)] {
+            nifti::write(p, v, &v.data, v.datatype)?;
             log::info!("wrote {}", p.display());
+        }
+        if args.dicom {
+            let dir = args.out_dir.join("ct_like_dicom");
+            write_folder(&dir, &ct_series(&ct, -1024.0)?, args.force)?;
+            log::info!("wrote {} ({depth} slices)", dir.display());
         }
     }
     Ok(())

@@ -2,12 +2,11 @@
 
 use super::num;
 use csfuse::cpu::cbpdn::CbpdnOptions;
-use csfuse::cpu::lowpass::tikhonov_split;
 use csfuse::dictionary::Dictionary;
 use csfuse::formats::image::{check_output, read_gray, write_atomic};
 use csfuse::formats::npy::{self, NpyDtype};
-use csfuse::jobs::session::{self, max_diffs, rel_diff, Backend, Validation};
-use csfuse::pipeline::fuse::{Engine, SparseCode};
+use csfuse::jobs::session::Backend;
+use csfuse::jobs::sparse_code::sparse_code;
 use csfuse::real::Precision;
 use csfuse::Result;
 use serde_json::json;
@@ -83,11 +82,6 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     let img = read_gray(&args.image)?;
     let dict = Dictionary::load(&args.dict)?;
-    dict.check_fits(img.plane.h, img.plane.w)?;
-    let signal = match args.highpass {
-        Some(lam) => tikhonov_split(&img.plane, lam, 16).1,
-        None => img.plane,
-    };
     let mut opts = CbpdnOptions::new(args.lambda);
     opts.rho = args.rho;
     opts.relax = args.relax;
@@ -96,28 +90,15 @@ pub fn run(args: Args) -> Result<()> {
     opts.rel_tol = args.tol;
     opts.abs_tol = args.abs_tol;
     opts.l1_weights = args.l1_weights.clone();
-    let code = |e: &mut dyn Engine| {
-        log::info!("engine: {}", e.describe());
-        e.sparse_code(&dict, &signal, &opts)
-    };
-    let compare = |g: &SparseCode, c: &SparseCode| {
-        Validation::new(
-            max_diffs(&g.coef.data, &c.coef.data),
-            rel_diff(g.stats.objective, c.stats.objective),
-        )
-    };
-    let run = session::run_job(args.backend, args.precision, args.validate, code, compare)?;
-    if let Some(v) = &run.validation {
-        v.check()?;
-    }
+    let run = sparse_code(
+        &img.plane,
+        &dict,
+        args.highpass,
+        &opts,
+        (args.backend, args.precision, args.validate),
+    )?;
     let (sc, desc, adapter, validation) = (run.result, run.engine, run.adapter, run.validation);
     let (st, coef) = (sc.stats, sc.coef);
-    st.check_finite("sparse coding")?;
-    if coef.data.iter().any(|v| !v.is_finite()) {
-        return Err(csfuse::Error::Numerical(
-            "the coefficient maps hold NaN or Inf; nothing written".into(),
-        ));
-    }
     let dtype = match args.precision {
         Precision::F32 => NpyDtype::F32,
         Precision::F64 => NpyDtype::F64,

@@ -569,11 +569,12 @@ impl<T: Real> Cbpdn<T> {
         self.last_rs.0 <= self.last_eps.0 && self.last_rs.1 <= self.last_eps.1
     }
 
-    /// Iterate until the stop rule holds or `max_iter` iterations have run.
+    /// Iterate until the stop rule holds or `max_iter` iterations have run (or a cancel request
+    /// arrives, see [`crate::cancel`]).
     pub fn solve(&mut self) -> SolveStats {
         let t0 = Instant::now();
         let start = self.iters;
-        while self.iters - start < self.opts.max_iter {
+        while self.iters - start < self.opts.max_iter && !crate::cancel::requested() {
             self.step();
             if self.converged() {
                 break;

@@ -149,6 +149,7 @@ impl<T: Real> Ops for CpuEngine<T> {
         for (maps, sig) in code.maps.iter_mut().zip(s) {
             let mut solver = Cbpdn::<T>::new(code.fft.clone(), &code.dict, &sig.data, opts)?;
             stats.push(solver.solve());
+            crate::cancel::check()?;
             *maps = solver.coefficients();
         }
         Ok(stats)

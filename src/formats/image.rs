@@ -87,7 +87,11 @@ fn bad_image(path: &Path, msg: impl Into<String>) -> Error {
 /// Read a grayscale image scaled to [0, 1]: integers by their full scale (MATLAB `im2double`), float
 /// TIFF as stored. Colour is refused unless all three channels are equal.
 pub fn read_gray(path: &Path) -> Result<GrayImage> {
-    let r = read_image(path)?;
+    gray_of(read_image(path)?, path)
+}
+
+/// [`read_gray`]'s rule on a decoded raster (`path` names it in messages).
+pub fn gray_of(r: Raster, path: &Path) -> Result<GrayImage> {
     if r.is_colour() {
         return Err(bad_image(
             path,
@@ -174,7 +178,7 @@ fn decode_picture(path: &Path, bytes: &[u8]) -> Result<Raster> {
 }
 
 /// What every decoded image must be: non-empty, every sample finite.
-fn check_raster(path: &Path, raster: Raster) -> Result<Raster> {
+pub fn check_raster(path: &Path, raster: Raster) -> Result<Raster> {
     if raster.h == 0 || raster.w == 0 {
         return Err(bad_image(
             path,
@@ -269,8 +273,15 @@ fn opaque<S: Copy + Into<f64>>(
     Ok(out)
 }
 
-/// De-interleave `n` channels; three equal channels become one gray channel.
-fn split_channels(h: usize, w: usize, samples: &[f64], n: usize, format: SampleFormat) -> Raster {
+/// De-interleave `n` (1 or 3) channels; three equal channels become one gray channel, as every
+/// reader of csfuse takes them.
+pub fn split_channels(
+    h: usize,
+    w: usize,
+    samples: &[f64],
+    n: usize,
+    format: SampleFormat,
+) -> Raster {
     let gray = n == 1
         || samples
             .chunks_exact(3)

@@ -1,4 +1,4 @@
-//! Files in and out: 2-D images, NIfTI volumes, `.npy` arrays, montages, and the output rules
+//! Files in and out: 2-D images, NIfTI volumes and DICOM series, `.npy` arrays, montages, and the output rules
 //! that keep every write atomic and every input safe.
 
 pub mod colour;
@@ -9,3 +9,4 @@ pub mod montage;
 pub mod nifti;
 pub mod npy;
 pub mod output;
+pub mod volume;

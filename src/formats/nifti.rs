@@ -5,7 +5,9 @@ use crate::error::{Error, Result};
 use crate::formats::output::OutputSet;
 use crate::plane::Plane;
 use nifti::writer::WriterOptions;
-use nifti::{IntoNdArray, NiftiHeader, NiftiObject, NiftiType};
+use nifti::{IntoNdArray, NiftiObject};
+// The header and datatype of every volume csfuse reads or writes.
+pub use nifti::{NiftiHeader, NiftiType};
 use std::path::Path;
 
 /// A scalar volume: voxels in NIfTI order (x fastest), physical values (scl_slope/scl_inter applied).
@@ -427,6 +429,15 @@ pub fn output_datatype(reference: &Volume) -> NiftiType {
     }
 }
 
+/// A voxel value as `datatype` stores it: rounded and clamped to an integer type's range, as is
+/// for float types.
+pub fn stored_value(v: f32, datatype: NiftiType) -> f64 {
+    match repr_range(datatype) {
+        Some((lo, hi)) => (v as f64).round().clamp(lo, hi),
+        None => v as f64,
+    }
+}
+
 /// Write `data` (x fastest, physical values) with `reference`'s header (geometry, affine, units,
 /// description) as `datatype`, atomically. Integer types are rounded and clamped to their range.
 pub fn write(path: &Path, reference: &Volume, data: &[f32], datatype: NiftiType) -> Result<()> {
@@ -473,10 +484,7 @@ fn write_file(
     use ndarray::{ArrayD, IxDyn, ShapeBuilder};
     let shape = IxDyn(&reference.dims[..reference.ndim]).f();
     let opts = WriterOptions::new(tmp).reference_header(&reference.header);
-    let q = |v: &f32| {
-        let (lo, hi) = repr_range(datatype).unwrap_or((f64::MIN, f64::MAX));
-        (*v as f64).round().clamp(lo, hi)
-    };
+    let q = |v: &f32| stored_value(*v, datatype);
     macro_rules! put {
         ($t:ty, $conv:expr) => {{
             let v: Vec<$t> = data.iter().map($conv).collect();
@@ -503,15 +511,26 @@ fn write_file(
     })
 }
 
-/// A fresh volume with a scanner-space header: voxel `spacing` in mm, world position `origin` of
-/// voxel (0, 0, 0), identical sform and qform (no rotation).
-pub fn new_volume(
+/// A header for a volume in scanner space: `affine` (voxel to RAS+ mm) as both sform and qform
+/// (the qform's quaternion and qfac from its rotation), mm units, `scl` as (scl_slope, scl_inter).
+pub fn scanner_header(
     dims: [usize; 3],
-    spacing: [f32; 3],
-    origin: [f32; 3],
+    affine: [[f64; 4]; 3],
     datatype: NiftiType,
-    data: Vec<f32>,
-) -> Volume {
+    scl: (f64, f64),
+    description: &str,
+) -> NiftiHeader {
+    let column = |j: usize| [affine[0][j], affine[1][j], affine[2][j]];
+    let spacing = [0, 1, 2].map(|j| column(j).iter().map(|v| v * v).sum::<f64>().sqrt());
+    let mut r = [0, 1, 2].map(|j| column(j).map(|v| v / spacing[j]));
+    let det = r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1])
+        - r[1][0] * (r[0][1] * r[2][2] - r[0][2] * r[2][1])
+        + r[2][0] * (r[0][1] * r[1][2] - r[0][2] * r[1][1]);
+    // A left-handed grid is a rotation with its third axis negated (qfac = -1).
+    let qfac = if det < 0.0 { -1.0 } else { 1.0 };
+    r[2] = r[2].map(|v| v * qfac);
+    let [b, c, d] = quaternion(r);
+    let f = |row: [f64; 4]| row.map(|v| v as f32);
     let mut h = NiftiHeader {
         dim: [
             3,
@@ -525,25 +544,91 @@ pub fn new_volume(
         ],
         datatype: datatype as i16,
         bitpix: (datatype.size_of() * 8) as i16,
-        scl_slope: 1.0,
+        scl_slope: scl.0 as f32,
+        scl_inter: scl.1 as f32,
         xyzt_units: 2, // millimetres
         qform_code: 1,
         sform_code: 1,
-        quatern_x: origin[0],
-        quatern_y: origin[1],
-        quatern_z: origin[2],
-        srow_x: [spacing[0], 0.0, 0.0, origin[0]],
-        srow_y: [0.0, spacing[1], 0.0, origin[1]],
-        srow_z: [0.0, 0.0, spacing[2], origin[2]],
+        quatern_b: b as f32,
+        quatern_c: c as f32,
+        quatern_d: d as f32,
+        quatern_x: affine[0][3] as f32,
+        quatern_y: affine[1][3] as f32,
+        quatern_z: affine[2][3] as f32,
+        srow_x: f(affine[0]),
+        srow_y: f(affine[1]),
+        srow_z: f(affine[2]),
         ..Default::default()
     };
-    h.pixdim[1..4].copy_from_slice(&spacing);
-    let _ = h.set_description_str("csfuse phantom");
+    h.pixdim[0] = qfac as f32;
+    for (j, s) in spacing.iter().enumerate() {
+        h.pixdim[j + 1] = *s as f32;
+    }
+    let _ = h.set_description_str(description);
+    h
+}
+
+/// (b, c, d) of the unit quaternion of rotation `r` (given by its columns), with a >= 0, as the
+/// NIfTI-1 reference code (nifti_mat44_to_quatern) computes it.
+fn quaternion(r: [[f64; 3]; 3]) -> [f64; 3] {
+    // m[i][j]: row i, column j.
+    let m = |i: usize, j: usize| r[j][i];
+    let trace = m(0, 0) + m(1, 1) + m(2, 2) + 1.0;
+    let (a, b, c, d);
+    if trace > 0.5 {
+        a = 0.5 * trace.sqrt();
+        b = 0.25 * (m(2, 1) - m(1, 2)) / a;
+        c = 0.25 * (m(0, 2) - m(2, 0)) / a;
+        d = 0.25 * (m(1, 0) - m(0, 1)) / a;
+    } else {
+        let xd = 1.0 + m(0, 0) - (m(1, 1) + m(2, 2));
+        let yd = 1.0 + m(1, 1) - (m(0, 0) + m(2, 2));
+        let zd = 1.0 + m(2, 2) - (m(0, 0) + m(1, 1));
+        if xd > 1.0 {
+            b = 0.5 * xd.sqrt();
+            c = 0.25 * (m(0, 1) + m(1, 0)) / b;
+            d = 0.25 * (m(0, 2) + m(2, 0)) / b;
+            a = 0.25 * (m(2, 1) - m(1, 2)) / b;
+        } else if yd > 1.0 {
+            c = 0.5 * yd.sqrt();
+            b = 0.25 * (m(0, 1) + m(1, 0)) / c;
+            d = 0.25 * (m(1, 2) + m(2, 1)) / c;
+            a = 0.25 * (m(0, 2) - m(2, 0)) / c;
+        } else {
+            d = 0.5 * zd.sqrt();
+            b = 0.25 * (m(0, 2) + m(2, 0)) / d;
+            c = 0.25 * (m(1, 2) + m(2, 1)) / d;
+            a = 0.25 * (m(1, 0) - m(0, 1)) / d;
+        }
+    }
+    if a < 0.0 {
+        [-b, -c, -d]
+    } else {
+        [b, c, d]
+    }
+}
+
+/// A fresh volume with a scanner-space header: voxel `spacing` in mm along x, y, z, world
+/// position `origin` of voxel (0, 0, 0); x runs right to left (negative), as dcm2niix writes
+/// axial series, so that a DICOM series of the same volume reads back on the same grid.
+pub fn new_volume(
+    dims: [usize; 3],
+    spacing: [f32; 3],
+    origin: [f32; 3],
+    datatype: NiftiType,
+    data: Vec<f32>,
+) -> Volume {
+    let (s, o) = (spacing.map(f64::from), origin.map(f64::from));
+    let affine = [
+        [-s[0], 0.0, 0.0, o[0]],
+        [0.0, s[1], 0.0, o[1]],
+        [0.0, 0.0, s[2], o[2]],
+    ];
     Volume {
         dims,
         ndim: 3,
         data,
-        header: h,
+        header: scanner_header(dims, affine, datatype, (1.0, 0.0), "csfuse phantom"),
         datatype,
     }
 }

@@ -190,6 +190,7 @@ pub fn solve(
     let mut grids: Option<Vec<[u32; 3]>> = None;
     for it in 0..opts.max_iter {
         crate::fault::gpu_iteration().map_err(|e| Error::Gpu(format!("{}: {e}", gpu.desc)))?;
+        crate::cancel::check()?;
         if it > 0 {
             gpu.open_skip();
             // A no-op for items whose rho did not change (u_scale = 1) or that have stopped.

@@ -325,11 +325,43 @@ pub fn sidecar_path(out: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// The input records a sidecar keeps: path, size and SHA-256.
+/// Size and hex SHA-256 of an input: a file's bytes, or for a folder (a DICOM series) its files'
+/// names and hashes, one line each in name order (hidden files left out, as the reader does), so
+/// that a slice changed, added or removed makes the item out of date.
+pub fn input_digest(path: &Path) -> Result<(u64, String)> {
+    if !path.is_dir() {
+        let bytes = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        return Ok((bytes, sha256_file(path)?));
+    }
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
+        let e = e.map_err(|e| Error::io(path, e))?;
+        let name = e.file_name();
+        if !name.to_string_lossy().starts_with('.') && e.path().is_file() {
+            files.push(name);
+        }
+    }
+    files.sort();
+    let (mut bytes, mut h) = (0, Sha256::new());
+    for name in files {
+        let p = path.join(&name);
+        bytes += std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
+        h.update(format!(
+            "{}\0{}\n",
+            name.to_string_lossy(),
+            sha256_file(&p)?
+        ));
+    }
+    Ok((bytes, hex(&h.finalize())))
+}
+
+/// The input records a sidecar keeps: path, size and SHA-256 ([`input_digest`]).
 pub fn input_records(item: &Item) -> Result<Value> {
     let rec = |p: &Path| -> Result<Value> {
-        let bytes = std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
-        Ok(json!({"path": p.to_string_lossy(), "bytes": bytes, "sha256": sha256_file(p)?}))
+        let (bytes, sha) = input_digest(p)?;
+        Ok(json!({"path": p.to_string_lossy(), "bytes": bytes, "sha256": sha}))
     };
     Ok(json!([rec(&item.a)?, rec(&item.b)?]))
 }

@@ -94,7 +94,8 @@ pub fn fuse_images(
 pub struct ImagePair {
     a: PathBuf,
     b: PathBuf,
-    out: PathBuf,
+    /// Where the result goes; `None` for a fusion in memory ([`fuse_rasters`]).
+    out: Option<PathBuf>,
     montage: Option<PathBuf>,
     out_depth: Option<SampleFormat>,
     /// The report's description of the inputs.
@@ -110,59 +111,89 @@ pub struct ImagePair {
     read_ms: f64,
 }
 
+/// Refuse sources of different sizes, or too small or too large to fuse with `opts`.
+fn check_sizes(
+    a: (&Path, (usize, usize)),
+    b: (&Path, (usize, usize)),
+    opts: &JobOptions,
+) -> Result<()> {
+    let ((ah, aw), (bh, bw)) = (a.1, b.1);
+    if (ah, aw) != (bh, bw) {
+        return Err(Error::SizeMismatch {
+            a: a.0.to_path_buf(),
+            aw,
+            ah,
+            b: b.0.to_path_buf(),
+            bw,
+            bh,
+        });
+    }
+    opts.cartoon.check_fits(ah, aw)?;
+    opts.texture.check_fits(ah, aw)?;
+    check_memory(
+        image_bytes(ah, aw, opts),
+        opts,
+        &format!("fusing two {aw}x{ah} images"),
+    )?;
+    Ok(())
+}
+
 impl ImagePair {
     /// Read `a` and `b` for fusing into `out` with `opts` (its output depth and montage are the
     /// pair's own). Sizes and memory come from the headers first: nothing is decoded for a pair
     /// that cannot run.
     pub fn read(a: &Path, b: &Path, out: &Path, opts: &JobOptions) -> Result<ImagePair> {
         let t0 = Instant::now();
-        let ((ah, aw), (bh, bw)) = (io::image_dims(a)?, io::image_dims(b)?);
-        if (ah, aw) != (bh, bw) {
-            return Err(Error::SizeMismatch {
-                a: a.to_path_buf(),
-                aw,
-                ah,
-                b: b.to_path_buf(),
-                bw,
-                bh,
-            });
-        }
-        opts.cartoon.check_fits(ah, aw)?;
-        opts.texture.check_fits(ah, aw)?;
-        check_memory(
-            image_bytes(ah, aw, opts),
-            opts,
-            &format!("fusing two {aw}x{ah} images"),
-        )?;
+        let (da, db) = (io::image_dims(a)?, io::image_dims(b)?);
+        check_sizes((a, da), (b, db), opts)?;
         let ra = io::read_image(a)?;
         let rb = io::read_image(b)?;
-        if (ra.h, ra.w) != (ah, aw) || (rb.h, rb.w) != (bh, bw) {
+        if (ra.h, ra.w) != da || (rb.h, rb.w) != db {
             return Err(Error::Param(format!(
                 "{} or {} changed while being read",
                 a.display(),
                 b.display()
             )));
         }
+        let mut pair = ImagePair::new(ra, rb, (a, b), opts, t0);
+        pair.out = Some(out.to_path_buf());
+        pair.montage = opts.montage.clone();
+        Ok(pair)
+    }
+
+    /// Two decoded images to fuse in memory; `names` stand for them in messages and the report.
+    pub fn from_rasters(
+        ra: Raster,
+        rb: Raster,
+        names: (&Path, &Path),
+        opts: &JobOptions,
+    ) -> Result<ImagePair> {
+        let t0 = Instant::now();
+        check_sizes((names.0, (ra.h, ra.w)), (names.1, (rb.h, rb.w)), opts)?;
+        Ok(ImagePair::new(ra, rb, names, opts, t0))
+    }
+
+    fn new(ra: Raster, rb: Raster, (a, b): (&Path, &Path), opts: &JobOptions, t0: Instant) -> Self {
         let (sa, sb) = pair_scalings(
             image_scaling(&ra, opts.intensity, a),
             image_scaling(&rb, opts.intensity, b),
         );
-        Ok(ImagePair {
+        ImagePair {
             a: a.to_path_buf(),
             b: b.to_path_buf(),
-            out: out.to_path_buf(),
-            montage: opts.montage.clone(),
+            out: None,
+            montage: None,
             out_depth: opts.out_depth,
             inputs: [describe_raster(a, &ra, &sa), describe_raster(b, &rb, &sb)],
-            h: ah,
-            w: aw,
+            h: ra.h,
+            w: ra.w,
             format: ra.format.max(rb.format),
             ua: to_unit(&ra, &sa),
             ub: to_unit(&rb, &sb),
             scalings: [sa, sb],
             t0,
             read_ms: ms_since(t0),
-        })
+        }
     }
 
     /// Height and width.
@@ -170,25 +201,14 @@ impl ImagePair {
         (self.h, self.w)
     }
 
-    /// Stage the fused image (and montage) in `set`, and report.
-    fn finish(
-        &self,
-        s: &Session,
-        fo: &FuseOutput,
-        validation: Option<Validation>,
-        opts: &JobOptions,
-        set: &mut OutputSet,
-    ) -> Result<JobOutput> {
-        let mut report = match report_head(self.inputs.clone(), s, validation) {
-            Ok(r) => r,
-            Err(failed) => return Ok(*failed),
-        };
-        let (out, ua, ub) = (&self.out, &self.ua, &self.ub);
-        let t_write = Instant::now();
-        let fused = recolour(&fo.fused, ua, ub);
-        let format = match self.out_depth {
-            Some(d) => d,
-            None => io::writable_depth(io::output_format(out)?, self.format),
+    /// The fused image as samples: the output's depth (`--out-depth`, or the deeper source's
+    /// format as far as the output file holds it), in the sources' range.
+    fn fused_raster(&self, fo: &FuseOutput) -> Result<(Raster, Vec<Plane>)> {
+        let fused = recolour(&fo.fused, &self.ua, &self.ub);
+        let format = match (self.out_depth, &self.out) {
+            (Some(d), _) => d,
+            (None, Some(out)) => io::writable_depth(io::output_format(out)?, self.format),
+            (None, None) => self.format,
         };
         let repr = format.is_integer().then(|| (0.0, format.max_value()));
         let so = output_scaling(&self.scalings, repr);
@@ -198,14 +218,38 @@ impl ImagePair {
             channels: from_unit(&fused, &so, format),
             format,
         };
-        set.stage_bytes(out, &io::encode_image(out, &raster)?)?;
-        if let Some(m) = &self.montage {
-            write_montage(set, m, ua, ub, &fused, fo)?;
+        Ok((raster, fused))
+    }
+
+    /// The fused raster and its report; with `set`, the image (and montage) staged in it too.
+    fn finish(
+        &self,
+        s: &Session,
+        fo: &FuseOutput,
+        validation: Option<Validation>,
+        opts: &JobOptions,
+        set: Option<&mut OutputSet>,
+    ) -> Result<(JobOutput, Option<Raster>)> {
+        let mut report = match report_head(self.inputs.clone(), s, validation) {
+            Ok(r) => r,
+            Err(failed) => return Ok((*failed, None)),
+        };
+        let (ua, ub) = (&self.ua, &self.ub);
+        let t_write = Instant::now();
+        let (raster, fused) = self.fused_raster(fo)?;
+        let format = raster.format;
+        if let (Some(set), Some(out)) = (set, &self.out) {
+            set.stage_bytes(out, &io::encode_image(out, &raster)?)?;
+            if let Some(m) = &self.montage {
+                write_montage(set, m, ua, ub, &fused, fo)?;
+            }
         }
         let write_ms = ms_since(t_write);
+        let shown = self.out.as_deref().unwrap_or(Path::new("(array)"));
         log::info!(
-            "wrote {} ({format:?}{}) in {:.0} ms total (fusion {:.0} ms{})",
-            out.display(),
+            "{} {} ({format:?}{}) in {:.0} ms total (fusion {:.0} ms{})",
+            if self.out.is_some() { "wrote" } else { "fused" },
+            shown.display(),
             if raster.is_colour() { ", RGB" } else { "" },
             ms_since(self.t0),
             fo.times.total_ms,
@@ -216,12 +260,13 @@ impl ImagePair {
         );
         let (timings_ms, objectives, decision_fraction_from_a) =
             ImageOutcome::fusion(fo, self.read_ms, write_ms);
+        let repr = format.is_integer().then(|| (0.0, format.max_value()));
         report.result = Some(Outcome::Image(Box::new(ImageOutcome {
             output: ImageOutput {
-                path: path_text(out),
+                path: path_text(shown),
                 format,
                 colour: raster.is_colour(),
-                scaling: so,
+                scaling: output_scaling(&self.scalings, repr),
             },
             intensity_range: opts.intensity,
             colour_rule: colour_rule(ua, ub),
@@ -232,23 +277,20 @@ impl ImagePair {
             objectives,
             decision_fraction_from_a,
         })));
-        Ok(JobOutput {
-            report,
-            validation_failure: None,
-        })
+        Ok((
+            JobOutput {
+                report,
+                validation_failure: None,
+            },
+            Some(raster),
+        ))
     }
 }
 
-/// Fuse same-size image pairs as one batch (one set of dispatches on a GPU) and stage each
-/// result in its own set (`sets[i]` for `jobs[i]`). `Err` when the fusion failed; otherwise one
-/// result per pair, since staging one pair's files can fail alone.
-pub fn fuse_image_pairs(
-    s: &mut Session,
-    jobs: &[&ImagePair],
-    opts: &JobOptions,
-    sets: &mut [OutputSet],
-) -> Result<Vec<Result<JobOutput>>> {
-    assert_eq!(jobs.len(), sets.len(), "one output set per pair");
+/// Fuse the luminance of `jobs` as one batch: one result per pair, and `--validate`'s numbers.
+type BatchResult = (Vec<FuseOutput>, Option<Vec<Validation>>);
+
+fn fuse_luma(s: &mut Session, jobs: &[&ImagePair], opts: &JobOptions) -> Result<BatchResult> {
     for j in jobs {
         log::info!(
             "fusing {} + {} ({}x{}, {})",
@@ -263,7 +305,7 @@ pub fn fuse_image_pairs(
     // A bar over the batch's sparse-coding solves on a terminal; the log is unchanged.
     let solves = 2 * opts.params.mca.outer_iters as u64;
     let mut bar = Progress::bar_only(solves, "sparse-coding solves", opts.progress);
-    let (fos, validations) = s.run(
+    let done = s.run(
         |e| {
             e.fuse_batch(
                 &pairs,
@@ -276,13 +318,46 @@ pub fn fuse_image_pairs(
         |g, c| compare_each(g, c),
     )?;
     bar.finish();
+    Ok(done)
+}
+
+/// Fuse a pair in memory ([`ImagePair::from_rasters`]): the fused image in the intensity rule of
+/// a file job (the sources' range, at `opts.out_depth` or the deeper source's format) and its
+/// report. `Err` on a failed `--validate` too.
+pub fn fuse_rasters(
+    s: &mut Session,
+    pair: &ImagePair,
+    opts: &JobOptions,
+) -> Result<(Raster, Report)> {
+    let (fos, validations) = fuse_luma(s, &[pair], opts)?;
+    let v = validations.map(|mut v| v.remove(0));
+    let (done, raster) = pair.finish(s, &fos[0], v, opts, None)?;
+    match (done.validation_failure, raster) {
+        (Some(e), _) => Err(e),
+        (None, Some(r)) => Ok((r, done.report)),
+        (None, None) => unreachable!("a job without a validation failure has a result"),
+    }
+}
+
+/// Fuse same-size image pairs as one batch (one set of dispatches on a GPU) and stage each
+/// result in its own set (`sets[i]` for `jobs[i]`). `Err` when the fusion failed; otherwise one
+/// result per pair, since staging one pair's files can fail alone.
+pub fn fuse_image_pairs(
+    s: &mut Session,
+    jobs: &[&ImagePair],
+    opts: &JobOptions,
+    sets: &mut [OutputSet],
+) -> Result<Vec<Result<JobOutput>>> {
+    assert_eq!(jobs.len(), sets.len(), "one output set per pair");
+    let (fos, validations) = fuse_luma(s, jobs, opts)?;
     Ok(jobs
         .iter()
         .zip(sets.iter_mut())
         .enumerate()
         .map(|(i, (j, set))| {
             let v = validations.as_ref().map(|v| v[i].clone());
-            j.finish(s, &fos[i], v, opts, set)
+            j.finish(s, &fos[i], v, opts, Some(set))
+                .map(|(done, _)| done)
         })
         .collect())
 }

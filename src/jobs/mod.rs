@@ -8,6 +8,7 @@ pub mod image;
 pub mod plan;
 pub mod report;
 pub mod session;
+pub mod sparse_code;
 pub mod volume;
 
 pub use self::volume::fuse_volumes;
@@ -88,8 +89,9 @@ pub enum Kind {
     Volume,
 }
 
+/// A NIfTI file or a DICOM series folder is a volume; any other path an image.
 pub fn kind(path: &Path) -> Kind {
-    if nifti::is_nifti(path) {
+    if crate::formats::volume::is_volume(path) {
         Kind::Volume
     } else {
         Kind::Image
@@ -102,17 +104,18 @@ pub fn check_job(a: &Path, b: &Path, out: &Path, opts: &JobOptions) -> Result<Ki
     let k = kind(a);
     if kind(b) != k {
         return Err(Error::Param(format!(
-            "{} and {} are not both images or both NIfTI volumes",
+            "{} and {} are not both images or both volumes (NIfTI files or DICOM series folders)",
             a.display(),
             b.display()
         )));
     }
     match k {
         Kind::Volume => {
-            if kind(out) != Kind::Volume {
+            if !nifti::is_nifti(out) {
                 return Err(Error::BadOutput {
                     path: out.to_path_buf(),
-                    msg: "volumes are written as NIfTI: use .nii or .nii.gz".into(),
+                    msg: "volumes are written as NIfTI (a DICOM series too): use .nii or .nii.gz"
+                        .into(),
                 });
             }
             if opts.out_depth.is_some() {
@@ -151,6 +154,43 @@ pub fn fuse_files(
     match check_job(a, b, out, opts)? {
         Kind::Image => fuse_images(s, a, b, out, opts, set),
         Kind::Volume => fuse_volumes(s, a, b, out, opts, set),
+    }
+}
+
+/// What `csfuse fuse` does: every check that can fail first (inputs, outputs, nothing replaced
+/// without `force`, no output equal to an input or to one of `protected`), then `a` and `b` fused
+/// into `out` on a session of `engine` (backend, precision, validate), with the report at
+/// `report`; the result, montage and report are committed together, so a failure leaves none of
+/// them. A failed `--validate` writes the report alone and returns its error.
+pub fn fuse_to_files(
+    (a, b, out): (&Path, &Path, &Path),
+    report: Option<&Path>,
+    opts: &JobOptions,
+    (backend, precision, validate): (session::Backend, crate::real::Precision, bool),
+    protected: &[&Path],
+    force: bool,
+) -> Result<Report> {
+    use crate::formats::output::{check_outputs, remove_stale_temps};
+    check_job(a, b, out, opts)?;
+    let mut inputs = vec![a, b];
+    inputs.extend(protected);
+    let mut outs = vec![out];
+    outs.extend(report);
+    outs.extend(opts.montage.as_deref());
+    for o in &outs {
+        remove_stale_temps(o);
+    }
+    check_outputs(&outs, &inputs, force)?;
+    let mut session = Session::open(backend, precision, validate)?;
+    let mut set = OutputSet::default();
+    let done = fuse_files(&mut session, a, b, out, opts, &mut set)?;
+    if let Some(r) = report {
+        set.stage_bytes(r, &report::json_bytes(&done.report))?;
+    }
+    set.commit()?;
+    match done.validation_failure {
+        Some(e) => Err(e),
+        None => Ok(done.report),
     }
 }
 

@@ -7,7 +7,7 @@ use super::batch::{Item, Shard};
 use super::volume::volume_fixed_bytes;
 use super::{image_bytes, kind, slice_bytes, JobOptions, Kind};
 use crate::error::Result;
-use crate::formats::{image as io, nifti};
+use crate::formats::{image as io, nifti, volume};
 
 /// What one pair will take: peak host bytes with `threads` cores, and pixels fused (a volume's
 /// voxels), the measure of its work.
@@ -29,7 +29,7 @@ pub fn item_cost(it: &Item, opts: &JobOptions, threads: usize) -> Result<Cost> {
             })
         }
         Kind::Volume => {
-            let (ia, ib) = (nifti::read_info(&it.a)?, nifti::read_info(&it.b)?);
+            let (ia, ib) = (volume::read_info(&it.a)?, volume::read_info(&it.b)?);
             let slicer = nifti::Slicer {
                 dims: ia.dims,
                 axis: opts.axis.unwrap_or(2),

@@ -24,6 +24,13 @@ pub struct Report {
     pub result: Option<Outcome>,
 }
 
+/// A value as the JSON csfuse writes: pretty, with a final newline.
+pub fn json_bytes(value: &impl Serialize) -> Vec<u8> {
+    let mut text = serde_json::to_string_pretty(value).expect("JSON of plain data");
+    text.push('\n');
+    text.into_bytes()
+}
+
 impl Report {
     /// The part every job has, before anything is written.
     pub(crate) fn head(inputs: [Input; 2], s: &Session, validation: Option<Validation>) -> Self {

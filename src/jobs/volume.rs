@@ -1,7 +1,9 @@
-//! NIfTI volume jobs: fused slice by slice along an axis, many slice pairs per batch.
+//! Volume jobs (NIfTI files, DICOM series): fused slice by slice along an axis, many slice pairs
+//! per batch, written as NIfTI.
 
 use super::image::{write_montage, Unit};
 use super::*;
+use crate::formats::volume;
 
 /// A slice that is constant in both sources (background) needs no decomposition: its fusion is
 /// the mean of the two, which is what the pipeline would produce (zero detail layers).
@@ -26,6 +28,40 @@ pub(crate) fn volume_fixed_bytes(a: &nifti::VolumeInfo, b: &nifti::VolumeInfo) -
     12 * a.voxels() + a.read_bytes().max(b.read_bytes()) + 8 * a.voxels()
 }
 
+/// How a volume pair is sliced and how much memory it may take, checked before any voxel is read.
+struct VolumePlan {
+    slicer: Slicer,
+    budget: u64,
+    /// Bytes held whatever the slices in flight, and per slice pair in flight on the CPU.
+    fixed: u64,
+    per_slice: u64,
+}
+
+impl VolumePlan {
+    fn new(dims: [usize; 3], fixed: u64, opts: &JobOptions) -> Result<VolumePlan> {
+        let slicer = Slicer {
+            dims,
+            axis: opts.axis.unwrap_or(2),
+        };
+        let (h, w) = slicer.shape();
+        opts.cartoon.check_fits(h, w)?;
+        opts.texture.check_fits(h, w)?;
+        let per_slice = slice_bytes(h, w, opts);
+        let budget = check_memory(
+            fixed + per_slice,
+            opts,
+            &format!("fusing two {dims:?} volumes"),
+        )?;
+        Ok(VolumePlan {
+            slicer,
+            budget,
+            fixed,
+            per_slice,
+        })
+    }
+}
+
+/// Fuse two volumes (NIfTI files or DICOM series folders) into `out`, staged in `set`.
 pub fn fuse_volumes(
     s: &mut Session,
     a: &Path,
@@ -36,30 +72,133 @@ pub fn fuse_volumes(
 ) -> Result<JobOutput> {
     let t0 = Instant::now();
     // The headers are checked against each other and the memory budget before any voxel is read.
-    let (ia, ib) = (nifti::read_info(a)?, nifti::read_info(b)?);
+    let (ia, ib) = (volume::read_info(a)?, volume::read_info(b)?);
     nifti::check_same_shape((a, ia.dims), (b, ib.dims))?;
-    let slicer = Slicer {
-        dims: ia.dims,
-        axis: opts.axis.unwrap_or(2),
-    };
-    let (h, w) = slicer.shape();
-    opts.cartoon.check_fits(h, w)?;
-    opts.texture.check_fits(h, w)?;
-    let fixed = volume_fixed_bytes(&ia, &ib);
-    let per_slice = slice_bytes(h, w, opts);
-    let budget = check_memory(
-        fixed + per_slice,
-        opts,
-        &format!("fusing two {:?} volumes", ia.dims),
-    )?;
-    let va = nifti::read(a)?;
-    let vb = nifti::read(b)?;
+    let plan = VolumePlan::new(ia.dims, volume_fixed_bytes(&ia, &ib), opts)?;
+    let va = volume::read(a)?;
+    let vb = volume::read(b)?;
     nifti::check_same_grid((a, &va), (b, &vb), opts.ignore_affine)?;
-    let (sa, sb) = pair_scalings(
-        volume_scaling(&va, opts.intensity, a),
-        volume_scaling(&vb, opts.intensity, b),
+    let done = match fuse_loaded((a, &va), (b, &vb), s, &plan, opts, t0)? {
+        Ok(done) => done,
+        Err(failed) => return Ok(*failed),
+    };
+    let t_write = Instant::now();
+    io::warn_clamped(out, done.clamped);
+    nifti::stage(set, out, &va, &done.data, done.datatype)?;
+    if let (Some(m), Some((k, pa, pb, fo))) = (&opts.montage, &done.shown) {
+        let unit = |p: &Plane| Unit {
+            luma: p.clone(),
+            chroma: None,
+        };
+        log::info!("montage shows slice {k}");
+        write_montage(
+            set,
+            m,
+            &unit(pa),
+            &unit(pb),
+            std::slice::from_ref(&fo.fused),
+            fo,
+        )?;
+    }
+    log::info!(
+        "wrote {} ({:?}): {} slices fused, {} empty passed through, {:.1} s total ({:.2} s per fused slice pair)",
+        out.display(),
+        done.datatype,
+        done.slices.fused,
+        done.slices.empty_passed_through,
+        ms_since(t0) / 1e3,
+        done.fuse_ms / 1e3 / done.slices.fused.max(1) as f64
     );
-    let datatype = nifti::output_datatype(&va);
+    Ok(JobOutput {
+        report: done.report(out, ms_since(t_write), opts),
+        validation_failure: None,
+    })
+}
+
+/// Fuse two volumes already in memory (arrays from Python): the fused voxels (x fastest, in the
+/// first volume's datatype rule, see [`nifti::output_datatype`]), their datatype and the report.
+/// `names` stand for the volumes in messages. `Err` on a failed `--validate` too.
+pub fn fuse_volume_data(
+    s: &mut Session,
+    (a, va): (&Path, &nifti::Volume),
+    (b, vb): (&Path, &nifti::Volume),
+    opts: &JobOptions,
+) -> Result<(Vec<f32>, nifti::NiftiType, Report)> {
+    let t0 = Instant::now();
+    nifti::check_same_shape((a, va.dims), (b, vb.dims))?;
+    // The volumes are already held; the job adds the result and the intensity rule's copies.
+    let voxels = va.data.len() as u64;
+    let plan = VolumePlan::new(va.dims, 4 * voxels + 16 * voxels, opts)?;
+    match fuse_loaded((a, va), (b, vb), s, &plan, opts, t0)? {
+        Ok(done) => {
+            let report = done.report(Path::new("(array)"), 0.0, opts);
+            Ok((done.data, done.datatype, report))
+        }
+        Err(failed) => Err(failed
+            .validation_failure
+            .expect("a failed job carries its validation error")),
+    }
+}
+
+/// A volume pair fused, before it is written.
+struct FusedVolume {
+    data: Vec<f32>,
+    datatype: nifti::NiftiType,
+    /// Output samples beyond float32's range, clamped.
+    clamped: usize,
+    /// The slice a montage shows: the non-empty one nearest the middle.
+    shown: Option<(usize, Plane, Plane, FuseOutput)>,
+    head: Report,
+    axis: usize,
+    output_scaling: Scaling,
+    slices: Slices,
+    read_ms: f64,
+    fuse_ms: f64,
+}
+
+impl FusedVolume {
+    /// The finished report, the result written to `out` in `write_ms`.
+    fn report(&self, out: &Path, write_ms: f64, opts: &JobOptions) -> Report {
+        let mut report = self.head.clone();
+        report.result = Some(Outcome::Volume(Box::new(VolumeOutcome {
+            output: VolumeOutput {
+                path: path_text(out),
+                datatype: format!("{:?}", self.datatype),
+                scaling: self.output_scaling,
+            },
+            intensity_range: opts.intensity,
+            axis: self.axis,
+            slices: self.slices.clone(),
+            montage_slice: opts.montage.as_ref().and(self.shown.as_ref()).map(|s| s.0),
+            dictionaries: Dictionaries::of(&opts.cartoon, &opts.texture),
+            params: opts.params.clone(),
+            timings_ms: VolumeTimings {
+                read: self.read_ms,
+                fusion_total: self.fuse_ms,
+                per_fused_slice: self.fuse_ms / self.slices.fused.max(1) as f64,
+                write: write_ms,
+            },
+        })));
+        report
+    }
+}
+
+/// Fuse `va` and `vb` slice by slice as `plan` says; `Err(job)` inside when `--validate` failed.
+fn fuse_loaded(
+    (a, va): (&Path, &nifti::Volume),
+    (b, vb): (&Path, &nifti::Volume),
+    s: &mut Session,
+    plan: &VolumePlan,
+    opts: &JobOptions,
+    t0: Instant,
+) -> Result<std::result::Result<FusedVolume, Box<JobOutput>>> {
+    let (slicer, budget, fixed, per_slice) = (plan.slicer, plan.budget, plan.fixed, plan.per_slice);
+    let (h, w) = slicer.shape();
+    let (sa, sb) = pair_scalings(
+        volume_scaling(va, opts.intensity, a),
+        volume_scaling(vb, opts.intensity, b),
+    );
+    let datatype = nifti::output_datatype(va);
     let repr = nifti::repr_range(datatype);
     let so = output_scaling(&[sa, sb], repr);
     let read_ms = ms_since(t0);
@@ -216,44 +355,19 @@ pub fn fuse_volumes(
         datatype: format!("{:?}", v.datatype),
         scaling,
     };
-    let inputs = [describe(a, &va, sa), describe(b, &vb, sb)];
-    let mut report = match report_head(inputs, s, validation) {
+    let inputs = [describe(a, va, sa), describe(b, vb, sb)];
+    let head = match report_head(inputs, s, validation) {
         Ok(r) => r,
-        Err(failed) => return Ok(*failed),
+        Err(failed) => return Ok(Err(failed)),
     };
-    let t_write = Instant::now();
-    io::warn_clamped(out, clamped);
-    nifti::stage(set, out, &va, &fused_data, datatype)?;
-    if let (Some(m), Some((k, pa, pb, fo))) = (&opts.montage, &shown) {
-        let unit = |p: &Plane| Unit {
-            luma: p.clone(),
-            chroma: None,
-        };
-        log::info!("montage shows slice {k}");
-        write_montage(
-            set,
-            m,
-            &unit(pa),
-            &unit(pb),
-            std::slice::from_ref(&fo.fused),
-            fo,
-        )?;
-    }
-    let write_ms = ms_since(t_write);
-    log::info!(
-        "wrote {} ({datatype:?}): {n_fused} slices fused, {n_empty} empty passed through, {:.1} s total ({:.2} s per fused slice pair)",
-        out.display(),
-        ms_since(t0) / 1e3,
-        fuse_ms / 1e3 / n_fused.max(1) as f64
-    );
-    report.result = Some(Outcome::Volume(Box::new(VolumeOutcome {
-        output: VolumeOutput {
-            path: path_text(out),
-            datatype: format!("{datatype:?}"),
-            scaling: so,
-        },
-        intensity_range: opts.intensity,
+    Ok(Ok(FusedVolume {
+        data: fused_data,
+        datatype,
+        clamped,
+        shown,
+        head,
         axis: slicer.axis,
+        output_scaling: so,
         slices: Slices {
             total: n,
             fused: n_fused,
@@ -262,20 +376,9 @@ pub fn fuse_volumes(
             memory_budget_bytes: budget,
             gpu_batches: cpu.is_none().then_some(batches),
         },
-        montage_slice: shown.as_ref().map(|s| s.0),
-        dictionaries: Dictionaries::of(&opts.cartoon, &opts.texture),
-        params: opts.params.clone(),
-        timings_ms: VolumeTimings {
-            read: read_ms,
-            fusion_total: fuse_ms,
-            per_fused_slice: fuse_ms / n_fused.max(1) as f64,
-            write: write_ms,
-        },
-    })));
-    Ok(JobOutput {
-        report,
-        validation_failure: None,
-    })
+        read_ms,
+        fuse_ms,
+    }))
 }
 
 /// Store a fused [0, 1] slice as output values (float32, clamped to its range; NaN refused).

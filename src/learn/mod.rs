@@ -3,6 +3,7 @@
 //! update (SPORCO `ConvCnstrMOD`): per DFT bin solve `(sum_k conj(x_k) x_k^T + sigma I) d = b` (Woodbury,
 //! a K x K system for K tiles), then project onto filters of `size x size` support and unit norm.
 
+pub mod training;
 pub mod tv_split;
 
 use crate::cpu::cbpdn::{Cbpdn, CbpdnOptions};
@@ -183,6 +184,7 @@ pub fn learn(
         .collect();
 
     for it in 1..=p.iters {
+        crate::cancel::check()?;
         for s in solvers.iter_mut() {
             s.step();
         }

@@ -23,6 +23,18 @@ pub struct Spec<'a> {
     pub ts: &'a str,
     /// Stored values, little endian at `bits`.
     pub values: Vec<i64>,
+    /// Where the slice lies, for a series.
+    pub place: Option<Place<'a>>,
+}
+
+/// A slice of a series: its Series Instance UID and Image Position/Orientation (Patient), Pixel
+/// Spacing as DICOM strings (`None` leaves the attribute out).
+#[derive(Clone)]
+pub struct Place<'a> {
+    pub series: &'a str,
+    pub position: Option<String>,
+    pub orientation: Option<&'a str>,
+    pub spacing: &'a str,
 }
 
 pub fn grey<'a>(rows: u16, cols: u16, bits: u16, values: Vec<i64>) -> Spec<'a> {
@@ -39,6 +51,7 @@ pub fn grey<'a>(rows: u16, cols: u16, bits: u16, values: Vec<i64>) -> Spec<'a> {
         frames: None,
         ts: EXPLICIT_LE,
         values,
+        place: None,
     }
 }
 
@@ -63,6 +76,24 @@ pub fn write(path: &Path, s: &Spec) {
     if let Some((slope, intercept)) = s.rescale {
         el.push(DataElement::new(tags::RESCALE_SLOPE, VR::DS, slope));
         el.push(DataElement::new(tags::RESCALE_INTERCEPT, VR::DS, intercept));
+    }
+    if let Some(p) = &s.place {
+        el.push(DataElement::new(
+            tags::SERIES_INSTANCE_UID,
+            VR::UI,
+            p.series,
+        ));
+        el.push(DataElement::new(tags::PIXEL_SPACING, VR::DS, p.spacing));
+        if let Some(pos) = &p.position {
+            el.push(DataElement::new(
+                tags::IMAGE_POSITION_PATIENT,
+                VR::DS,
+                pos.as_str(),
+            ));
+        }
+        if let Some(o) = p.orientation {
+            el.push(DataElement::new(tags::IMAGE_ORIENTATION_PATIENT, VR::DS, o));
+        }
     }
     if let Some(n) = s.frames {
         el.push(DataElement::new(tags::NUMBER_OF_FRAMES, VR::IS, n));

@@ -1,5 +1,7 @@
-//! A single DICOM file as a 2-D source, read with dicom-rs (`dicom-object`): native (uncompressed)
-//! pixel data, grey (MONOCHROME1/2) or RGB, 8, 16 or 32 bits, one frame.
+//! DICOM files read with dicom-rs (`dicom-object`): native (uncompressed) pixel data, grey
+//! (MONOCHROME1/2) or RGB, 8, 16 or 32 bits, one frame per file. A single file is a 2-D source
+//! (this module); a folder holding one series is a volume ([`series`]). [`write`] makes the files
+//! of `csfuse phantom --dicom`.
 //!
 //! - **Values.** The Modality LUT's linear form is applied, v·slope + intercept (Rescale Slope
 //!   and Intercept, 0028,1053 and 0028,1052), so a CT is read in Hounsfield units. An unsigned
@@ -11,6 +13,9 @@
 //! - **Refused**, with the reason: compressed or deflated transfer syntaxes (decompress first, e.g.
 //!   `gdcmconv --raw in.dcm out.dcm`), big-endian, several frames (a volume), palette and YBR
 //!   colour, a high bit other than BitsStored − 1, pixel data shorter than the header says.
+
+pub mod series;
+pub mod write;
 
 use super::image::{Raster, SampleFormat};
 use crate::error::{Error, Result};
@@ -73,6 +78,11 @@ fn float(obj: &DefaultDicomObject, tag: Tag) -> Option<f64> {
     obj.element_opt(tag).ok().flatten()?.to_float64().ok()
 }
 
+/// All values of a multi-valued numeric attribute (DS, FD, ...), `None` when absent or unreadable.
+fn floats(obj: &DefaultDicomObject, tag: Tag) -> Option<Vec<f64>> {
+    obj.element_opt(tag).ok().flatten()?.to_multi_float64().ok()
+}
+
 fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
     let s = obj.element_opt(tag).ok().flatten()?.to_str().ok()?;
     Some(s.trim_end_matches(['\0', ' ']).trim().to_string())
@@ -88,6 +98,13 @@ struct Layout {
     signed: bool,
     planar: bool,
     monochrome1: bool,
+}
+
+impl Layout {
+    /// The Bits Stored mask.
+    fn mask(&self) -> u64 {
+        (1u64 << self.stored) - 1
+    }
 }
 
 fn layout(path: &Path, obj: &DefaultDicomObject) -> Result<Layout> {
@@ -196,11 +213,9 @@ fn pixel_bytes(path: &Path, obj: &DefaultDicomObject) -> Result<Vec<u8>> {
     })
 }
 
-/// Decode a DICOM file's bytes into a raster (see the module's rules).
-pub fn decode(path: &Path, bytes: &[u8]) -> Result<Raster> {
-    let obj = parse(path, bytes)?;
-    let l = layout(path, &obj)?;
-    let raw = pixel_bytes(path, &obj)?;
+/// The stored samples of a file as numbers (sign-extended from Bits Stored), in file order.
+fn stored_samples(path: &Path, obj: &DefaultDicomObject, l: &Layout) -> Result<Vec<f64>> {
+    let raw = pixel_bytes(path, obj)?;
     let n = l.rows * l.cols * l.samples;
     let width = l.bits / 8;
     if raw.len() < n * width {
@@ -217,25 +232,41 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Raster> {
             ),
         ));
     }
-    let mask: u64 = (1u64 << l.stored) - 1;
-    let sample = |i: usize| -> f64 {
-        let mut b = [0u8; 8];
-        b[..width].copy_from_slice(&raw[i * width..(i + 1) * width]);
-        let v = u64::from_le_bytes(b) & mask;
-        if l.signed && v >> (l.stored - 1) & 1 == 1 {
-            v as f64 - (1u64 << l.stored) as f64
-        } else {
-            v as f64
-        }
-    };
-    let slope = float(&obj, tags::RESCALE_SLOPE).unwrap_or(1.0);
-    let intercept = float(&obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0);
+    let mask = l.mask();
+    Ok(raw[..n * width]
+        .chunks_exact(width)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b[..width].copy_from_slice(c);
+            let v = u64::from_le_bytes(b) & mask;
+            if l.signed && v >> (l.stored - 1) & 1 == 1 {
+                v as f64 - (1u64 << l.stored) as f64
+            } else {
+                v as f64
+            }
+        })
+        .collect())
+}
+
+/// The Modality LUT's linear form, (Rescale Slope, Rescale Intercept), (1, 0) when absent.
+fn rescale(path: &Path, obj: &DefaultDicomObject) -> Result<(f64, f64)> {
+    let slope = float(obj, tags::RESCALE_SLOPE).unwrap_or(1.0);
+    let intercept = float(obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0);
     if !slope.is_finite() || !intercept.is_finite() || slope == 0.0 {
         return Err(bad(
             path,
             format!("Rescale Slope {slope} and Intercept {intercept} are not usable"),
         ));
     }
+    Ok((slope, intercept))
+}
+
+/// Decode a DICOM file's bytes into a raster (see the module's rules).
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<Raster> {
+    let obj = parse(path, bytes)?;
+    let l = layout(path, &obj)?;
+    let stored = stored_samples(path, &obj, &l)?;
+    let (slope, intercept) = rescale(path, &obj)?;
     let rescaled = slope != 1.0 || intercept != 0.0;
     let format = match (l.bits, l.signed, rescaled) {
         (8, false, false) => SampleFormat::U8,
@@ -252,7 +283,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Raster> {
                     } else {
                         p * l.samples + c
                     };
-                    sample(i) * slope + intercept
+                    stored[i] * slope + intercept
                 })
                 .collect()
         })
@@ -266,7 +297,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Raster> {
                     .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
                 lo + hi
             }
-            _ => mask as f64,
+            _ => l.mask() as f64,
         };
         g.iter_mut().for_each(|v| *v = pivot - *v);
     }
@@ -276,56 +307,4 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Raster> {
         channels,
         format,
     })
-}
-
-/// The bytes of a CT-like DICOM file (CT Image Storage, explicit VR little endian): `stored` as
-/// signed 16-bit values, `intercept` as Rescale Intercept (slope 1), square 1 mm pixels. This is
-/// how `csfuse phantom --dicom` makes its example; nothing else in csfuse writes DICOM.
-pub fn ct_bytes(h: usize, w: usize, stored: &[i16], intercept: f64) -> Result<Vec<u8>> {
-    use dicom_core::{DataElement, VR};
-    use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
-    const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
-    // A UID under 2.25 from the size, so that the same phantom always gets the same one.
-    let uid = format!("2.25.{}", 1_000_003 * h as u64 + w as u64);
-    let (rows, cols) = (
-        u16::try_from(h)
-            .map_err(|_| Error::Param("a DICOM image has at most 65535 rows".into()))?,
-        u16::try_from(w)
-            .map_err(|_| Error::Param("a DICOM image has at most 65535 columns".into()))?,
-    );
-    let us = |tag, v: u16| DataElement::new(tag, VR::US, PrimitiveValue::from(v));
-    let obj = InMemDicomObject::from_element_iter([
-        DataElement::new(tags::SOP_CLASS_UID, VR::UI, CT_IMAGE_STORAGE),
-        DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, uid.as_str()),
-        DataElement::new(tags::MODALITY, VR::CS, "CT"),
-        DataElement::new(tags::SERIES_DESCRIPTION, VR::LO, "csfuse phantom"),
-        DataElement::new(tags::PIXEL_SPACING, VR::DS, "1\\1"),
-        us(tags::SAMPLES_PER_PIXEL, 1),
-        DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
-        us(tags::ROWS, rows),
-        us(tags::COLUMNS, cols),
-        us(tags::BITS_ALLOCATED, 16),
-        us(tags::BITS_STORED, 16),
-        us(tags::HIGH_BIT, 15),
-        us(tags::PIXEL_REPRESENTATION, 1),
-        DataElement::new(tags::RESCALE_INTERCEPT, VR::DS, format!("{intercept}")),
-        DataElement::new(tags::RESCALE_SLOPE, VR::DS, "1"),
-        DataElement::new(
-            tags::PIXEL_DATA,
-            VR::OW,
-            PrimitiveValue::U16(stored.iter().map(|v| *v as u16).collect()),
-        ),
-    ]);
-    let file = obj
-        .with_meta(
-            FileMetaTableBuilder::new()
-                .transfer_syntax(NATIVE[1])
-                .media_storage_sop_class_uid(CT_IMAGE_STORAGE)
-                .media_storage_sop_instance_uid(uid.as_str()),
-        )
-        .map_err(|e| Error::Param(format!("cannot make the DICOM header: {e}")))?;
-    let mut bytes = Vec::new();
-    file.write_all(&mut bytes)
-        .map_err(|e| Error::Param(format!("cannot encode the DICOM file: {e}")))?;
-    Ok(bytes)
 }

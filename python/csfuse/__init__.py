@@ -1,0 +1,322 @@
+"""CS-MCA fusion of co-registered multimodal medical images, from NumPy arrays or files.
+
+csfuse splits each source into a smooth base and a detail layer, decomposes the detail into
+cartoon and texture parts by convolutional sparse coding against two learned dictionaries, keeps
+the more active coefficients of each part, and synthesises the fused image (Liu et al., IEEE SPL
+2019). The work runs on a GPU through wgpu when one is usable, else on the CPU; results are the
+same as the ``csfuse`` command line's, bit for bit, on the same inputs.
+
+Quick start::
+
+    import csfuse, nibabel as nib
+    ct, mr = nib.load("ct.nii.gz"), nib.load("mr.nii.gz")          # co-registered, same grid
+    fused = csfuse.fuse(ct.get_fdata(dtype="float32"), mr.get_fdata(dtype="float32"), axis=2)
+    nib.save(nib.Nifti1Image(fused, ct.affine, ct.header), "fused.nii.gz")
+
+Errors are exceptions with the command line's messages: ``ValueError`` for bad input (shapes,
+dtypes, NaN, parameters), ``OSError``/``FileNotFoundError`` for files, ``MemoryError`` when a job
+is over its memory budget, ``GpuError`` for device faults with ``backend="gpu"``,
+``ValidationError`` when ``validate=True`` finds the GPU and CPU apart, and ``KeyboardInterrupt``
+when Ctrl-C stops a running job (which writes nothing).
+"""
+
+import json as _json
+import os as _os
+
+from . import _csfuse
+from ._csfuse import GpuError, ValidationError, __version__
+
+__all__ = [
+    "fuse",
+    "fuse_files",
+    "fuse_nifti",
+    "sparse_code",
+    "learn",
+    "metrics",
+    "devices",
+    "imread",
+    "imwrite",
+    "load_volume",
+    "GpuError",
+    "ValidationError",
+    "__version__",
+]
+
+
+def _fuse_args(axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget):
+    if intensity_range is None:
+        intensity_range = "minmax"
+    elif isinstance(intensity_range, (tuple, list)):
+        lo, hi = intensity_range
+        intensity_range = f"{lo}:{hi}"
+    if out_dtype is not None:
+        out_dtype = _dtype_name(out_dtype)
+    return {
+        "cartoon_dict": _path_or_array(cartoon_dict),
+        "texture_dict": _path_or_array(texture_dict),
+        "intensity_range": str(intensity_range),
+        "out_dtype": out_dtype,
+        "axis": axis,
+        "memory_budget": memory_budget,
+    }
+
+
+def _path_or_array(d):
+    return _os.fspath(d) if isinstance(d, (str, _os.PathLike)) else d
+
+
+def _dtype_name(dt):
+    import numpy as np
+
+    try:
+        return np.dtype(dt).name
+    except TypeError:
+        raise ValueError(f"out_dtype={dt!r}: use numpy.uint8, numpy.uint16 or numpy.float32") from None
+
+
+def fuse(
+    a,
+    b,
+    *,
+    axis=None,
+    backend="auto",
+    precision="f32",
+    validate=False,
+    cartoon_dict=None,
+    texture_dict=None,
+    intensity_range="minmax",
+    out_dtype=None,
+    memory_budget=None,
+    report=False,
+):
+    """Fuse two co-registered images or volumes given as NumPy arrays.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        Images ``(H, W)`` grey or ``(H, W, 3)`` RGB (a colour PET/SPECT: its luminance is fused,
+        its colour kept), or with ``axis`` volumes ``(X, Y, Z)`` in nibabel's order. Any memory
+        order; uint8, uint16, int16, float32, float64, ... . ``b`` wins ties of the fusion rule.
+    axis : {0, 1, 2}, optional
+        Fuse ``a`` and ``b`` as volumes, slice by slice along this axis (2: the z slices).
+    backend : {"auto", "gpu", "cpu"}
+        ``auto`` uses a hardware GPU when one works and the CPU otherwise; ``gpu`` insists (any
+        adapter, software ones too) and raises ``GpuError``; ``cpu`` is the reference engine.
+    precision : {"f32", "f64"}
+        Floating point of the CPU engine (the GPU computes in f32).
+    validate : bool
+        Also fuse on the CPU and raise ``ValidationError`` if the GPU result is further than 0.01
+        of the full range from it anywhere.
+    cartoon_dict, texture_dict : str, os.PathLike or numpy.ndarray, optional
+        Dictionaries ``(h, w, M)``: an ``.npy`` path or an array; the built-in ones by default.
+    intensity_range : str or (lo, hi)
+        How sources map to [0, 1]: ``"minmax"`` (8-bit by 255, others by their own range),
+        ``"pA-B"`` percentiles (e.g. ``"p0.5-99.5"``), or a fixed range ``(lo, hi)`` such as
+        ``(-1000, 3000)`` for CT in HU.
+    out_dtype : numpy dtype, optional
+        Images only: ``uint8``, ``uint16`` or ``float32``; by default the deeper source's
+        (uint8 and uint16 kept, anything else float32).
+    memory_budget : int, optional
+        Bytes the job may use (estimated before any work); 3/4 of the available memory by default.
+    report : bool
+        Also return the report (parameters, timings, objective values) as a dict.
+
+    Returns
+    -------
+    numpy.ndarray or (numpy.ndarray, dict)
+        The fused image in the sources' range (an 8-bit pair gives uint8), or the fused volume
+        ``(X, Y, Z)`` with ``a``'s dtype (integers rounded and clamped). With ``report=True``, the
+        array and the report.
+    """
+    args = _fuse_args(axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget)
+    fused, text = _csfuse.fuse(a, b, args, backend, precision, bool(validate))
+    return (fused, _json.loads(text)) if report else fused
+
+
+def fuse_files(
+    a,
+    b,
+    output,
+    *,
+    report=None,
+    montage=None,
+    force=False,
+    axis=None,
+    ignore_affine=False,
+    backend="auto",
+    precision="f32",
+    validate=False,
+    cartoon_dict=None,
+    texture_dict=None,
+    intensity_range="minmax",
+    out_dtype=None,
+    memory_budget=None,
+):
+    """Fuse two files into ``output`` exactly as ``csfuse fuse a b -o output`` does.
+
+    ``a`` and ``b`` are images (PNG, TIFF, BMP, JPEG, single-frame DICOM) or volumes (NIfTI
+    ``.nii``/``.nii.gz``, or a folder holding one DICOM series); volumes are written as NIfTI with
+    ``a``'s header and affine, and must share their grid (``ignore_affine=True`` overrides the
+    affine check). ``report`` and ``montage`` are optional paths to write the JSON report and a
+    picture of the inputs, result and decision maps. Nothing is overwritten unless
+    ``force=True``; all outputs appear together or not at all. The other options are
+    :func:`fuse`'s. Returns the report as a dict.
+    """
+    args = _fuse_args(axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget)
+    opt = lambda p: None if p is None else _os.fspath(p)  # noqa: E731
+    text = _csfuse.fuse_files(
+        _os.fspath(a),
+        _os.fspath(b),
+        _os.fspath(output),
+        opt(report),
+        opt(montage),
+        bool(force),
+        bool(ignore_affine),
+        args,
+        backend,
+        precision,
+        bool(validate),
+    )
+    return _json.loads(text)
+
+
+def fuse_nifti(path_a, path_b, path_out, **options):
+    """Fuse two volumes (NIfTI files or DICOM series folders) into the NIfTI file ``path_out``.
+
+    The result keeps ``path_a``'s header and affine (float32 when ``path_a`` stores scaled
+    integers). Options as :func:`fuse_files`. Returns the report as a dict. To fuse volumes you
+    already hold with nibabel, pass ``img.get_fdata(dtype="float32")`` arrays to :func:`fuse`
+    with ``axis=`` and save the result with the source's affine.
+    """
+    name = _os.fspath(path_out).lower()
+    if not (name.endswith(".nii") or name.endswith(".nii.gz")):
+        raise ValueError(f"{_os.fspath(path_out)}: volumes are written as NIfTI: use .nii or .nii.gz")
+    options.setdefault("axis", None)
+    return fuse_files(path_a, path_b, path_out, **options)
+
+
+def sparse_code(
+    image,
+    dictionary,
+    lmbda,
+    *,
+    highpass=None,
+    rho=None,
+    relax=1.8,
+    auto_rho=True,
+    max_iter=1000,
+    tol=1e-3,
+    abs_tol=0.0,
+    l1_weights=None,
+    backend="auto",
+    precision="f32",
+    validate=False,
+):
+    """Convolutional sparse coding (CBPDN, SPORCO's ConvBPDN semantics) of one grey image.
+
+    Solves ``min_X 1/2 ||sum_m d_m * x_m - s||^2 + lmbda sum_m ||x_m||_1`` with circular
+    boundaries from zero, by ADMM. ``image`` is ``(H, W)`` (integers scaled by their full range,
+    floats as given); ``dictionary`` an ``(h, w, M)`` array or ``.npy`` path. ``highpass`` codes
+    the detail layer instead (the image less a Tikhonov low-pass of that lambda; 60 in CS-MCA).
+    ``tol=0`` runs exactly ``max_iter`` iterations.
+
+    Returns ``(coef, stats)``: the coefficient maps ``(H, W, M)`` (float32, or float64 with
+    ``precision="f64"``) and a dict with iterations, objective, dfid, l1, the residuals r and s,
+    the final rho and the time per iteration.
+    """
+    coef, text = _csfuse.sparse_code(
+        image,
+        _path_or_array(dictionary),
+        float(lmbda),
+        highpass,
+        rho,
+        float(relax),
+        bool(auto_rho),
+        int(max_iter),
+        float(tol),
+        float(abs_tol),
+        None if l1_weights is None else [float(w) for w in l1_weights],
+        backend,
+        precision,
+        bool(validate),
+    )
+    return coef, _json.loads(text)
+
+
+def learn(
+    images,
+    kind,
+    *,
+    filters=32,
+    size=8,
+    iters=200,
+    lmbda=0.1,
+    sigma=10.0,
+    tile=128,
+    max_tiles=16,
+    tv_weight=0.02,
+    seed=1,
+):
+    """Learn a cartoon or texture dictionary from training images, as ``csfuse learn``.
+
+    Each image (``(H, W)`` or RGB ``(H, W, 3)``, learned from its luminance) has its detail layer
+    split by TV into cartoon and texture; the ``kind`` part is cut into ``tile`` x ``tile`` tiles
+    (at most ``max_tiles``) and ``filters`` filters of ``size`` x ``size`` are learned for
+    ``iters`` iterations from a seeded start. Returns a float32 ``(size, size, filters)`` array,
+    ready for ``fuse(..., cartoon_dict=...)`` or ``numpy.save``.
+    """
+    return _csfuse.learn(
+        list(images),
+        kind,
+        int(filters),
+        int(size),
+        int(iters),
+        float(lmbda),
+        float(sigma),
+        int(tile),
+        int(max_tiles),
+        float(tv_weight),
+        int(seed),
+    )
+
+
+def metrics(a, b, f):
+    """Objective fusion metrics of ``f`` against its sources ``a`` and ``b`` (uint8 arrays).
+
+    Returns a dict: EN, SD, SF, MI, Q_MI, SSIM_sum, Q_ABF, Q_ABF_vifb, Q_S, Q_Y, Q_CB, Q_P and
+    VIFF, each checked against the original MATLAB code (see ``csfuse metrics --help``); a
+    metric that does not apply (VIFF below 81x81, Q_P without features) is None. Colour images
+    are scored on grey levels.
+    """
+    return _json.loads(_csfuse.metrics(a, b, f))
+
+
+def devices():
+    """The GPU adapters csfuse can use, best first: a list of dicts (name, backend, device_type,
+    driver, max_storage_binding, max_workgroup_storage, timestamps). Empty without a GPU or a
+    software Vulkan adapter."""
+    return _json.loads(_csfuse.devices())
+
+
+def imread(path):
+    """Read an image file (PNG, TIFF, BMP, JPEG, single-frame DICOM) as csfuse does: ``(H, W)``
+    or ``(H, W, 3)``; uint8, uint16, or float32 for float files and rescaled DICOM (a CT in HU)."""
+    return _csfuse.imread(_os.fspath(path))
+
+
+def imwrite(path, image, *, force=False):
+    """Write ``image`` (``(H, W)`` or ``(H, W, 3)``) to ``path`` as its extension says: PNG, TIFF,
+    BMP or JPEG; uint8 or uint16 (float32 as TIFF only). The file appears whole or not at all,
+    and an existing one is replaced only with ``force=True``."""
+    _csfuse.imwrite(_os.fspath(path), image, bool(force))
+
+
+def load_volume(path):
+    """Read a volume as csfuse fuses it: a NIfTI file or a folder holding one DICOM series.
+
+    Returns ``(data, affine)``: float32 values ``(X, Y, Z)`` with any rescaling applied, and the
+    4x4 voxel-to-world (RAS+ mm) affine. A DICOM series is laid out and placed as dcm2niix would
+    convert it, so ``data`` and ``affine`` equal ``nibabel.load(converted).get_fdata()`` and
+    ``.affine``.
+    """
+    return _csfuse.load_volume(_os.fspath(path))

@@ -11,7 +11,7 @@ Quick start::
     import csfuse, nibabel as nib
     ct, mr = nib.load("ct.nii.gz"), nib.load("mr.nii.gz")          # co-registered, same grid
     fused = csfuse.fuse(ct.get_fdata(dtype="float32"), mr.get_fdata(dtype="float32"), axis=2)
-    nib.save(nib.Nifti1Image(fused, ct.affine, ct.header), "fused.nii.gz")
+    nib.save(nib.Nifti1Image(fused, ct.affine), "fused.nii.gz")  # float32, with the CT's affine
 
 Errors are exceptions with the command line's messages: ``ValueError`` for bad input (shapes,
 dtypes, NaN, parameters), ``OSError``/``FileNotFoundError`` for files, ``MemoryError`` when a job

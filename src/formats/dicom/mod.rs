@@ -11,7 +11,7 @@
 //! - **MONOCHROME1** (low values shown white) is inverted so that bright means high, as for every
 //!   other source: about the image's own range for float, about 2^BitsStored − 1 for integers.
 //! - **Refused**, with the reason: compressed or deflated transfer syntaxes (decompress first, e.g.
-//!   `gdcmconv --raw in.dcm out.dcm`), big-endian, several frames (a volume), palette and YBR
+//!   `gdcmconv --raw in.dcm out.dcm`), several frames (a volume), palette and YBR
 //!   colour, a high bit other than BitsStored − 1, pixel data shorter than the header says.
 
 pub mod series;
@@ -27,8 +27,16 @@ use std::path::Path;
 /// The offset of the `DICM` magic: after the 128-byte preamble.
 const PREAMBLE: usize = 128;
 
-/// Native transfer syntaxes this reader decodes: implicit and explicit VR little endian.
-const NATIVE: [&str; 2] = ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"];
+/// Native transfer syntaxes this reader decodes: implicit and explicit VR little endian, and the
+/// retired explicit VR big endian (the parser gives its 16- and 32-bit samples as numbers).
+const NATIVE: [&str; 3] = [
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+];
+
+/// What csfuse writes: explicit VR little endian.
+const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 
 /// Whether `bytes` start like a DICOM file (Part 10: preamble, then `DICM`).
 pub fn is_dicom(bytes: &[u8]) -> bool {
@@ -122,7 +130,7 @@ fn layout(path: &Path, obj: &DefaultDicomObject) -> Result<Layout> {
             path,
             format!(
                 "transfer syntax {ts} ({name}) is not supported: csfuse reads uncompressed \
-                 little-endian DICOM; decompress it first (e.g. `gdcmconv --raw IN.dcm OUT.dcm` \
+                 (native) DICOM; decompress it first (e.g. `gdcmconv --raw IN.dcm OUT.dcm` \
                  or `dcmdjpeg IN.dcm OUT.dcm`)"
             ),
         ));

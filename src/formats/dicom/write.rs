@@ -2,7 +2,7 @@
 //! (one file per slice) placed so that csfuse and dcm2niix read it back on the volume's own grid.
 //! Nothing else in csfuse writes DICOM.
 
-use super::NATIVE;
+use super::EXPLICIT_LE;
 use crate::error::{Error, Result};
 use crate::formats::nifti::{affine, Volume};
 use dicom_core::value::PrimitiveValue;
@@ -98,7 +98,7 @@ fn encode(s: &Slice) -> Result<Vec<u8>> {
     let file = InMemDicomObject::from_element_iter(elements)
         .with_meta(
             FileMetaTableBuilder::new()
-                .transfer_syntax(NATIVE[1])
+                .transfer_syntax(EXPLICIT_LE)
                 .media_storage_sop_class_uid(CT_IMAGE_STORAGE)
                 .media_storage_sop_instance_uid(s.uid.as_str()),
         )

@@ -1,0 +1,31 @@
+#!/bin/bash
+# The Python package built and tested as a user installs it:
+#   1. a virtual environment VENV (default target/py-venv) with pytest, NumPy, nibabel and pydicom;
+#   2. `pip install .`, which builds the abi3 extension with maturin (release, sharing target/);
+#   3. pytest on python/tests, against the csfuse binary in target/release (build it first).
+#
+#   python/test.sh [VENV]
+#
+# The dcm2niix comparisons need dcm2niix on the PATH (.ci/run installs it). The last line is in
+# cargo's `test result:` form, so that .ci/run's closing line counts these tests too.
+set -uo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+venv=${1:-$repo/target/py-venv}
+cd "$repo"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv" || { echo "python: error: cannot make a virtual environment" >&2; exit 1; }
+fi
+"$venv/bin/pip" install -q --disable-pip-version-check maturin pytest numpy nibabel pydicom \
+  || { echo "python: error: cannot install the test requirements" >&2; exit 1; }
+"$venv/bin/pip" install -q --disable-pip-version-check . \
+  || { echo "python: error: pip install . failed" >&2; exit 1; }
+log=$(mktemp)
+# From outside the source folder, so that `import csfuse` is the installed package.
+(cd "$repo/python/tests" && "$venv/bin/python" -m pytest -q -rs -p no:cacheprovider .) 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+summary=$(tail -n 1 "$log")
+count() { echo "$summary" | grep -oE "[0-9]+ $1" | grep -oE "[0-9]+" || echo 0; }
+passed=$(count passed) failed=$(count failed) errors=$(count error) skipped=$(count skipped)
+echo "test result: python. $passed passed; $((failed + errors)) failed; $skipped ignored"
+rm -f "$log"
+exit "$status"

@@ -31,6 +31,7 @@ pub mod cancel;
 pub mod cpu;
 pub mod dictionary;
 pub mod error;
+pub mod evaluate;
 pub(crate) mod fault;
 pub mod formats;
 pub mod gpu;

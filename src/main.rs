@@ -38,6 +38,7 @@ enum Command {
     Phantom(cmd::phantom::Args),
     Devices(cmd::devices::Args),
     Metrics(cmd::metrics::Args),
+    Evaluate(cmd::evaluate::Args),
     /// Print a shell completion script (e.g. `csfuse completions bash > ~/.local/share/bash-completion/completions/csfuse`).
     Completions {
         #[arg(value_enum)]
@@ -94,6 +95,7 @@ fn main() {
         Command::Phantom(a) => cmd::phantom::run(a),
         Command::Devices(a) => cmd::devices::run(a),
         Command::Metrics(a) => cmd::metrics::run(a),
+        Command::Evaluate(a) => cmd::evaluate::run(a),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "csfuse", &mut std::io::stdout());

@@ -74,6 +74,23 @@ impl Gray {
     }
 }
 
+/// The metrics' names, in the order of [`Scores::rows`].
+pub const METRIC_NAMES: [&str; 13] = [
+    "EN",
+    "SD",
+    "SF",
+    "MI",
+    "Q_MI",
+    "SSIM_sum",
+    "Q_ABF",
+    "Q_ABF_vifb",
+    "Q_S",
+    "Q_Y",
+    "Q_CB",
+    "Q_P",
+    "VIFF",
+];
+
 /// The scores of one triple (higher is better; EN, SD and SF describe F alone).
 #[derive(Clone, Debug, Serialize)]
 #[allow(non_snake_case)]
@@ -112,21 +129,22 @@ impl Scores {
     /// Name and value of each score, in the order of the struct (`None` where the image is too
     /// small for the metric).
     pub fn rows(&self) -> [(&'static str, Option<f64>); 13] {
-        [
-            ("EN", Some(self.EN)),
-            ("SD", Some(self.SD)),
-            ("SF", Some(self.SF)),
-            ("MI", Some(self.MI)),
-            ("Q_MI", Some(self.Q_MI)),
-            ("SSIM_sum", Some(self.SSIM_sum)),
-            ("Q_ABF", Some(self.Q_ABF)),
-            ("Q_ABF_vifb", Some(self.Q_ABF_vifb)),
-            ("Q_S", Some(self.Q_S)),
-            ("Q_Y", Some(self.Q_Y)),
-            ("Q_CB", Some(self.Q_CB)),
-            ("Q_P", self.Q_P),
-            ("VIFF", self.VIFF),
-        ]
+        let values = [
+            Some(self.EN),
+            Some(self.SD),
+            Some(self.SF),
+            Some(self.MI),
+            Some(self.Q_MI),
+            Some(self.SSIM_sum),
+            Some(self.Q_ABF),
+            Some(self.Q_ABF_vifb),
+            Some(self.Q_S),
+            Some(self.Q_Y),
+            Some(self.Q_CB),
+            self.Q_P,
+            self.VIFF,
+        ];
+        std::array::from_fn(|i| (METRIC_NAMES[i], values[i]))
     }
 }
 

@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 
-def _fuse_args(axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget):
+def _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget):
     if intensity_range is None:
         intensity_range = "minmax"
     elif isinstance(intensity_range, (tuple, list)):
@@ -52,6 +52,7 @@ def _fuse_args(axis, cartoon_dict, texture_dict, intensity_range, out_dtype, mem
     if out_dtype is not None:
         out_dtype = _dtype_name(out_dtype)
     return {
+        "mode": str(mode),
         "cartoon_dict": _path_or_array(cartoon_dict),
         "texture_dict": _path_or_array(texture_dict),
         "intensity_range": str(intensity_range),
@@ -78,6 +79,7 @@ def fuse(
     a,
     b,
     *,
+    mode="paper",
     axis=None,
     backend="auto",
     precision="f32",
@@ -97,6 +99,9 @@ def fuse(
         Images ``(H, W)`` grey or ``(H, W, 3)`` RGB (a colour PET/SPECT: its luminance is fused,
         its colour kept), or with ``axis`` volumes ``(X, Y, Z)`` in nibabel's order. Any memory
         order; uint8, uint16, int16, float32, float64, ... . ``b`` wins ties of the fusion rule.
+    mode : str
+        The fusion rules, as ``csfuse fuse --mode``: ``"paper"`` is the published method
+        (averaged base layers, choose-max on the cartoon and texture coefficients).
     axis : {0, 1, 2}, optional
         Fuse ``a`` and ``b`` as volumes, slice by slice along this axis (2: the z slices).
     backend : {"auto", "gpu", "cpu"}
@@ -128,7 +133,7 @@ def fuse(
         ``(X, Y, Z)`` with ``a``'s dtype (integers rounded and clamped). With ``report=True``, the
         array and the report.
     """
-    args = _fuse_args(axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget)
+    args = _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget)
     fused, text = _csfuse.fuse(a, b, args, backend, precision, bool(validate))
     return (fused, _json.loads(text)) if report else fused
 
@@ -141,6 +146,7 @@ def fuse_files(
     report=None,
     montage=None,
     force=False,
+    mode="paper",
     axis=None,
     ignore_affine=False,
     backend="auto",
@@ -162,7 +168,7 @@ def fuse_files(
     ``force=True``; all outputs appear together or not at all. The other options are
     :func:`fuse`'s. Returns the report as a dict.
     """
-    args = _fuse_args(axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget)
+    args = _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget)
     opt = lambda p: None if p is None else _os.fspath(p)  # noqa: E731
     text = _csfuse.fuse_files(
         _os.fspath(a),

@@ -15,6 +15,7 @@ PathLike = Union[str, os.PathLike[str]]
 Dictionary = Union[PathLike, npt.NDArray[np.floating[Any]], None]
 Backend = Literal["auto", "gpu", "cpu"]
 Precision = Literal["f32", "f64"]
+Mode = Literal["paper"]
 IntensityRange = Union[str, Tuple[float, float]]
 
 @overload
@@ -22,6 +23,7 @@ def fuse(
     a: npt.ArrayLike,
     b: npt.ArrayLike,
     *,
+    mode: Mode = ...,
     axis: Optional[int] = ...,
     backend: Backend = ...,
     precision: Precision = ...,
@@ -38,6 +40,7 @@ def fuse(
     a: npt.ArrayLike,
     b: npt.ArrayLike,
     *,
+    mode: Mode = ...,
     axis: Optional[int] = ...,
     backend: Backend = ...,
     precision: Precision = ...,
@@ -57,6 +60,7 @@ def fuse_files(
     report: Optional[PathLike] = ...,
     montage: Optional[PathLike] = ...,
     force: bool = ...,
+    mode: Mode = ...,
     axis: Optional[int] = ...,
     ignore_affine: bool = ...,
     backend: Backend = ...,

@@ -14,6 +14,7 @@ use csfuse::jobs::image::{fuse_rasters, ImagePair};
 use csfuse::jobs::session::{Backend, Session};
 use csfuse::jobs::volume::fuse_volume_data;
 use csfuse::jobs::JobOptions;
+use csfuse::pipeline::fuse::{FuseParams, Mode};
 use csfuse::real::Precision;
 use errors::{run_released, to_py, GpuError, ValidationError};
 use pyo3::exceptions::PyValueError;
@@ -71,6 +72,7 @@ fn dictionary(
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
 struct FuseArgs<'py> {
+    mode: String,
     cartoon_dict: Option<Bound<'py, PyAny>>,
     texture_dict: Option<Bound<'py, PyAny>>,
     intensity_range: String,
@@ -81,7 +83,17 @@ struct FuseArgs<'py> {
 
 impl FuseArgs<'_> {
     fn job_options(&self) -> PyResult<JobOptions> {
-        let mut o = JobOptions::with_params(Default::default());
+        let mode = Mode::ALL
+            .into_iter()
+            .find(|m| m.name() == self.mode)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+                PyValueError::new_err(format!("mode={:?}: use {}", self.mode, names.join(", ")))
+            })?;
+        let mut o = JobOptions::with_params(FuseParams {
+            mode,
+            ..Default::default()
+        });
         o.cartoon = dictionary(
             self.cartoon_dict.as_ref(),
             csfuse::assets::cartoon,

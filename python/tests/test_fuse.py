@@ -22,6 +22,7 @@ def test_the_bundled_pair_fuses_as_the_command_line_does(tmp_path):
     assert fused.dtype == np.uint8 and fused.shape == a.shape
     assert np.array_equal(fused, csfuse.imread(tmp_path / "cli.png"))
     assert report["inputs"][0]["path"] == "a" and report["output"]["format"] == "U8"
+    assert report["params"]["mode"] == "paper"
     # fuse_files writes the same bytes as the command line.
     rep = csfuse.fuse_files(A, B, tmp_path / "py.png", backend="cpu")
     assert (tmp_path / "py.png").read_bytes() == (tmp_path / "cli.png").read_bytes()

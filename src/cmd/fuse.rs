@@ -5,6 +5,7 @@ use csfuse::formats::image::SampleFormat;
 use csfuse::formats::intensity::IntensityRange;
 use csfuse::jobs::session::{Backend, Session};
 use csfuse::jobs::{fuse_to_files, JobOptions};
+use csfuse::pipeline::fuse::{FuseParams, Mode};
 use csfuse::real::Precision;
 use csfuse::{assets, Result};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,10 @@ use std::path::{Path, PathBuf};
 /// Options shared by `fuse` and `batch`: what to fuse with and how to store the result.
 #[derive(clap::Args)]
 pub struct FuseOpts {
+    /// Fusion rules: `paper`, the published method (averaged base layers, choose-max on the
+    /// cartoon and texture coefficients). See docs/method.md#modes.
+    #[arg(long, value_enum, default_value_t)]
+    pub mode: Mode,
     /// Cartoon dictionary, .npy of shape (h, w, M), float32/float64 [default: built-in assets/dict_cartoon_8x8x32.npy].
     #[arg(long, value_name = "D.npy")]
     pub cartoon_dict: Option<PathBuf>,
@@ -68,7 +73,10 @@ impl FuseOpts {
             None => Ok(builtin()),
         };
         Ok(JobOptions {
-            params: Default::default(),
+            params: FuseParams {
+                mode: self.mode,
+                ..Default::default()
+            },
             cartoon: load(&self.cartoon_dict, assets::cartoon)?,
             texture: load(&self.texture_dict, assets::texture)?,
             out_depth: self.out_depth,

@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod bench;
 pub mod devices;
+pub mod evaluate;
 pub mod fuse;
 pub mod learn;
 pub mod metrics;

@@ -77,8 +77,9 @@ pub fn encode(path: &Path, panels: &[Panel]) -> Result<Vec<u8>> {
     )
 }
 
-/// Draw `text` in white from (x, y), clipped at column `x_end`.
-fn draw_text(
+/// Draw `text` in white from (x, y) onto planes of width `ow`, glyphs `s` times their size, clipped
+/// at column `x_end`.
+pub(crate) fn draw_text(
     rgb: &mut [Vec<f64>],
     ow: usize,
     x: usize,
@@ -109,8 +110,13 @@ fn draw_text(
     }
 }
 
-const GLYPH_W: usize = 5;
-const GLYPH_H: usize = 7;
+pub(crate) const GLYPH_W: usize = 5;
+pub(crate) const GLYPH_H: usize = 7;
+
+/// Width in pixels of `text` drawn at scale `s`.
+pub(crate) fn text_width(text: &str, s: usize) -> usize {
+    text.chars().count() * (GLYPH_W + 1) * s
+}
 
 /// A 5x7 bitmap font for labels: capitals, digits and a little punctuation (unknown characters
 /// draw as blanks).
@@ -159,6 +165,9 @@ fn glyph(c: char) -> [u8; GLYPH_H] {
         '/' => [0x00, 0x01, 0x02, 0x04, 0x08, 0x10, 0x00],
         '(' => [0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02],
         ')' => [0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08],
+        '_' => [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1F],
+        '+' => [0x00, 0x04, 0x04, 0x1F, 0x04, 0x04, 0x00],
+        ',' => [0x00, 0x00, 0x00, 0x00, 0x0C, 0x04, 0x08],
         _ => [0; GLYPH_H],
     }
 }

@@ -2,6 +2,7 @@
 //! a batch of same-size pairs.
 
 use super::*;
+use crate::pipeline::baselines::{self, Baseline};
 
 /// The intensity rule of [`crate::formats::intensity`] for an image.
 fn image_scaling(r: &Raster, range: IntensityRange, path: &Path) -> Scaling {
@@ -201,10 +202,22 @@ impl ImagePair {
         (self.h, self.w)
     }
 
-    /// The fused image as samples: the output's depth (`--out-depth`, or the deeper source's
-    /// format as far as the output file holds it), in the sources' range.
-    fn fused_raster(&self, fo: &FuseOutput) -> Result<(Raster, Vec<Plane>)> {
-        let fused = recolour(&fo.fused, &self.ua, &self.ub);
+    /// `which` baseline on the luminance, with the colour rule, range and depth a fusion of this
+    /// pair gets.
+    pub fn baseline(&self, which: Baseline) -> Result<Raster> {
+        let y = baselines::fuse(which, &self.ua.luma, &self.ub.luma);
+        Ok(self.fused_raster(&y)?.0)
+    }
+
+    /// The two sources as montage panels labelled `A` and `B` (in colour where they are).
+    pub fn source_panels(&self) -> [Panel; 2] {
+        [show("A", &self.ua), show("B", &self.ub)]
+    }
+
+    /// The fused image (its luminance `y`) as samples: the output's depth (`--out-depth`, or the
+    /// deeper source's format as far as the output file holds it), in the sources' range.
+    fn fused_raster(&self, y: &Plane) -> Result<(Raster, Vec<Plane>)> {
+        let fused = recolour(y, &self.ua, &self.ub);
         let format = match (self.out_depth, &self.out) {
             (Some(d), _) => d,
             (None, Some(out)) => io::writable_depth(io::output_format(out)?, self.format),
@@ -236,7 +249,7 @@ impl ImagePair {
         };
         let (ua, ub) = (&self.ua, &self.ub);
         let t_write = Instant::now();
-        let (raster, fused) = self.fused_raster(fo)?;
+        let (raster, fused) = self.fused_raster(&fo.fused)?;
         let format = raster.format;
         if let (Some(set), Some(out)) = (set, &self.out) {
             set.stage_bytes(out, &io::encode_image(out, &raster)?)?;
@@ -380,6 +393,17 @@ pub fn image_pairs_per_batch(
     pairs_in_batch(s, h, w, opts, budget, (host, image_bytes(h, w, opts)))
 }
 
+/// A source as a montage panel.
+fn show(label: &str, u: &Unit) -> Panel {
+    match &u.chroma {
+        Some(c) => Panel {
+            label: label.into(),
+            channels: colour::merge(&u.luma, &c.0, &c.1).into(),
+        },
+        None => Panel::gray(label, u.luma.clone()),
+    }
+}
+
 pub(super) fn write_montage(
     set: &mut OutputSet,
     path: &Path,
@@ -388,13 +412,6 @@ pub(super) fn write_montage(
     fused: &[Plane],
     fo: &FuseOutput,
 ) -> Result<()> {
-    let show = |label: &str, u: &Unit| match &u.chroma {
-        Some(c) => Panel {
-            label: label.into(),
-            channels: colour::merge(&u.luma, &c.0, &c.1).into(),
-        },
-        None => Panel::gray(label, u.luma.clone()),
-    };
     let panels = [
         show("A", a),
         show("B", b),

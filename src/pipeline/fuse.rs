@@ -12,8 +12,31 @@ use crate::plane::{CoefMaps, DecisionMap, Plane};
 use serde::Serialize;
 use std::time::Instant;
 
+/// Which fusion rules run on the decomposed sources (docs/method.md#modes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The published method: averaged base layers, choose-max on the cartoon and texture
+    /// coefficients.
+    #[default]
+    Paper,
+}
+
+impl Mode {
+    /// Every mode, the default first.
+    pub const ALL: [Mode; 1] = [Mode::Paper];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Paper => "paper",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct FuseParams {
+    /// The fusion rules.
+    pub mode: Mode,
     /// Tikhonov low-pass weight (60).
     pub lowpass_lambda: f64,
     /// Symmetric padding for the low-pass (16 pixels per side).
@@ -27,6 +50,7 @@ pub struct FuseParams {
 impl Default for FuseParams {
     fn default() -> Self {
         FuseParams {
+            mode: Mode::default(),
             lowpass_lambda: 60.0,
             lowpass_pad: 16,
             mca: McaParams::default(),

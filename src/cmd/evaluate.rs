@@ -1,0 +1,384 @@
+//! `csfuse evaluate LIST.csv --methods ... --out-dir DIR`: every pair fused by every method,
+//! scored, and summed up in tables, montages and charts; resumable like `batch`.
+
+use super::fuse::FuseOpts;
+use csfuse::evaluate::{
+    group_of, markdown_table, plot, scores_csv, summary_csv, Method, Scored, DEFAULT_METRICS,
+};
+use csfuse::formats::image::{decode_image, encode_image, read_image, Raster, SampleFormat};
+use csfuse::formats::montage::{self, Panel};
+use csfuse::formats::output::{check_outputs, remove_stale_temps, OutputSet};
+use csfuse::jobs::batch::{input_records, parameters, read_list, sha256_file, sidecar_path};
+use csfuse::jobs::batch::{Item, OnDisk};
+use csfuse::jobs::image::{fuse_rasters, ImagePair};
+use csfuse::jobs::report::json_bytes;
+use csfuse::jobs::session::Session;
+use csfuse::jobs::{kind, path_text, JobOptions, Kind};
+use csfuse::metrics::{score, Gray};
+use csfuse::plane::Plane;
+use csfuse::{Error, Result};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Compare fusion methods on a list of image pairs: fuse every pair with every method, score each
+/// result with `csfuse metrics`, and write the comparison.
+///
+/// LIST is a `batch` list (A,B[,OUTPUT]; images, 8-bit, as the metrics are defined on 8-bit grey
+/// levels). Methods: the CS-MCA modes (`paper`; `default` is the default mode) and three rules
+/// that need no dictionaries: `average`, `max` (pixel-wise) and `laplacian` (a 4-level Laplacian
+/// pyramid, larger-magnitude detail, averaged base). Colour sources follow `fuse`'s colour rule
+/// for every method (the luminance is fused, the chroma put back).
+///
+/// Written into --out-dir:
+///   METHOD/OUTPUT          each fused image (8-bit PNG), with OUTPUT.json: inputs' SHA-256,
+///                          parameters and scores. A rerun skips what these vouch for, so an
+///                          interrupted evaluation resumes and a second run fuses nothing.
+///   scores.csv             every pair's scores with every method (all metrics)
+///   summary.csv            mean and sd per method and metric (all pairs)
+///   summary.md             mean ± sd per method and metric, the best in bold; all pairs, then
+///                          one table per group (the OUTPUT name less its last `_` part, e.g.
+///                          ct_mr_p01.png is in ct_mr) when there are several
+///   montages/OUTPUT        A | B | each method's result, labelled
+///   plots/METRIC.png       a box plot of each method's scores (one dot per pair)
+///
+/// A pair that fails is reported and the others go on (exit status 1 at the end).
+#[derive(clap::Args)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  csfuse evaluate pairs.csv --out-dir eval\n  \
+csfuse evaluate pairs.csv --methods paper,max --metrics Q_ABF,Q_CB,VIFF --out-dir eval --backend cpu"
+)]
+pub struct Args {
+    /// The pairs, in `csfuse batch`'s list format.
+    pub list: PathBuf,
+    /// Methods to compare, comma-separated [default: every CS-MCA mode, average, max, laplacian].
+    #[arg(long, value_delimiter = ',', value_parser = Method::parse)]
+    pub methods: Option<Vec<Method>>,
+    /// Metrics of the Markdown table and the charts, comma-separated [default:
+    /// Q_ABF,Q_CB,Q_P,Q_Y,VIFF,Q_MI,SSIM_sum]. The CSV files hold them all.
+    #[arg(long, value_delimiter = ',')]
+    pub metrics: Option<Vec<String>>,
+    /// Folder for the results, tables, montages and charts.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+    #[command(flatten)]
+    pub opts: FuseOpts,
+    /// Replace files in --out-dir that no csfuse sidecar vouches for.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// One method's result of one pair: fused now (with the raster), or vouched for on disk.
+struct Done {
+    method: Method,
+    scores: Vec<(String, Option<f64>)>,
+    fused_now: Option<Raster>,
+    output: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let methods = args.methods.clone().unwrap_or_else(Method::all);
+    let names: Vec<&str> = methods.iter().map(|m| m.name()).collect();
+    let all_metrics: Vec<&str> = csfuse::metrics::METRIC_NAMES.to_vec();
+    let metrics: Vec<String> = match &args.metrics {
+        Some(m) => m.iter().map(|s| s.trim().to_string()).collect(),
+        None => DEFAULT_METRICS.iter().map(|s| s.to_string()).collect(),
+    };
+    if let Some(bad) = metrics.iter().find(|m| !all_metrics.contains(&m.as_str())) {
+        return Err(Error::Param(format!(
+            "--metrics: `{bad}` is not a metric: use {}",
+            all_metrics.join(", ")
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(m) = methods.iter().find(|m| !seen.insert(m.name())) {
+        return Err(Error::Param(format!(
+            "--methods names `{}` twice",
+            m.name()
+        )));
+    }
+    let mut opts = args.opts.job_options(None, false)?;
+    opts.out_depth = Some(SampleFormat::U8);
+    let items = read_list(&args.list, &args.out_dir)?;
+    for it in &items {
+        if kind(&it.a) != Kind::Image {
+            return Err(Error::Param(format!(
+                "{}:{}: evaluate compares images; {} is a volume",
+                args.list.display(),
+                it.line,
+                it.a.display()
+            )));
+        }
+    }
+    let mut session = args.opts.session()?;
+    let t0 = Instant::now();
+    let (mut rows, mut failed) = (Vec::new(), Vec::new());
+    for (i, it) in items.iter().enumerate() {
+        let pair = pair_name(it, &args.out_dir);
+        match evaluate_pair(it, &pair, &methods, &args, &opts, &mut session) {
+            Ok(done) => {
+                let fused = done.iter().filter(|d| d.fused_now.is_some()).count();
+                log::info!(
+                    "[{}/{}] {pair}: {} fused, {} up to date",
+                    i + 1,
+                    items.len(),
+                    fused,
+                    done.len() - fused
+                );
+                rows.extend(done.into_iter().map(|d| Scored {
+                    pair: pair.clone(),
+                    group: group_of(&pair),
+                    method: d.method.name().to_string(),
+                    scores: d.scores,
+                }));
+            }
+            Err(e) => {
+                log::error!("[{}/{}] line {}: {e}", i + 1, items.len(), it.line);
+                failed.push((it.line, e.to_string()));
+            }
+        }
+    }
+    write_summary(&args.out_dir, &rows, &names, &metrics)?;
+    log::info!(
+        "evaluated {} pairs x {} methods in {:.1} s; {} failed; tables in {}",
+        items.len() - failed.len(),
+        methods.len(),
+        t0.elapsed().as_secs_f64(),
+        failed.len(),
+        args.out_dir.join("summary.md").display()
+    );
+    match failed.first() {
+        None => Ok(()),
+        Some((line, e)) => Err(Error::BadImage {
+            path: args.list.clone(),
+            msg: format!(
+                "{} of {} pairs failed (the first, line {line}: {e}); the tables hold the others",
+                failed.len(),
+                items.len()
+            ),
+        }),
+    }
+}
+
+/// The pair's name: its output path relative to --out-dir, as a PNG.
+fn pair_name(it: &Item, out_dir: &Path) -> String {
+    let rel = it.out.strip_prefix(out_dir).unwrap_or(&it.out);
+    path_text(&rel.with_extension("png"))
+}
+
+/// Fuse and score one pair with every method (or take what the sidecars vouch for), and write its
+/// montage when anything was fused or it is missing.
+fn evaluate_pair(
+    it: &Item,
+    pair: &str,
+    methods: &[Method],
+    args: &Args,
+    opts: &JobOptions,
+    s: &mut Session,
+) -> Result<Vec<Done>> {
+    let inputs = input_records(it)?;
+    let mut sources: Option<(Raster, Raster, ImagePair)> = None;
+    let mut done = Vec::with_capacity(methods.len());
+    for &m in methods {
+        let output = args.out_dir.join(m.name()).join(pair);
+        let mut o = opts.clone();
+        if let Method::CsMca(mode) = m {
+            o.params.mode = mode;
+        }
+        let params = json!({
+            "method": m.name(),
+            "fusion": parameters(&o, args.opts.precision, false),
+        });
+        let on_disk = OnDisk::read(&output, false);
+        if on_disk.up_to_date(&inputs, &params, false) {
+            if let Some(scores) = recorded_scores(&output) {
+                done.push(Done {
+                    method: m,
+                    scores,
+                    fused_now: None,
+                    output,
+                });
+                continue;
+            }
+        }
+        if let (Some(f), false) = (on_disk.foreign().first(), args.force) {
+            return Err(Error::BadOutput {
+                path: f.clone(),
+                msg: "file exists and no csfuse sidecar vouches for it; pass --force to replace it"
+                    .into(),
+            });
+        }
+        if sources.is_none() {
+            let (ra, rb) = (read_image(&it.a)?, read_image(&it.b)?);
+            let pair = ImagePair::from_rasters(ra.clone(), rb.clone(), (&it.a, &it.b), opts)?;
+            sources = Some((ra, rb, pair));
+        }
+        let (ra, rb, ip) = sources.as_ref().expect("read above");
+        let t = Instant::now();
+        let fused = match m {
+            Method::CsMca(_) => fuse_rasters(s, ip, &o)?.0,
+            Method::Baseline(b) => ip.baseline(b)?,
+        };
+        // Scored as written: the file's rounded samples.
+        let bytes = encode_image(&output, &fused)?;
+        let fused = decode_image(&output, &bytes)?;
+        let scores: Vec<(String, Option<f64>)> = score(
+            &Gray::of(ra, &it.a)?,
+            &Gray::of(rb, &it.b)?,
+            &Gray::of(&fused, &output)?,
+        )?
+        .rows()
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+        write_result(
+            &output,
+            &bytes,
+            (&inputs, &params),
+            &scores,
+            t,
+            &[&it.a, &it.b],
+        )?;
+        done.push(Done {
+            method: m,
+            scores,
+            fused_now: Some(fused),
+            output,
+        });
+    }
+    let montage = args.out_dir.join("montages").join(pair);
+    if done.iter().any(|d| d.fused_now.is_some()) || !montage.exists() {
+        write_montage(&montage, it, sources.map(|s| s.2), &done, opts)?;
+    }
+    Ok(done)
+}
+
+/// The scores a result's sidecar records.
+fn recorded_scores(output: &Path) -> Option<Vec<(String, Option<f64>)>> {
+    let side: Value = serde_json::from_slice(&std::fs::read(sidecar_path(output)).ok()?).ok()?;
+    let scores = side.get("scores")?.as_object()?;
+    Some(
+        csfuse::metrics::METRIC_NAMES
+            .iter()
+            .map(|k| (k.to_string(), scores.get(*k).and_then(Value::as_f64)))
+            .collect(),
+    )
+}
+
+/// The fused image and its sidecar (inputs, parameters, scores), committed together.
+fn write_result(
+    output: &Path,
+    fused: &[u8],
+    (inputs, params): (&Value, &Value),
+    scores: &[(String, Option<f64>)],
+    t: Instant,
+    sources: &[&Path],
+) -> Result<()> {
+    let side = sidecar_path(output);
+    for p in [output, side.as_path()] {
+        remove_stale_temps(p);
+    }
+    if let Some(dir) = output.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    // Files csfuse wrote before are replaced (the caller checked that a sidecar vouches for them).
+    check_outputs(&[output, &side], sources, true)?;
+    let mut set = OutputSet::default();
+    set.stage_bytes(output, fused)?;
+    let staged = set.staged_file(output).unwrap_or(output).to_path_buf();
+    let scores: serde_json::Map<String, Value> = scores
+        .iter()
+        .map(|(k, v)| (k.clone(), v.map_or(Value::Null, Value::from)))
+        .collect();
+    let sidecar = json!({
+        "csfuse_version": env!("CARGO_PKG_VERSION"),
+        "inputs": inputs,
+        "output": {"path": path_text(output), "sha256": sha256_file(&staged)?},
+        "parameters": params,
+        "scores": scores,
+        "seconds": t.elapsed().as_secs_f64(),
+    });
+    set.stage_bytes(&side, &json_bytes(&sidecar))?;
+    set.commit()
+}
+
+/// A | B | each method's result, labelled.
+fn write_montage(
+    path: &Path,
+    it: &Item,
+    pair: Option<ImagePair>,
+    done: &[Done],
+    opts: &JobOptions,
+) -> Result<()> {
+    let pair = match pair {
+        Some(p) => p,
+        None => {
+            ImagePair::from_rasters(read_image(&it.a)?, read_image(&it.b)?, (&it.a, &it.b), opts)?
+        }
+    };
+    let mut panels: Vec<Panel> = pair.source_panels().into();
+    for d in done {
+        let r = match &d.fused_now {
+            Some(r) => r.clone(),
+            None => read_image(&d.output)?,
+        };
+        let scale = r.format.max_value();
+        let channels = r
+            .channels
+            .iter()
+            .map(|c| Plane::from_vec(r.h, r.w, c.iter().map(|v| v / scale).collect()))
+            .collect();
+        panels.push(Panel {
+            label: d.method.name().to_uppercase(),
+            channels,
+        });
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    remove_stale_temps(path);
+    let mut set = OutputSet::default();
+    set.stage_bytes(path, &montage::encode(path, &panels)?)?;
+    set.commit()
+}
+
+/// scores.csv, summary.csv, summary.md and the charts.
+fn write_summary(dir: &Path, rows: &[Scored], methods: &[&str], metrics: &[String]) -> Result<()> {
+    let metrics: Vec<&str> = metrics.iter().map(|s| s.as_str()).collect();
+    let all: Vec<&str> = csfuse::metrics::METRIC_NAMES.to_vec();
+    let mut md = markdown_table(rows, None, methods, &metrics);
+    let mut groups: Vec<&str> = rows.iter().map(|r| r.group.as_str()).collect();
+    groups.sort();
+    groups.dedup();
+    if groups.len() > 1 {
+        for g in &groups {
+            md.push('\n');
+            md.push_str(&markdown_table(rows, Some(g), methods, &metrics));
+        }
+    }
+    std::fs::create_dir_all(dir.join("plots")).map_err(|e| Error::io(dir, e))?;
+    let mut set = OutputSet::default();
+    set.stage_bytes(&dir.join("scores.csv"), scores_csv(rows).as_bytes())?;
+    set.stage_bytes(
+        &dir.join("summary.csv"),
+        summary_csv(rows, methods, &all).as_bytes(),
+    )?;
+    set.stage_bytes(&dir.join("summary.md"), md.as_bytes())?;
+    for k in &metrics {
+        let series: Vec<(&str, Vec<f64>)> = methods
+            .iter()
+            .map(|m| {
+                let v = rows
+                    .iter()
+                    .filter(|r| r.method == *m)
+                    .filter_map(|r| r.scores.iter().find(|(n, _)| n == k).and_then(|(_, v)| *v))
+                    .collect();
+                (*m, v)
+            })
+            .collect();
+        let path = dir.join("plots").join(format!("{k}.png"));
+        set.stage_bytes(&path, &encode_image(&path, &plot::box_plot(k, &series)?)?)?;
+    }
+    set.commit()
+}

@@ -1,0 +1,308 @@
+//! `csfuse evaluate`: fusion methods compared on a list of pairs. This module holds what does not
+//! touch files: the methods, and the tables made of the per-pair scores (mean ± sd per method and
+//! metric, best in bold); [`plot`] draws one chart per metric. The command (`cmd/evaluate.rs`)
+//! fuses, scores, resumes and writes.
+
+pub mod plot;
+
+use crate::pipeline::baselines::Baseline;
+use crate::pipeline::fuse::Mode;
+
+/// A fusion method of the comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// CS-MCA in one of its modes.
+    CsMca(Mode),
+    /// A rule that needs no dictionaries.
+    Baseline(Baseline),
+}
+
+const BASELINES: [Baseline; 3] = [Baseline::Average, Baseline::Max, Baseline::Laplacian];
+
+impl Method {
+    /// Every method, in the order a table lists them: the CS-MCA modes, then the baselines.
+    pub fn all() -> Vec<Method> {
+        Mode::ALL
+            .into_iter()
+            .map(Method::CsMca)
+            .chain(BASELINES.into_iter().map(Method::Baseline))
+            .collect()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::CsMca(m) => m.name(),
+            Method::Baseline(Baseline::Average) => "average",
+            Method::Baseline(Baseline::Max) => "max",
+            Method::Baseline(Baseline::Laplacian) => "laplacian",
+        }
+    }
+
+    /// A method by its name; `default` is csfuse's default mode.
+    pub fn parse(s: &str) -> std::result::Result<Method, String> {
+        let t = s.trim();
+        if t == "default" {
+            return Ok(Method::CsMca(Mode::default()));
+        }
+        Method::all()
+            .into_iter()
+            .find(|m| m.name() == t)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Method::all().iter().map(|m| m.name()).collect();
+                format!("`{s}` is not a method: use default, {}", names.join(", "))
+            })
+    }
+}
+
+/// The metrics a table shows by default: the structure and information metrics the comparison is
+/// judged on (every metric is in the per-pair CSV).
+pub const DEFAULT_METRICS: [&str; 7] = ["Q_ABF", "Q_CB", "Q_P", "Q_Y", "VIFF", "Q_MI", "SSIM_sum"];
+
+/// One method's scores on one pair: metric name and value (`None` where it does not apply).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scored {
+    pub pair: String,
+    pub group: String,
+    pub method: String,
+    pub scores: Vec<(String, Option<f64>)>,
+}
+
+impl Scored {
+    fn get(&self, metric: &str) -> Option<f64> {
+        self.scores
+            .iter()
+            .find(|(k, _)| k == metric)
+            .and_then(|(_, v)| *v)
+    }
+}
+
+/// The group of a pair from its output name: the name without its extension and its last
+/// `_`-separated part (`ct_mr_p01.png` is in `ct_mr`, `mr_spect_m11.png` in `mr_spect`).
+pub fn group_of(output: &str) -> String {
+    let stem = output.rsplit('/').next().unwrap_or(output);
+    let stem = stem.split('.').next().unwrap_or(stem);
+    match stem.rsplit_once('_') {
+        Some((g, _)) if !g.is_empty() => g.to_string(),
+        _ => stem.to_string(),
+    }
+}
+
+/// Mean and sample standard deviation (0 for one value) of the values present; `None` if none.
+pub fn mean_sd(values: &[Option<f64>]) -> Option<(f64, f64, usize)> {
+    let v: Vec<f64> = values.iter().flatten().copied().collect();
+    if v.is_empty() {
+        return None;
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let sd = if v.len() > 1 {
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    Some((mean, sd, v.len()))
+}
+
+/// Summary of `rows` (those whose group is in `groups`, or all): per method and metric, (mean,
+/// sd, n), in the order of `methods` and `metrics`.
+pub fn summarize(
+    rows: &[Scored],
+    groups: Option<&str>,
+    methods: &[&str],
+    metrics: &[&str],
+) -> Vec<Vec<Option<(f64, f64, usize)>>> {
+    methods
+        .iter()
+        .map(|m| {
+            metrics
+                .iter()
+                .map(|k| {
+                    let values: Vec<Option<f64>> = rows
+                        .iter()
+                        .filter(|r| r.method == *m && groups.is_none_or(|g| r.group == g))
+                        .map(|r| r.get(k))
+                        .collect();
+                    mean_sd(&values)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The summary as CSV: `method,pairs,<metric>_mean,<metric>_sd,...` (6 decimals).
+pub fn summary_csv(rows: &[Scored], methods: &[&str], metrics: &[&str]) -> String {
+    let table = summarize(rows, None, methods, metrics);
+    let mut out = String::from("method,pairs");
+    for k in metrics {
+        out.push_str(&format!(",{k}_mean,{k}_sd"));
+    }
+    out.push('\n');
+    for (m, cells) in methods.iter().zip(&table) {
+        let pairs = rows.iter().filter(|r| r.method == *m).count();
+        out.push_str(&format!("{m},{pairs}"));
+        for c in cells {
+            match c {
+                Some((mean, sd, _)) => out.push_str(&format!(",{mean:.6},{sd:.6}")),
+                None => out.push_str(",,"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Every pair's scores as CSV: `pair,group,method,<every metric>`.
+pub fn scores_csv(rows: &[Scored]) -> String {
+    let Some(first) = rows.first() else {
+        return String::new();
+    };
+    let mut out = String::from("pair,group,method");
+    for (k, _) in &first.scores {
+        out.push_str(&format!(",{k}"));
+    }
+    out.push('\n');
+    for r in rows {
+        out.push_str(&format!("{},{},{}", csv_field(&r.pair), r.group, r.method));
+        for (_, v) in &r.scores {
+            match v {
+                Some(v) => out.push_str(&format!(",{v:.6}")),
+                None => out.push(','),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A Markdown table of mean ± sd (4 decimals) per method and metric, the best mean of each metric
+/// in bold (every metric is higher-is-better); `title` heads it.
+pub fn markdown_table(
+    rows: &[Scored],
+    group: Option<&str>,
+    methods: &[&str],
+    metrics: &[&str],
+) -> String {
+    let table = summarize(rows, group, methods, metrics);
+    let pairs = rows
+        .iter()
+        .filter(|r| group.is_none_or(|g| r.group == g))
+        .map(|r| r.pair.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let mut out = format!(
+        "{} ({pairs} pairs)\n\n| method |",
+        group.map_or("All pairs".to_string(), |g| format!("Group `{g}`"))
+    );
+    for k in metrics {
+        out.push_str(&format!(" {k} |"));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(metrics.len()));
+    out.push('\n');
+    // Compared at the printed precision, so that ties are bold together.
+    let shown = |v: f64| (v * 1e4).round() as i64;
+    let best: Vec<Option<i64>> = (0..metrics.len())
+        .map(|j| {
+            table
+                .iter()
+                .filter_map(|cells| cells[j].map(|c| shown(c.0)))
+                .max()
+        })
+        .collect();
+    for (m, cells) in methods.iter().zip(&table) {
+        out.push_str(&format!("| {m} |"));
+        for (j, c) in cells.iter().enumerate() {
+            match c {
+                Some((mean, sd, _)) => {
+                    let text = format!("{mean:.4} ± {sd:.4}");
+                    if Some(shown(*mean)) == best[j] {
+                        out.push_str(&format!(" **{text}** |"));
+                    } else {
+                        out.push_str(&format!(" {text} |"));
+                    }
+                }
+                None => out.push_str(" n/a |"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pair: &str, method: &str, q: f64, p: Option<f64>) -> Scored {
+        Scored {
+            pair: pair.into(),
+            group: group_of(pair),
+            method: method.into(),
+            scores: vec![("Q_ABF".into(), Some(q)), ("Q_P".into(), p)],
+        }
+    }
+
+    #[test]
+    fn methods_parse_by_name() {
+        for m in Method::all() {
+            assert_eq!(Method::parse(m.name()), Ok(m));
+        }
+        assert_eq!(Method::parse("default"), Ok(Method::CsMca(Mode::default())));
+        assert!(Method::parse("best").unwrap_err().contains("paper"));
+    }
+
+    #[test]
+    fn groups_come_from_output_names() {
+        assert_eq!(group_of("ct_mr_p01.png"), "ct_mr");
+        assert_eq!(group_of("sub/mr_spect_m11.png"), "mr_spect");
+        assert_eq!(group_of("single.png"), "single");
+    }
+
+    #[test]
+    fn tables_give_mean_sd_and_bold_the_best() {
+        let rows = vec![
+            row("ct_mr_1.png", "paper", 0.5, Some(0.2)),
+            row("ct_mr_2.png", "paper", 0.7, None),
+            row("ct_mr_1.png", "max", 0.6, Some(0.4)),
+            row("ct_mr_2.png", "max", 0.6, Some(0.6)),
+        ];
+        let s = summarize(&rows, None, &["paper", "max"], &["Q_ABF", "Q_P"]);
+        let (mean, sd, n) = s[0][0].unwrap();
+        assert!((mean - 0.6).abs() < 1e-12 && (sd - 0.02f64.sqrt()).abs() < 1e-12 && n == 2);
+        // Q_P of paper has one value: mean of what is present, n = 1.
+        assert_eq!(s[0][1], Some((0.2, 0.0, 1)));
+        let md = markdown_table(&rows, None, &["paper", "max"], &["Q_ABF", "Q_P"]);
+        assert!(md.starts_with("All pairs (2 pairs)"), "{md}");
+        // Q_ABF ties at 0.6000: both bold; Q_P: max.
+        assert!(
+            md.contains("| paper | **0.6000 ± 0.1414** | 0.2000 ± 0.0000 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| max | **0.6000 ± 0.0000** | **0.5000 ± 0.1414** |"),
+            "{md}"
+        );
+        let csv = summary_csv(&rows, &["paper", "max"], &["Q_ABF", "Q_P"]);
+        assert_eq!(
+            csv.lines().next(),
+            Some("method,pairs,Q_ABF_mean,Q_ABF_sd,Q_P_mean,Q_P_sd")
+        );
+        assert!(
+            csv.contains("max,2,0.600000,0.000000,0.500000,0.141421"),
+            "{csv}"
+        );
+        let per_pair = scores_csv(&rows);
+        assert!(
+            per_pair.contains("ct_mr_2.png,ct_mr,paper,0.700000,\n"),
+            "{per_pair}"
+        );
+    }
+}

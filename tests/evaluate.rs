@@ -1,0 +1,227 @@
+//! `csfuse evaluate`: every pair fused by every method, scored as `csfuse metrics` scores it,
+//! summed up in tables and charts, resumed like `batch`; and the README's table reproduced from
+//! the dev pairs byte for byte.
+
+mod common;
+use common::{csfuse, stderr};
+use std::path::Path;
+
+fn run(args: &[&str], dir: &Path) -> String {
+    let o = csfuse(args, dir);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    stderr(&o)
+}
+
+/// Two phantom pairs (CT/MR grey, MR/PET colour) at 96 px (VIFF needs 81) and their list.
+fn pairs() -> tempfile::TempDir {
+    let d = common::phantom_dir(96);
+    std::fs::write(
+        d.path().join("list.csv"),
+        "a,b,output\nct_like.png,mr_like.png,ct_mr_1.png\nmr_like.png,pet_like.png,mr_pet_1.png\n",
+    )
+    .unwrap();
+    d
+}
+
+const EVAL: [&str; 6] = [
+    "evaluate",
+    "list.csv",
+    "--out-dir",
+    "eval",
+    "--backend",
+    "cpu",
+];
+
+#[test]
+fn every_method_is_fused_scored_and_summed_up() {
+    let d = pairs();
+    let p = |s: &str| d.path().join(s);
+    let log = run(&EVAL, d.path());
+    assert!(
+        log.contains("[2/2] mr_pet_1.png: 4 fused, 0 up to date"),
+        "{log}"
+    );
+    for m in ["paper", "average", "max", "laplacian"] {
+        for pair in ["ct_mr_1.png", "mr_pet_1.png"] {
+            let out = p(&format!("eval/{m}/{pair}"));
+            assert!(
+                out.exists() && p(&format!("eval/{m}/{pair}.json")).exists(),
+                "{m} {pair}"
+            );
+            // The scores recorded are what `csfuse metrics` gives for the written result.
+            let (a, b) = if pair.starts_with("ct") {
+                ("ct_like.png", "mr_like.png")
+            } else {
+                ("mr_like.png", "pet_like.png")
+            };
+            let o = csfuse(
+                &["metrics", a, b, out.to_str().unwrap(), "--json"],
+                d.path(),
+            );
+            let want: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            let side = common::read_json(&p(&format!("eval/{m}/{pair}.json")));
+            for k in ["Q_ABF", "Q_CB", "VIFF", "Q_P"] {
+                let (x, y) = (side["scores"][k].as_f64(), want[k].as_f64());
+                assert!(x.is_some() && x == y, "{m} {pair} {k}: {x:?} vs {y:?}");
+            }
+        }
+    }
+    // The colour pair stays colour for every method.
+    let r = csfuse::formats::image::read_image(&p("eval/max/mr_pet_1.png")).unwrap();
+    assert!(r.is_colour());
+    let scores = std::fs::read_to_string(p("eval/scores.csv")).unwrap();
+    assert_eq!(scores.lines().count(), 1 + 2 * 4);
+    assert!(scores.starts_with("pair,group,method,EN,SD,SF,MI,Q_MI,SSIM_sum,Q_ABF"));
+    assert!(scores.contains("\nmr_pet_1.png,mr_pet,laplacian,"));
+    let md = std::fs::read_to_string(p("eval/summary.md")).unwrap();
+    assert!(md.starts_with("All pairs (2 pairs)\n\n| method | Q_ABF | Q_CB | Q_P | Q_Y | VIFF |"));
+    assert!(md.contains("Group `ct_mr` (1 pairs)") && md.contains("Group `mr_pet` (1 pairs)"));
+    // One bold best per metric at least, in the first table.
+    let first = md.split("\n\n").nth(1).unwrap();
+    let header = first.lines().next().unwrap();
+    let metrics = header.matches('|').count() - 2;
+    for col in 2..2 + metrics {
+        assert!(
+            first
+                .lines()
+                .skip(2)
+                .any(|l| l.split('|').nth(col).unwrap().contains("**")),
+            "column {col} has no best: {first}"
+        );
+    }
+    let summary = std::fs::read_to_string(p("eval/summary.csv")).unwrap();
+    assert!(summary.starts_with("method,pairs,EN_mean,EN_sd,"));
+    assert_eq!(summary.lines().count(), 5);
+    for k in ["Q_ABF", "Q_CB", "Q_P", "Q_Y", "VIFF", "Q_MI", "SSIM_sum"] {
+        let plot = csfuse::formats::image::read_image(&p(&format!("eval/plots/{k}.png"))).unwrap();
+        assert_eq!((plot.h, plot.is_colour()), (360, true), "{k}");
+    }
+    let montage = csfuse::formats::image::read_image(&p("eval/montages/ct_mr_1.png")).unwrap();
+    assert!(montage.w > 6 * 96, "A, B and four results side by side");
+
+    // A second run fuses nothing and writes the same tables.
+    let before = std::fs::read(p("eval/summary.md")).unwrap();
+    let log = run(&EVAL, d.path());
+    assert!(
+        log.contains("[1/2] ct_mr_1.png: 0 fused, 4 up to date"),
+        "{log}"
+    );
+    assert_eq!(std::fs::read(p("eval/summary.md")).unwrap(), before);
+    // A changed input makes its pairs out of date (mr_like.png is in both).
+    let mut mr = image::open(p("mr_like.png")).unwrap().to_luma8();
+    mr.put_pixel(10, 10, image::Luma([255]));
+    mr.save(p("mr_like.png")).unwrap();
+    let log = run(&EVAL, d.path());
+    assert!(log.contains("[1/2] ct_mr_1.png: 4 fused"), "{log}");
+}
+
+#[test]
+fn methods_metrics_and_bad_rows_are_checked() {
+    let d = pairs();
+    let p = |s: &str| d.path().join(s);
+    // A chosen subset, in the order given.
+    run(
+        &[
+            "evaluate",
+            "list.csv",
+            "--out-dir",
+            "sub",
+            "--backend",
+            "cpu",
+            "--methods",
+            "max,average",
+            "--metrics",
+            "Q_ABF,VIFF",
+        ],
+        d.path(),
+    );
+    let md = std::fs::read_to_string(p("sub/summary.md")).unwrap();
+    let table: Vec<&str> = md.lines().take(5).collect();
+    assert_eq!(table[2], "| method | Q_ABF | VIFF |", "{md}");
+    assert!(table[4].starts_with("| max |") && md.contains("| average |"));
+    assert!(!p("sub/paper").exists() && p("sub/plots/VIFF.png").exists());
+    assert!(!p("sub/plots/Q_CB.png").exists());
+
+    for (args, needle) in [
+        (vec!["--methods", "best"], "not a method"),
+        (vec!["--metrics", "PSNR"], "not a metric"),
+        (vec!["--methods", "max,max"], "twice"),
+    ] {
+        let mut all = vec!["evaluate", "list.csv", "--out-dir", "x"];
+        all.extend(args);
+        let o = csfuse(&all, d.path());
+        assert!(
+            !o.status.success() && stderr(&o).contains(needle),
+            "{all:?}: {}",
+            stderr(&o)
+        );
+        assert!(!p("x").exists(), "{all:?} wrote something");
+    }
+    // A file in the way that csfuse did not write is kept unless --force.
+    std::fs::create_dir_all(p("kept/max")).unwrap();
+    std::fs::write(p("kept/max/ct_mr_1.png"), b"mine").unwrap();
+    let args = [
+        "evaluate",
+        "list.csv",
+        "--out-dir",
+        "kept",
+        "--backend",
+        "cpu",
+        "--methods",
+        "max",
+    ];
+    let o = csfuse(&args, d.path());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no csfuse sidecar vouches"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(p("kept/max/ct_mr_1.png")).unwrap(), b"mine");
+    // The other pair went on.
+    assert!(p("kept/max/mr_pet_1.png").exists());
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    run(&forced, d.path());
+    assert_ne!(std::fs::read(p("kept/max/ct_mr_1.png")).unwrap(), b"mine");
+    // Volumes are refused up front.
+    std::fs::write(p("vol.csv"), "a.nii.gz,b.nii.gz\n").unwrap();
+    let o = csfuse(&["evaluate", "vol.csv", "--out-dir", "v"], d.path());
+    assert!(
+        stderr(&o).contains("evaluate compares images"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The README's evaluation table is what `evaluate` writes for the dev pairs (CI has them beside
+/// the clone; `CSFUSE_MEDICAL_DEV_DIR` points at them).
+#[test]
+#[ignore = "needs the dev pairs (CSFUSE_MEDICAL_DEV_DIR=shared/data/medical_dev)"]
+fn the_readme_table_is_what_evaluate_writes_for_the_dev_pairs() {
+    let dev = std::env::var_os("CSFUSE_MEDICAL_DEV_DIR")
+        .map(std::path::PathBuf::from)
+        .expect("CSFUSE_MEDICAL_DEV_DIR is not set: point it at shared/data/medical_dev");
+    let list = dev.join("pairs.csv").canonicalize().expect("its pairs.csv");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    // The command is in the README, with the list's path in place of DEV.
+    let command = readme
+        .lines()
+        .find(|l| l.trim_start().starts_with("csfuse --threads 2 evaluate"))
+        .expect("the README shows the evaluate command");
+    let d = tempfile::tempdir().unwrap();
+    let args: Vec<String> = command
+        .split_whitespace()
+        .skip(1)
+        .map(|a| a.replace("DEV/pairs.csv", list.to_str().unwrap()))
+        .collect();
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    run(&args, d.path());
+    let written = std::fs::read_to_string(d.path().join("eval/summary.md")).unwrap();
+    let table = written.split("\n\nGroup").next().unwrap().trim_end();
+    assert!(
+        readme.contains(table),
+        "the README's table differs from what evaluate writes now:\n{table}"
+    );
+}

@@ -38,10 +38,10 @@ fn every_method_is_fused_scored_and_summed_up() {
     let p = |s: &str| d.path().join(s);
     let log = run(&EVAL, d.path());
     assert!(
-        log.contains("[2/2] mr_pet_1.png: 4 fused, 0 up to date"),
+        log.contains("[2/2] mr_pet_1.png: 5 fused, 0 up to date"),
         "{log}"
     );
-    for m in ["paper", "average", "max", "laplacian"] {
+    for m in ["pyramid", "paper", "average", "max", "laplacian"] {
         for pair in ["ct_mr_1.png", "mr_pet_1.png"] {
             let out = p(&format!("eval/{m}/{pair}"));
             assert!(
@@ -70,12 +70,12 @@ fn every_method_is_fused_scored_and_summed_up() {
     let r = csfuse::formats::image::read_image(&p("eval/max/mr_pet_1.png")).unwrap();
     assert!(r.is_colour());
     let scores = std::fs::read_to_string(p("eval/scores.csv")).unwrap();
-    assert_eq!(scores.lines().count(), 1 + 2 * 4);
+    assert_eq!(scores.lines().count(), 1 + 2 * 5);
     assert!(scores.starts_with("pair,group,method,EN,SD,SF,MI,Q_MI,SSIM_sum,Q_ABF"));
     assert!(scores.contains("\nmr_pet_1.png,mr_pet,laplacian,"));
     let md = std::fs::read_to_string(p("eval/summary.md")).unwrap();
     assert!(md.starts_with("All pairs (2 pairs)\n\n| method | Q_ABF | Q_CB | Q_P | Q_Y | VIFF |"));
-    assert!(md.contains("Group `ct_mr` (1 pairs)") && md.contains("Group `mr_pet` (1 pairs)"));
+    assert!(md.contains("Group `ct_mr` (1 pair)") && md.contains("Group `mr_pet` (1 pair)"));
     // One bold best per metric at least, in the first table.
     let first = md.split("\n\n").nth(1).unwrap();
     let header = first.lines().next().unwrap();
@@ -91,19 +91,19 @@ fn every_method_is_fused_scored_and_summed_up() {
     }
     let summary = std::fs::read_to_string(p("eval/summary.csv")).unwrap();
     assert!(summary.starts_with("method,pairs,EN_mean,EN_sd,"));
-    assert_eq!(summary.lines().count(), 5);
+    assert_eq!(summary.lines().count(), 6);
     for k in ["Q_ABF", "Q_CB", "Q_P", "Q_Y", "VIFF", "Q_MI", "SSIM_sum"] {
         let plot = csfuse::formats::image::read_image(&p(&format!("eval/plots/{k}.png"))).unwrap();
         assert_eq!((plot.h, plot.is_colour()), (360, true), "{k}");
     }
     let montage = csfuse::formats::image::read_image(&p("eval/montages/ct_mr_1.png")).unwrap();
-    assert!(montage.w > 6 * 96, "A, B and four results side by side");
+    assert!(montage.w > 7 * 96, "A, B and five results side by side");
 
     // A second run fuses nothing and writes the same tables.
     let before = std::fs::read(p("eval/summary.md")).unwrap();
     let log = run(&EVAL, d.path());
     assert!(
-        log.contains("[1/2] ct_mr_1.png: 0 fused, 4 up to date"),
+        log.contains("[1/2] ct_mr_1.png: 0 fused, 5 up to date"),
         "{log}"
     );
     assert_eq!(std::fs::read(p("eval/summary.md")).unwrap(), before);
@@ -112,7 +112,7 @@ fn every_method_is_fused_scored_and_summed_up() {
     mr.put_pixel(10, 10, image::Luma([255]));
     mr.save(p("mr_like.png")).unwrap();
     let log = run(&EVAL, d.path());
-    assert!(log.contains("[1/2] ct_mr_1.png: 4 fused"), "{log}");
+    assert!(log.contains("[1/2] ct_mr_1.png: 5 fused"), "{log}");
 }
 
 #[test]

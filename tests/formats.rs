@@ -3,8 +3,9 @@
 //! comes back as float in the inputs' units.
 
 mod common;
-use common::{csfuse, full_range_8bit, fuse_2d, stderr};
+use common::{csfuse, full_range_8bit, fuse_2d_with, stderr};
 use csfuse::formats::image::{read_image, Raster};
+use csfuse::pipeline::fuse::Mode;
 use csfuse::plane::Plane;
 use std::path::Path;
 
@@ -32,8 +33,8 @@ fn to_ycbcr(r: &Raster, max: f64) -> Vec<(f64, f64, f64)> {
         .collect()
 }
 
-fn fuse_gray(a: Vec<f64>, b: Vec<f64>, n: usize) -> Vec<f64> {
-    fuse_2d(&Plane::from_vec(n, n, a), &Plane::from_vec(n, n, b))
+fn fuse_gray(a: Vec<f64>, b: Vec<f64>, n: usize, mode: Mode) -> Vec<f64> {
+    fuse_2d_with(&Plane::from_vec(n, n, a), &Plane::from_vec(n, n, b), mode)
 }
 
 fn phantoms() -> tempfile::TempDir {
@@ -43,36 +44,44 @@ fn phantoms() -> tempfile::TempDir {
     d
 }
 
-#[test]
-fn colour_source_keeps_its_chroma_and_its_luminance_is_fused() {
-    let d = phantoms();
-    for (out, depth) in [("f.tif", "f32"), ("f.png", "8")] {
-        let o = csfuse(
-            &[
-                "fuse",
-                "mr_like.png",
-                "pet_like.png",
-                "-o",
-                out,
-                "--out-depth",
-                depth,
-                "--backend",
-                "cpu",
-            ],
-            d.path(),
-        );
-        assert!(o.status.success(), "{}", stderr(&o));
-    }
-    let (mr, pet) = (
-        read(d.path(), "mr_like.png"),
-        read(d.path(), "pet_like.png"),
-    );
+/// `fuse mr_like.png pet_like.png -o OUT --out-depth DEPTH --mode MODE` in `d`.
+fn fuse_colour(d: &Path, out: &str, depth: &str, mode: &str) {
+    let args = [
+        "fuse",
+        "mr_like.png",
+        "pet_like.png",
+        "-o",
+        out,
+        "--out-depth",
+        depth,
+        "--backend",
+        "cpu",
+        "--mode",
+        mode,
+    ];
+    let o = csfuse(&args, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The phantoms' PET as (Y, Cb, Cr) and the grayscale fusion of the MR with its Y under `mode`.
+fn pet_and_fused_y(d: &Path, mode: Mode) -> (Vec<(f64, f64, f64)>, Vec<f64>) {
+    let (mr, pet) = (read(d, "mr_like.png"), read(d, "pet_like.png"));
     let src = to_ycbcr(&pet, 255.0);
-    let want_y = fuse_gray(
+    let y = fuse_gray(
         mr.channels[0].iter().map(|v| v / 255.0).collect(),
         src.iter().map(|p| p.0).collect(),
         64,
+        mode,
     );
+    (src, y)
+}
+
+#[test]
+fn colour_source_keeps_its_chroma_and_its_luminance_is_fused() {
+    let d = phantoms();
+    fuse_colour(d.path(), "f.tif", "f32", "paper");
+    fuse_colour(d.path(), "f.png", "8", "paper");
+    let (src, want_y) = pet_and_fused_y(d.path(), Mode::Paper);
     // Float output: luminance is the grayscale fusion of Y, chroma the PET's, at every pixel.
     let got = to_ycbcr(&read(d.path(), "f.tif"), 1.0);
     let mut moved = 0;
@@ -114,6 +123,47 @@ fn colour_source_keeps_its_chroma_and_its_luminance_is_fused() {
 }
 
 #[test]
+fn the_pyramid_mode_writes_the_fused_luminance_and_keeps_the_hue() {
+    let d = phantoms();
+    fuse_colour(d.path(), "f.png", "8", "pyramid");
+    fuse_colour(d.path(), "paper.png", "8", "paper");
+    let (src, want_y) = pet_and_fused_y(d.path(), Mode::Pyramid);
+    let png = read(d.path(), "f.png");
+    let got = to_ycbcr(&png, 255.0);
+    let (mut faded, mut lost_luma_paper) = (0, 0);
+    let paper = to_ycbcr(&read(d.path(), "paper.png"), 255.0);
+    let (_, paper_y) = pet_and_fused_y(d.path(), Mode::Paper);
+    for i in 0..64 * 64 {
+        // The written luminance is the fused one (clamped to the range) up to 8-bit rounding.
+        let y = want_y[i].clamp(0.0, 1.0);
+        assert!(
+            (got[i].0 - y).abs() < 1.0 / 255.0,
+            "Y at {i}: {} vs {y}",
+            got[i].0
+        );
+        // Chroma: the PET's direction (hue) and at most its strength.
+        let (sb, sr) = (src[i].1 - 0.5, src[i].2 - 0.5);
+        let (gb, gr) = (got[i].1 - 0.5, got[i].2 - 0.5);
+        let (s_len, g_len) = (sb.hypot(sr), gb.hypot(gr));
+        assert!(g_len <= s_len + 2.0 / 255.0, "chroma at {i} grew");
+        if g_len > 8.0 / 255.0 {
+            let cos = (sb * gb + sr * gr) / (s_len * g_len);
+            assert!(cos > 0.99, "hue at {i} turned: cos {cos}");
+        }
+        faded += (g_len < s_len - 4.0 / 255.0) as usize;
+        // The published colour rule clips channels instead, and loses luminance there.
+        lost_luma_paper += (paper[i].0 < paper_y[i].clamp(0.0, 1.0) - 4.0 / 255.0) as usize;
+    }
+    assert!(
+        faded > 0 && lost_luma_paper > 0,
+        "{faded} {lost_luma_paper}"
+    );
+    println!(
+        "{faded} pixels desaturated to keep their luminance; clipping lost it at {lost_luma_paper}"
+    );
+}
+
+#[test]
 fn two_colour_sources_blend_chroma_by_saturation() {
     let d = phantoms();
     // A second colour source: the PET with its channels rotated (a different colour map).
@@ -138,6 +188,8 @@ fn two_colour_sources_blend_chroma_by_saturation() {
             "f32",
             "--backend",
             "cpu",
+            "--mode",
+            "paper",
         ],
         d.path(),
     );

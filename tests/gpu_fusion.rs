@@ -6,7 +6,7 @@ use common::*;
 use csfuse::dictionary::Dictionary;
 use csfuse::formats::image::{quantize, read_gray, BitDepth};
 use csfuse::jobs::session::cpu_engine;
-use csfuse::pipeline::fuse::{fuse_pair, FuseParams};
+use csfuse::pipeline::fuse::{fuse_pair, FuseParams, Mode};
 use csfuse::real::Precision;
 
 fn to_u8(v: &[f64]) -> Vec<f64> {
@@ -27,7 +27,11 @@ fn gpu_fusion_matches_cpu_and_reference() {
         .iter()
         .map(|v| (v * 255.0).round())
         .collect();
-    let p = FuseParams::default();
+    // The published method: the reference output is its result.
+    let p = FuseParams {
+        mode: Mode::Paper,
+        ..FuseParams::default()
+    };
 
     let mut gpu = gpu_engine();
     let t = std::time::Instant::now();

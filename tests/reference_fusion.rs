@@ -6,7 +6,7 @@ use common::*;
 use csfuse::dictionary::Dictionary;
 use csfuse::formats::image::{quantize, read_gray, BitDepth};
 use csfuse::jobs::session::cpu_engine;
-use csfuse::pipeline::fuse::{fuse_pair, FuseParams};
+use csfuse::pipeline::fuse::{fuse_pair, FuseParams, Mode};
 use csfuse::real::Precision;
 
 #[test]
@@ -25,7 +25,10 @@ fn reference_pair_matches_published_output() {
             &b.plane,
             &dc,
             &dt,
-            &FuseParams::default(),
+            &FuseParams {
+                mode: Mode::Paper,
+                ..FuseParams::default()
+            },
         )
         .unwrap();
         let got: Vec<f64> = out

@@ -79,7 +79,7 @@ def fuse(
     a,
     b,
     *,
-    mode="paper",
+    mode="pyramid",
     axis=None,
     backend="auto",
     precision="f32",
@@ -99,9 +99,11 @@ def fuse(
         Images ``(H, W)`` grey or ``(H, W, 3)`` RGB (a colour PET/SPECT: its luminance is fused,
         its colour kept), or with ``axis`` volumes ``(X, Y, Z)`` in nibabel's order. Any memory
         order; uint8, uint16, int16, float32, float64, ... . ``b`` wins ties of the fusion rule.
-    mode : str
-        The fusion rules, as ``csfuse fuse --mode``: ``"paper"`` is the published method
-        (averaged base layers, choose-max on the cartoon and texture coefficients).
+    mode : {"pyramid", "paper"}
+        The fusion rules, as ``csfuse fuse --mode``. ``"pyramid"`` (the default) fuses the base
+        layers with a Laplacian pyramid that keeps the brighter structure and keeps a colour
+        result's luminance exact; ``"paper"`` is the published method (averaged base layers,
+        choose-max on the cartoon and texture coefficients).
     axis : {0, 1, 2}, optional
         Fuse ``a`` and ``b`` as volumes, slice by slice along this axis (2: the z slices).
     backend : {"auto", "gpu", "cpu"}
@@ -146,7 +148,7 @@ def fuse_files(
     report=None,
     montage=None,
     force=False,
-    mode="paper",
+    mode="pyramid",
     axis=None,
     ignore_affine=False,
     backend="auto",

@@ -15,7 +15,7 @@ PathLike = Union[str, os.PathLike[str]]
 Dictionary = Union[PathLike, npt.NDArray[np.floating[Any]], None]
 Backend = Literal["auto", "gpu", "cpu"]
 Precision = Literal["f32", "f64"]
-Mode = Literal["paper"]
+Mode = Literal["pyramid", "paper"]
 IntensityRange = Union[str, Tuple[float, float]]
 
 @overload

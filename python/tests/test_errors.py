@@ -37,7 +37,7 @@ def bad_calls(a, b):
         (lambda: csfuse.fuse(a, b[:60]), ValueError, "differ in size"),
         (lambda: csfuse.fuse(a[:6, :6], b[:6, :6]), ValueError, "filters are 8x8"),
         (lambda: csfuse.fuse(a, b, backend="cuda"), ValueError, 'backend="cuda"'),
-        (lambda: csfuse.fuse(a, b, mode="best"), ValueError, 'mode="best": use paper'),
+        (lambda: csfuse.fuse(a, b, mode="best"), ValueError, 'mode="best": use pyramid, paper'),
         (lambda: csfuse.fuse(a, b, precision="f16"), ValueError, "precision"),
         (lambda: csfuse.fuse(a, b, intensity_range="p99-1"), ValueError, "not an intensity range"),
         (lambda: csfuse.fuse(a, b, out_dtype="int8"), ValueError, 'out_dtype="int8"'),

@@ -22,7 +22,12 @@ def test_the_bundled_pair_fuses_as_the_command_line_does(tmp_path):
     assert fused.dtype == np.uint8 and fused.shape == a.shape
     assert np.array_equal(fused, csfuse.imread(tmp_path / "cli.png"))
     assert report["inputs"][0]["path"] == "a" and report["output"]["format"] == "U8"
-    assert report["params"]["mode"] == "paper"
+    assert report["params"]["mode"] == "pyramid"
+    # The published rules, chosen by name, as on the command line.
+    cli("fuse", A, B, "-o", tmp_path / "paper.png", "--backend", "cpu", "--mode", "paper")
+    paper = csfuse.fuse(a, b, backend="cpu", mode="paper")
+    assert np.array_equal(paper, csfuse.imread(tmp_path / "paper.png"))
+    assert not np.array_equal(paper, fused)
     # fuse_files writes the same bytes as the command line.
     rep = csfuse.fuse_files(A, B, tmp_path / "py.png", backend="cpu")
     assert (tmp_path / "py.png").read_bytes() == (tmp_path / "cli.png").read_bytes()

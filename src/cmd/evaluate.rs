@@ -25,10 +25,11 @@ use std::time::Instant;
 /// result with `csfuse metrics`, and write the comparison.
 ///
 /// LIST is a `batch` list (A,B[,OUTPUT]; images, 8-bit, as the metrics are defined on 8-bit grey
-/// levels). Methods: the CS-MCA modes (`paper`; `default` is the default mode) and three rules
-/// that need no dictionaries: `average`, `max` (pixel-wise) and `laplacian` (a 4-level Laplacian
-/// pyramid, larger-magnitude detail, averaged base). Colour sources follow `fuse`'s colour rule
-/// for every method (the luminance is fused, the chroma put back).
+/// levels). Methods: the CS-MCA modes (`pyramid`, `paper`; `default` is the default mode) and
+/// three rules that need no dictionaries: `average`, `max` (pixel-wise) and `laplacian` (a
+/// 4-level Laplacian pyramid, larger-magnitude detail, averaged base). Colour sources follow
+/// `fuse`'s colour rule for every method: the luminance is fused and the chroma put back (scaled
+/// into gamut by the `pyramid` mode, clipped per channel by the others).
 ///
 /// Written into --out-dir:
 ///   METHOD/OUTPUT          each fused image (8-bit PNG), with OUTPUT.json: inputs' SHA-256,

@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 /// Options shared by `fuse` and `batch`: what to fuse with and how to store the result.
 #[derive(clap::Args)]
 pub struct FuseOpts {
-    /// Fusion rules: `paper`, the published method (averaged base layers, choose-max on the
-    /// cartoon and texture coefficients). See docs/method.md#modes.
+    /// Fusion rules. `pyramid` (the default): the published decomposition and coefficient rule,
+    /// the base layers fused by a Laplacian pyramid that keeps the brighter structure, and colour
+    /// kept in gamut so the written luminance is the fused one. `paper`: the published method
+    /// exactly (averaged base layers). See docs/method.md#modes.
     #[arg(long, value_enum, default_value_t)]
     pub mode: Mode,
     /// Cartoon dictionary, .npy of shape (h, w, M), float32/float64 [default: built-in assets/dict_cartoon_8x8x32.npy].

@@ -198,8 +198,9 @@ pub fn markdown_table(
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     let mut out = format!(
-        "{} ({pairs} pairs)\n\n| method |",
-        group.map_or("All pairs".to_string(), |g| format!("Group `{g}`"))
+        "{} ({pairs} pair{})\n\n| method |",
+        group.map_or("All pairs".to_string(), |g| format!("Group `{g}`")),
+        if pairs == 1 { "" } else { "s" }
     );
     for k in metrics {
         out.push_str(&format!(" {k} |"));

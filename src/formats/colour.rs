@@ -51,6 +51,34 @@ pub fn merge(y: &Plane, cb: &Plane, cr: &Plane) -> [Plane; 3] {
     out
 }
 
+/// RGB planes from Y, Cb and Cr planes, with Y clamped to [0, 1] and each pixel's chroma scaled
+/// down just enough that no channel leaves [0, 1]. Scaling Cb - 0.5 and Cr - 0.5 together keeps the
+/// hue and, since the chroma offsets carry no luma, the pixel's Y exactly: a bright fused pixel
+/// under a saturated colour loses saturation instead of brightness, as clipping the channels
+/// would make it.
+pub fn merge_in_gamut(y: &Plane, cb: &Plane, cr: &Plane) -> [Plane; 3] {
+    let (h, w) = (y.h, y.w);
+    let mut out = [Plane::zeros(h, w), Plane::zeros(h, w), Plane::zeros(h, w)];
+    for i in 0..h * w {
+        let l = y.data[i].clamp(0.0, 1.0);
+        let (r, g, b) = ycbcr_to_rgb(l, cb.data[i], cr.data[i]);
+        let off = [r - l, g - l, b - l];
+        // The largest share of the offsets that keeps every channel in [0, 1].
+        let share = off
+            .iter()
+            .map(|&o| match o {
+                o if o > 0.0 => (1.0 - l) / o,
+                o if o < 0.0 => -l / o,
+                _ => 1.0,
+            })
+            .fold(1.0, f64::min);
+        for (c, o) in out.iter_mut().zip(off) {
+            c.data[i] = (l + share * o).clamp(0.0, 1.0);
+        }
+    }
+    out
+}
+
 /// Chroma of two colour sources, blended per pixel by saturation: each source's weight is its
 /// distance from neutral grey, `|Cb - 0.5| + |Cr - 0.5|`, so the more colourful source dominates
 /// and a grey pixel in one source takes the other's colour; equal weights where both are grey.
@@ -89,6 +117,30 @@ mod tests {
         assert!((y - 0.299).abs() < 1e-12 && (cr - 1.0).abs() < 1e-12);
         let (_, cb, cr) = rgb_to_ycbcr(0.4, 0.4, 0.4);
         assert!((cb - 0.5).abs() < 1e-12 && (cr - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn in_gamut_merge_keeps_luma_and_hue() {
+        let p = |v: f64| Plane::from_vec(1, 1, vec![v]);
+        // A saturated red over a bright luminance: plain merging leaves the gamut.
+        let (_, cb, cr) = rgb_to_ycbcr(1.0, 0.1, 0.0);
+        let (r, _, _) = ycbcr_to_rgb(0.8, cb, cr);
+        assert!(r > 1.0);
+        let [r, g, b] = merge_in_gamut(&p(0.8), &p(cb), &p(cr)).map(|c| c.data[0]);
+        assert!([r, g, b].iter().all(|v| (0.0..=1.0).contains(v)));
+        let (y2, cb2, cr2) = rgb_to_ycbcr(r, g, b);
+        assert!((y2 - 0.8).abs() < 1e-12, "{y2}");
+        // Same hue: the chroma offsets keep their ratio, only shrunk.
+        let ratio = (cb2 - 0.5) / (cr2 - 0.5);
+        assert!((ratio - (cb - 0.5) / (cr - 0.5)).abs() < 1e-9);
+        assert!((cr2 - 0.5).abs() < (cr - 0.5).abs());
+        // In gamut already: unchanged; out-of-range luminance is clamped.
+        let (_, cb, cr) = rgb_to_ycbcr(0.3, 0.5, 0.4);
+        let [r, g, b] = merge_in_gamut(&p(0.45), &p(cb), &p(cr)).map(|c| c.data[0]);
+        let (r0, g0, b0) = ycbcr_to_rgb(0.45, cb, cr);
+        assert!((r - r0).abs() + (g - g0).abs() + (b - b0).abs() < 1e-12);
+        let [r, g, b] = merge_in_gamut(&p(1.2), &p(cb), &p(cr)).map(|c| c.data[0]);
+        assert_eq!([r, g, b], [1.0, 1.0, 1.0]);
     }
 
     #[test]

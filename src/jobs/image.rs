@@ -38,22 +38,28 @@ fn to_unit(r: &Raster, s: &Scaling) -> Unit {
 }
 
 /// The fused luminance with the chroma rule of [`colour`]: none for two gray sources, the colour
-/// source's for one, the saturation-weighted blend for two.
-fn recolour(y: &Plane, a: &Unit, b: &Unit) -> Vec<Plane> {
+/// source's for one, the saturation-weighted blend for two; kept in gamut when `keep_luma`.
+fn recolour(y: &Plane, a: &Unit, b: &Unit, keep_luma: bool) -> Vec<Plane> {
     let chroma = match (&a.chroma, &b.chroma) {
         (None, None) => return vec![y.clone()],
         (Some(c), None) | (None, Some(c)) => (c.0.clone(), c.1.clone()),
         (Some(ca), Some(cb)) => colour::blend_chroma((&ca.0, &ca.1), (&cb.0, &cb.1)),
     };
-    colour::merge(y, &chroma.0, &chroma.1).into()
+    match keep_luma {
+        true => colour::merge_in_gamut(y, &chroma.0, &chroma.1).into(),
+        false => colour::merge(y, &chroma.0, &chroma.1).into(),
+    }
 }
 
-fn colour_rule(a: &Unit, b: &Unit) -> &'static str {
-    match (a.chroma.is_some(), b.chroma.is_some()) {
-        (false, false) => "grayscale",
-        (true, true) => "Y fused, Cb/Cr blended by saturation",
-        (true, false) => "Y fused, Cb/Cr from A",
-        (false, true) => "Y fused, Cb/Cr from B",
+fn colour_rule(a: &Unit, b: &Unit, keep_luma: bool) -> &'static str {
+    match (a.chroma.is_some(), b.chroma.is_some(), keep_luma) {
+        (false, false, _) => "grayscale",
+        (true, true, false) => "Y fused, Cb/Cr blended by saturation",
+        (true, false, false) => "Y fused, Cb/Cr from A",
+        (false, true, false) => "Y fused, Cb/Cr from B",
+        (true, true, true) => "Y fused, Cb/Cr blended by saturation, scaled into gamut",
+        (true, false, true) => "Y fused, Cb/Cr from A, scaled into gamut",
+        (false, true, true) => "Y fused, Cb/Cr from B, scaled into gamut",
     }
 }
 
@@ -206,7 +212,7 @@ impl ImagePair {
     /// pair gets.
     pub fn baseline(&self, which: Baseline) -> Result<Raster> {
         let y = baselines::fuse(which, &self.ua.luma, &self.ub.luma);
-        Ok(self.fused_raster(&y)?.0)
+        Ok(self.fused_raster(&y, false)?.0)
     }
 
     /// The two sources as montage panels labelled `A` and `B` (in colour where they are).
@@ -216,8 +222,8 @@ impl ImagePair {
 
     /// The fused image (its luminance `y`) as samples: the output's depth (`--out-depth`, or the
     /// deeper source's format as far as the output file holds it), in the sources' range.
-    fn fused_raster(&self, y: &Plane) -> Result<(Raster, Vec<Plane>)> {
-        let fused = recolour(y, &self.ua, &self.ub);
+    fn fused_raster(&self, y: &Plane, keep_luma: bool) -> Result<(Raster, Vec<Plane>)> {
+        let fused = recolour(y, &self.ua, &self.ub, keep_luma);
         let format = match (self.out_depth, &self.out) {
             (Some(d), _) => d,
             (None, Some(out)) => io::writable_depth(io::output_format(out)?, self.format),
@@ -249,7 +255,8 @@ impl ImagePair {
         };
         let (ua, ub) = (&self.ua, &self.ub);
         let t_write = Instant::now();
-        let (raster, fused) = self.fused_raster(&fo.fused)?;
+        let keep_luma = opts.params.mode.keeps_luminance();
+        let (raster, fused) = self.fused_raster(&fo.fused, keep_luma)?;
         let format = raster.format;
         if let (Some(set), Some(out)) = (set, &self.out) {
             set.stage_bytes(out, &io::encode_image(out, &raster)?)?;
@@ -282,7 +289,7 @@ impl ImagePair {
                 scaling: output_scaling(&self.scalings, repr),
             },
             intensity_range: opts.intensity,
-            colour_rule: colour_rule(ua, ub),
+            colour_rule: colour_rule(ua, ub, keep_luma),
             dictionaries: Dictionaries::of(&opts.cartoon, &opts.texture),
             params: opts.params.clone(),
             batch_pairs: fo.times.batch_pairs,
@@ -311,7 +318,7 @@ fn fuse_luma(s: &mut Session, jobs: &[&ImagePair], opts: &JobOptions) -> Result<
             j.b.display(),
             j.w,
             j.h,
-            colour_rule(&j.ua, &j.ub)
+            colour_rule(&j.ua, &j.ub, opts.params.mode.keeps_luminance())
         );
     }
     let pairs: Vec<(&Plane, &Plane)> = jobs.iter().map(|j| (&j.ua.luma, &j.ub.luma)).collect();

@@ -113,10 +113,10 @@ struct Pyramid {
     base: Plane,
 }
 
-fn levels_for(h: usize, w: usize) -> usize {
+fn levels_for(h: usize, w: usize, most: usize) -> usize {
     let mut n = 0;
     let (mut h, mut w) = (h, w);
-    while n < PYRAMID_LEVELS && h.div_ceil(2) >= 8 && w.div_ceil(2) >= 8 {
+    while n < most && h.div_ceil(2) >= 8 && w.div_ceil(2) >= 8 {
         (h, w) = (h.div_ceil(2), w.div_ceil(2));
         n += 1;
     }
@@ -147,7 +147,18 @@ fn collapse(p: &Pyramid) -> Plane {
 
 /// Max-abs detail at every level, the average of the two bases.
 fn laplacian(a: &Plane, b: &Plane) -> Plane {
-    let levels = levels_for(a.h, a.w);
+    pyramid_fusion(a, b, PYRAMID_LEVELS, |x, y| 0.5 * (x + y))
+}
+
+/// Pyramid fusion with at most `most` levels: the larger-magnitude detail at every level, `top`
+/// on each pixel of the two coarsest bases.
+pub(crate) fn pyramid_fusion(
+    a: &Plane,
+    b: &Plane,
+    most: usize,
+    top: impl Fn(f64, f64) -> f64,
+) -> Plane {
+    let levels = levels_for(a.h, a.w, most);
     let (pa, pb) = (pyramid(a, levels), pyramid(b, levels));
     let details = pa
         .details
@@ -163,7 +174,12 @@ fn laplacian(a: &Plane, b: &Plane) -> Plane {
             Plane::from_vec(da.h, da.w, data)
         })
         .collect();
-    let base = fuse(Baseline::Average, &pa.base, &pb.base);
+    let data = pa.base.data.iter().zip(&pb.base.data);
+    let base = Plane::from_vec(
+        pa.base.h,
+        pa.base.w,
+        data.map(|(x, y)| top(*x, *y)).collect(),
+    );
     collapse(&Pyramid { details, base })
 }
 
@@ -194,12 +210,14 @@ mod tests {
     fn a_pyramid_collapses_to_its_image_at_odd_and_even_sizes() {
         for (h, w) in [(64, 64), (97, 131), (33, 20), (9, 9)] {
             let img = ramp(h, w, |y, x| ((x * 7 + y * 13) % 17) as f64 / 17.0);
-            let p = pyramid(&img, levels_for(h, w));
-            assert_eq!(p.details.len(), levels_for(h, w));
+            let levels = levels_for(h, w, PYRAMID_LEVELS);
+            let p = pyramid(&img, levels);
+            assert_eq!(p.details.len(), levels);
             assert!(max_diff(&collapse(&p), &img) < 1e-12, "{h}x{w}");
         }
-        assert_eq!(levels_for(256, 256), 4);
-        assert_eq!(levels_for(20, 40), 1);
+        assert_eq!(levels_for(256, 256, PYRAMID_LEVELS), 4);
+        assert_eq!(levels_for(256, 256, 5), 5);
+        assert_eq!(levels_for(20, 40, 5), 1);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::cpu::cbpdn::{CbpdnOptions, SolveStats};
 use crate::dictionary::Dictionary;
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterDesc, Counters};
+use crate::pipeline::base_rule;
 use crate::pipeline::decompose::{decompose, McaParams, Parts};
 use crate::pipeline::ops::Ops;
 use crate::plane::{CoefMaps, DecisionMap, Plane};
@@ -18,18 +19,30 @@ use std::time::Instant;
 pub enum Mode {
     /// The published method: averaged base layers, choose-max on the cartoon and texture
     /// coefficients.
-    #[default]
     Paper,
+    /// The published decomposition and coefficient rule with the base layers fused by a
+    /// Laplacian pyramid that keeps the brighter structure, and a colour source's chroma scaled
+    /// into the RGB gamut instead of clipped, so that the written image keeps the fused
+    /// luminance.
+    #[default]
+    Pyramid,
 }
 
 impl Mode {
     /// Every mode, the default first.
-    pub const ALL: [Mode; 1] = [Mode::Paper];
+    pub const ALL: [Mode; 2] = [Mode::Pyramid, Mode::Paper];
 
     pub fn name(self) -> &'static str {
         match self {
             Mode::Paper => "paper",
+            Mode::Pyramid => "pyramid",
         }
+    }
+
+    /// Whether a colour result keeps the fused luminance exactly (chroma scaled into gamut) rather
+    /// than clipping each RGB channel, as the published colour practice does.
+    pub fn keeps_luminance(self) -> bool {
+        self == Mode::Pyramid
     }
 }
 
@@ -206,6 +219,18 @@ fn check_finite(out: &FuseOutput) -> Result<()> {
     Ok(())
 }
 
+/// The pyramid mode's fused base of each pair (computed on the host: one read-back per batch),
+/// given as both items of the pair so that `combine`'s average, `(x + x) / 2`, is exactly it.
+fn fused_bases<E: Ops>(e: &mut E, low: &E::Planes) -> Result<E::Planes> {
+    let bases = e.download(low)?;
+    let fused: Vec<Plane> = bases
+        .chunks(2)
+        .map(|ab| base_rule::fuse_bases(&ab[0], &ab[1]))
+        .collect();
+    let twice: Vec<&Plane> = fused.iter().flat_map(|f| [f, f]).collect();
+    e.upload("fused base layers", &twice)
+}
+
 /// The recipe on one batch of pairs.
 fn fuse_batch_on<E: Ops>(
     e: &mut E,
@@ -246,6 +271,9 @@ fn fuse_batch_on<E: Ops>(
     let sources: Vec<&Plane> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
     let src = e.upload("sources", &sources)?;
     e.lowpass(&src, p.lowpass_lambda, p.lowpass_pad, &mut low, &mut high)?;
+    if p.mode == Mode::Pyramid {
+        low = fused_bases(e, &low)?;
+    }
     e.mark(1);
     wall[0] = ms_since(t);
 

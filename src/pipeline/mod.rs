@@ -2,6 +2,7 @@
 //! [`decompose`] splits detail layers into cartoon and texture, [`fuse`] strings the stages of a
 //! fusion together.
 
+pub(crate) mod base_rule;
 pub mod baselines;
 pub mod decompose;
 pub mod fuse;

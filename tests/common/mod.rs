@@ -57,9 +57,23 @@ pub fn stderr(o: &Output) -> String {
 
 /// The 2-D fusion of two [0, 1] planes on the CPU engine (f32) with the built-in dictionaries.
 pub fn fuse_2d(a: &csfuse::plane::Plane, b: &csfuse::plane::Plane) -> Vec<f64> {
+    fuse_2d_with(a, b, Default::default())
+}
+
+/// [`fuse_2d`] with the rules of `mode`.
+#[allow(dead_code)]
+pub fn fuse_2d_with(
+    a: &csfuse::plane::Plane,
+    b: &csfuse::plane::Plane,
+    mode: csfuse::pipeline::fuse::Mode,
+) -> Vec<f64> {
     let mut e = csfuse::jobs::session::cpu_engine(csfuse::real::Precision::F32);
     let (dc, dt) = (csfuse::assets::cartoon(), csfuse::assets::texture());
-    csfuse::pipeline::fuse::fuse_pair(e.as_mut(), a, b, &dc, &dt, &Default::default())
+    let p = csfuse::pipeline::fuse::FuseParams {
+        mode,
+        ..Default::default()
+    };
+    csfuse::pipeline::fuse::fuse_pair(e.as_mut(), a, b, &dc, &dt, &p)
         .unwrap()
         .fused
         .data

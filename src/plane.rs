@@ -22,6 +22,11 @@ impl Plane {
         Plane { h, w, data }
     }
 
+    /// The plane whose value at row `y`, column `x` is `f(y, x)`.
+    pub fn from_fn(h: usize, w: usize, f: impl Fn(usize, usize) -> f64) -> Self {
+        Plane::from_vec(h, w, (0..h * w).map(|k| f(k / w, k % w)).collect())
+    }
+
     #[inline]
     pub fn at(&self, y: usize, x: usize) -> f64 {
         self.data[y * self.w + x]

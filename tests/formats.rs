@@ -44,12 +44,12 @@ fn phantoms() -> tempfile::TempDir {
     d
 }
 
-/// `fuse mr_like.png pet_like.png -o OUT --out-depth DEPTH --mode MODE` in `d`.
-fn fuse_colour(d: &Path, out: &str, depth: &str, mode: &str) {
+/// `fuse A B -o OUT --out-depth DEPTH --mode MODE` in `d`, on the CPU.
+fn fuse_in(d: &Path, [a, b]: [&str; 2], out: &str, depth: &str, mode: &str) {
     let args = [
         "fuse",
-        "mr_like.png",
-        "pet_like.png",
+        a,
+        b,
         "-o",
         out,
         "--out-depth",
@@ -61,6 +61,11 @@ fn fuse_colour(d: &Path, out: &str, depth: &str, mode: &str) {
     ];
     let o = csfuse(&args, d);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The MR phantom fused with the PET phantom (colour).
+fn fuse_colour(d: &Path, out: &str, depth: &str, mode: &str) {
+    fuse_in(d, ["mr_like.png", "pet_like.png"], out, depth, mode);
 }
 
 /// The phantoms' PET as (Y, Cb, Cr) and the grayscale fusion of the MR with its Y under `mode`.
@@ -177,23 +182,13 @@ fn two_colour_sources_blend_chroma_by_saturation() {
         ])
     });
     rot.save(d.path().join("spect.png")).unwrap();
-    let o = csfuse(
-        &[
-            "fuse",
-            "pet_like.png",
-            "spect.png",
-            "-o",
-            "f.tif",
-            "--out-depth",
-            "f32",
-            "--backend",
-            "cpu",
-            "--mode",
-            "paper",
-        ],
+    fuse_in(
         d.path(),
+        ["pet_like.png", "spect.png"],
+        "f.tif",
+        "f32",
+        "paper",
     );
-    assert!(o.status.success(), "{}", stderr(&o));
     let (a, b) = (
         to_ycbcr(&pet, 255.0),
         to_ycbcr(&read(d.path(), "spect.png"), 255.0),

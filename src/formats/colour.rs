@@ -25,58 +25,53 @@ pub fn ycbcr_to_rgb(y: f64, cb: f64, cr: f64) -> (f64, f64, f64) {
     (r, g, b)
 }
 
-/// Y, Cb and Cr planes of an RGB image given as three [0, 1] planes.
-pub fn split(rgb: &[Plane; 3]) -> [Plane; 3] {
-    let (h, w) = (rgb[0].h, rgb[0].w);
+/// Three planes made pixel by pixel from three planes of one size by `f`.
+fn per_pixel([p, q, r]: [&Plane; 3], f: impl Fn(f64, f64, f64) -> (f64, f64, f64)) -> [Plane; 3] {
+    let (h, w) = (p.h, p.w);
     let mut out = [Plane::zeros(h, w), Plane::zeros(h, w), Plane::zeros(h, w)];
     for i in 0..h * w {
-        let (y, cb, cr) = rgb_to_ycbcr(rgb[0].data[i], rgb[1].data[i], rgb[2].data[i]);
-        out[0].data[i] = y;
-        out[1].data[i] = cb;
-        out[2].data[i] = cr;
+        let (x, y, z) = f(p.data[i], q.data[i], r.data[i]);
+        out[0].data[i] = x;
+        out[1].data[i] = y;
+        out[2].data[i] = z;
     }
     out
+}
+
+/// Y, Cb and Cr planes of an RGB image given as three [0, 1] planes.
+pub fn split(rgb: &[Plane; 3]) -> [Plane; 3] {
+    per_pixel([&rgb[0], &rgb[1], &rgb[2]], rgb_to_ycbcr)
 }
 
 /// RGB planes from Y, Cb and Cr planes.
 pub fn merge(y: &Plane, cb: &Plane, cr: &Plane) -> [Plane; 3] {
-    let (h, w) = (y.h, y.w);
-    let mut out = [Plane::zeros(h, w), Plane::zeros(h, w), Plane::zeros(h, w)];
-    for i in 0..h * w {
-        let (r, g, b) = ycbcr_to_rgb(y.data[i], cb.data[i], cr.data[i]);
-        out[0].data[i] = r;
-        out[1].data[i] = g;
-        out[2].data[i] = b;
-    }
-    out
+    per_pixel([y, cb, cr], ycbcr_to_rgb)
 }
 
-/// RGB planes from Y, Cb and Cr planes, with Y clamped to [0, 1] and each pixel's chroma scaled
-/// down just enough that no channel leaves [0, 1]. Scaling Cb - 0.5 and Cr - 0.5 together keeps the
-/// hue and, since the chroma offsets carry no luma, the pixel's Y exactly: a bright fused pixel
-/// under a saturated colour loses saturation instead of brightness, as clipping the channels
-/// would make it.
+/// RGB planes from Y, Cb and Cr planes, each pixel by [`ycbcr_to_rgb_in_gamut`].
 pub fn merge_in_gamut(y: &Plane, cb: &Plane, cr: &Plane) -> [Plane; 3] {
-    let (h, w) = (y.h, y.w);
-    let mut out = [Plane::zeros(h, w), Plane::zeros(h, w), Plane::zeros(h, w)];
-    for i in 0..h * w {
-        let l = y.data[i].clamp(0.0, 1.0);
-        let (r, g, b) = ycbcr_to_rgb(l, cb.data[i], cr.data[i]);
-        let off = [r - l, g - l, b - l];
-        // The largest share of the offsets that keeps every channel in [0, 1].
-        let share = off
-            .iter()
-            .map(|&o| match o {
-                o if o > 0.0 => (1.0 - l) / o,
-                o if o < 0.0 => -l / o,
-                _ => 1.0,
-            })
-            .fold(1.0, f64::min);
-        for (c, o) in out.iter_mut().zip(off) {
-            c.data[i] = (l + share * o).clamp(0.0, 1.0);
-        }
-    }
-    out
+    per_pixel([y, cb, cr], ycbcr_to_rgb_in_gamut)
+}
+
+/// RGB of one pixel with Y clamped to [0, 1] and the chroma scaled down just enough that no
+/// channel leaves [0, 1]. Scaling Cb - 0.5 and Cr - 0.5 together keeps the hue and, since the
+/// chroma offsets carry no luma, the pixel's Y exactly: a bright fused pixel under a saturated
+/// colour loses saturation instead of brightness, as clipping the channels would make it.
+pub fn ycbcr_to_rgb_in_gamut(y: f64, cb: f64, cr: f64) -> (f64, f64, f64) {
+    let l = y.clamp(0.0, 1.0);
+    let (r, g, b) = ycbcr_to_rgb(l, cb, cr);
+    let off = [r - l, g - l, b - l];
+    // The largest share of the offsets that keeps every channel in [0, 1].
+    let share = off
+        .iter()
+        .map(|&o| match o {
+            o if o > 0.0 => (1.0 - l) / o,
+            o if o < 0.0 => -l / o,
+            _ => 1.0,
+        })
+        .fold(1.0, f64::min);
+    let [r, g, b] = off.map(|o| (l + share * o).clamp(0.0, 1.0));
+    (r, g, b)
 }
 
 /// Chroma of two colour sources, blended per pixel by saturation: each source's weight is its

@@ -40,14 +40,10 @@ pub(crate) fn fuse_bases(a: &Plane, b: &Plane) -> Plane {
 mod tests {
     use super::*;
 
-    fn image(h: usize, w: usize, f: impl Fn(usize, usize) -> f64) -> Plane {
-        Plane::from_vec(h, w, (0..h * w).map(|k| f(k / w, k % w)).collect())
-    }
-
     #[test]
     fn one_base_twice_is_itself_at_odd_and_even_sizes() {
         for (h, w) in [(64, 64), (97, 131), (9, 12)] {
-            let a = image(h, w, |y, x| ((x * 5 + y * 11) % 13) as f64 / 13.0);
+            let a = Plane::from_fn(h, w, |y, x| ((x * 5 + y * 11) % 13) as f64 / 13.0);
             let f = fuse_bases(&a, &a);
             let worst = f.data.iter().zip(&a.data).map(|(p, q)| (p - q).abs());
             assert!(worst.fold(0.0, f64::max) < 1e-12, "{h}x{w}");
@@ -58,7 +54,7 @@ mod tests {
     fn a_bright_region_of_one_source_stays_brighter_than_the_average() {
         // A: a bright disc (bone) on a dark field; B: a flat mid grey.
         let (h, w) = (96, 80);
-        let a = image(h, w, |y, x| {
+        let a = Plane::from_fn(h, w, |y, x| {
             let d = ((y as f64 - 48.0).powi(2) + (x as f64 - 40.0).powi(2)).sqrt();
             if d < 20.0 {
                 0.9
@@ -66,7 +62,7 @@ mod tests {
                 0.1
             }
         });
-        let b = image(h, w, |_, _| 0.4);
+        let b = Plane::from_fn(h, w, |_, _| 0.4);
         let f = fuse_bases(&a, &b);
         let at = |p: &Plane, y: usize, x: usize| p.data[y * w + x];
         let avg = 0.5 * (0.9 + 0.4);
@@ -77,7 +73,7 @@ mod tests {
         let edge = |p: &Plane| at(p, 48, 57) - at(p, 48, 63);
         assert!(edge(&f) > 0.5 * (0.9 - 0.1) + 0.01, "{}", edge(&f));
         // Two flat bases fuse to a flat base between them.
-        let g = fuse_bases(&image(h, w, |_, _| 0.2), &b);
+        let g = fuse_bases(&Plane::from_fn(h, w, |_, _| 0.2), &b);
         assert!(g.data.iter().all(|v| (0.3..0.4).contains(v)));
         assert!(g.data.iter().all(|v| (v - g.data[0]).abs() < 1e-12));
     }

@@ -187,10 +187,6 @@ pub(crate) fn pyramid_fusion(
 mod tests {
     use super::*;
 
-    fn ramp(h: usize, w: usize, f: impl Fn(usize, usize) -> f64) -> Plane {
-        Plane::from_vec(h, w, (0..h * w).map(|k| f(k / w, k % w)).collect())
-    }
-
     fn max_diff(a: &Plane, b: &Plane) -> f64 {
         a.data
             .iter()
@@ -209,7 +205,7 @@ mod tests {
     #[test]
     fn a_pyramid_collapses_to_its_image_at_odd_and_even_sizes() {
         for (h, w) in [(64, 64), (97, 131), (33, 20), (9, 9)] {
-            let img = ramp(h, w, |y, x| ((x * 7 + y * 13) % 17) as f64 / 17.0);
+            let img = Plane::from_fn(h, w, |y, x| ((x * 7 + y * 13) % 17) as f64 / 17.0);
             let levels = levels_for(h, w, PYRAMID_LEVELS);
             let p = pyramid(&img, levels);
             assert_eq!(p.details.len(), levels);
@@ -232,12 +228,12 @@ mod tests {
 
     #[test]
     fn each_baseline_does_what_it_says() {
-        let a = ramp(
+        let a = Plane::from_fn(
             40,
             48,
             |y, x| if x < 24 { 0.9 } else { 0.1 } + 0.0 * y as f64,
         );
-        let b = ramp(40, 48, |y, _| if y % 8 < 4 { 0.6 } else { 0.4 });
+        let b = Plane::from_fn(40, 48, |y, _| if y % 8 < 4 { 0.6 } else { 0.4 });
         let avg = fuse(Baseline::Average, &a, &b);
         let max = fuse(Baseline::Max, &a, &b);
         assert_eq!(avg.data[0], 0.5 * (0.9 + 0.6));

@@ -612,3 +612,41 @@ fn learn_takes_colour_images_by_their_luminance() {
         .fold(0.0f64, f64::max);
     assert!(diff < 1e-4, "dictionaries differ by {diff}");
 }
+
+/// With a --lambda far above the texture's scale no code uses most filters, so they are their
+/// random start: `learn` says so and suggests a smaller one; with that one it is quiet.
+#[test]
+fn learn_warns_when_filters_stay_random() {
+    let d = common::phantom_dir(128);
+    let learn = |lambda: &str| {
+        let out = format!("d{lambda}.npy");
+        let args = [
+            "learn",
+            "ct_like.png",
+            "mr_like.png",
+            "--kind",
+            "texture",
+            "--filters",
+            "8",
+            "--iters",
+            "10",
+            "--tile",
+            "64",
+            "--lambda",
+            lambda,
+            "-o",
+            &out,
+        ];
+        let o = csfuse(&args, d.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    let warned = learn("0.1");
+    assert!(
+        warned.contains("of 8 learned filters are used by no training tile")
+            && warned.contains("--lambda 0.003"),
+        "{warned}"
+    );
+    let quiet = learn("0.003");
+    assert!(!quiet.contains("random start"), "{quiet}");
+}

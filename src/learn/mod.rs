@@ -46,6 +46,8 @@ pub struct LearnProgress {
     pub iter: usize,
     /// Sum over tiles of the CBPDN objective (evaluated every 10 iterations and at the end).
     pub objective: Option<f64>,
+    /// At the last iteration: how many filters no tile's sparse code uses (all coefficients zero).
+    pub unused_filters: Option<usize>,
 }
 
 /// splitmix64: a tiny deterministic generator for the initial dictionary (no extra dependency).
@@ -256,10 +258,21 @@ pub fn learn(
                  raise --sigma"
             )));
         }
+        let unused_filters = (it == p.iters).then(|| unused_filters(&solvers, m, np));
         progress(&LearnProgress {
             iter: it,
             objective,
+            unused_filters,
         });
+        if let Some(u) = unused_filters.filter(|&u| u > 0) {
+            // A filter no code uses gets no update: it stays its random start.
+            log::warn!(
+                "{u} of {m} learned filters are used by no training tile's sparse code, so they \
+                 are still their random start: --lambda {} is large for this training data (the \
+                 texture part of [0, 1] images is a few hundredths; try --lambda 0.003)",
+                p.lambda
+            );
+        }
     }
 
     let mut data = vec![0.0; m * p.size * p.size];
@@ -283,6 +296,17 @@ pub fn learn(
         data,
         source: PathBuf::from("<learned>"),
     })
+}
+
+/// Filters whose coefficient maps are zero in every solver.
+fn unused_filters(solvers: &[Cbpdn<f64>], m: usize, np: usize) -> usize {
+    (0..m)
+        .filter(|&f| {
+            solvers
+                .iter()
+                .all(|s| s.y()[f * np..(f + 1) * np].iter().all(|&v| v == 0.0))
+        })
+        .count()
 }
 
 /// Non-overlapping `tile x tile` crops of a plane (the remainder at the right/bottom is dropped).
@@ -329,18 +353,17 @@ mod tests {
         }
     }
 
-    /// Learning on tiles made of a few known filters must lower the sparse-coding objective.
-    #[test]
-    fn learning_lowers_the_objective() {
+    /// Three 32x32 tiles of random diagonal strokes of amplitude about `scale`.
+    fn stroke_tiles(scale: f64) -> Vec<Plane> {
         let mut rng = SplitMix(7);
-        let tiles: Vec<Plane> = (0..3)
+        (0..3)
             .map(|_| {
                 let mut t = Plane::zeros(32, 32);
                 for _ in 0..12 {
                     let (y, x, a) = (
                         (rng.uniform() * 28.0) as usize,
                         (rng.uniform() * 28.0) as usize,
-                        rng.normal(),
+                        scale * rng.normal(),
                     );
                     for d in 0..4 {
                         t.data[(y + d) * 32 + x + d] += a; // diagonal strokes
@@ -349,18 +372,44 @@ mod tests {
                 }
                 t
             })
-            .collect();
-        let p = LearnParams {
+            .collect()
+    }
+
+    fn small_params() -> LearnParams {
+        LearnParams {
             filters: 4,
             size: 4,
             lambda: 0.05,
             iters: 40,
             sigma: 5.0,
             seed: 3,
-        };
+        }
+    }
+
+    /// Learning on tiles made of a few known filters must lower the sparse-coding objective.
+    #[test]
+    fn learning_lowers_the_objective() {
         let mut objs = Vec::new();
-        learn(&tiles, &p, |pr| objs.extend(pr.objective)).unwrap();
+        let mut unused = Vec::new();
+        learn(&stroke_tiles(1.0), &small_params(), |pr| {
+            objs.extend(pr.objective);
+            unused.extend(pr.unused_filters);
+        })
+        .unwrap();
         assert!(objs.len() == 4);
         assert!(objs[3] < 0.8 * objs[0], "objective did not fall: {objs:?}");
+        assert_eq!(unused, [0], "every filter codes some stroke");
+    }
+
+    /// Training data far below lambda leaves every code zero; learn must say so, not return its
+    /// random start as if it had learned it.
+    #[test]
+    fn filters_no_code_uses_are_counted() {
+        let mut unused = Vec::new();
+        learn(&stroke_tiles(1e-3), &small_params(), |pr| {
+            unused.extend(pr.unused_filters)
+        })
+        .unwrap();
+        assert_eq!(unused, [4]);
     }
 }

@@ -110,6 +110,9 @@ def test_ctrl_c_stops_a_running_fusion():
         import os, signal, threading, time
         import numpy as np
         import csfuse
+        # A child of a shell's background job starts with SIGINT ignored; Python then installs
+        # no KeyboardInterrupt handler. Restore it, as an interactive session has it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         rng = np.random.default_rng(0)
         a = rng.integers(0, 255, (384, 384)).astype(np.uint8)
         b = rng.integers(0, 255, (384, 384)).astype(np.uint8)

@@ -17,7 +17,7 @@ const LEVELS: usize = 5;
 /// How far the coarsest level moves from the average towards the brighter source.
 const TOP_TOWARD_MAX: f64 = 0.6;
 /// The pyramid fusion's share of the fused base; the average has the rest.
-const PYRAMID_SHARE: f64 = 0.3;
+const PYRAMID_SHARE: f64 = 0.2;
 
 /// The fused base layer of one pair (`a` and `b` of one size).
 pub(crate) fn fuse_bases(a: &Plane, b: &Plane) -> Plane {

@@ -6,8 +6,10 @@
 #
 #   python/test.sh [VENV]
 #
-# The dcm2niix comparisons need dcm2niix on the PATH (.ci/run installs it). The last line is in
-# cargo's `test result:` form, so that .ci/run's closing line counts these tests too.
+# The dcm2niix comparisons need dcm2niix on the PATH (.ci/run installs it); without it they are
+# skipped, and CSFUSE_MAX_SKIPPED=N (.ci/run sets 0) makes more than N skipped tests a failure.
+# The last line is in cargo's `test result:` form, so that .ci/run's closing line counts these
+# tests too.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${1:-$repo/target/py-venv}
@@ -28,4 +30,8 @@ count() { echo "$summary" | grep -oE "[0-9]+ $1" | grep -oE "[0-9]+" || echo 0; 
 passed=$(count passed) failed=$(count failed) errors=$(count error) skipped=$(count skipped)
 echo "test result: python. $passed passed; $((failed + errors)) failed; $skipped ignored"
 rm -f "$log"
+if [ -n "${CSFUSE_MAX_SKIPPED:-}" ] && [ "$skipped" -gt "$CSFUSE_MAX_SKIPPED" ]; then
+  echo "python: error: $skipped tests were skipped (at most $CSFUSE_MAX_SKIPPED expected; the -rs lines above say why)" >&2
+  status=1
+fi
 exit "$status"

@@ -39,6 +39,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var it = items[b];
     it.u_scale = 1.0;
+    it.fresh = 0u;
     if (it.live == 0u) {
         items[b] = it;
         return;

@@ -7,7 +7,8 @@ struct Item {
     live: u32,
     // dual rescale factor after an auto-rho change (1 = none)
     u_scale: f32,
-    _p0: f32,
+    // 1 before the first iteration of a warm start: rescale.wgsl writes Y - U even when u_scale is 1
+    fresh: u32,
     _p1: f32,
     _p2: f32,
 }

@@ -29,14 +29,38 @@ impl Dictionary {
         &self.data[k * n..(k + 1) * n]
     }
 
-    /// Load and validate a dictionary `.npy` of shape (h, w, M), float32 or float64.
+    /// Load and validate a dictionary `.npy` of shape (h, w, M), float32 or float64, for CS-MCA:
+    /// filters near unit norm are normalised, others refused (see `check_norms`).
     pub fn load(path: &Path) -> Result<Self> {
-        let arr = npy::read(path)?;
-        Self::from_hwm(&arr.shape, &arr.data, path)
+        Self::load_as_given(path)?.check_norms()
     }
 
-    /// Build from a C-order (h, w, M) array, checking shape and values.
+    /// Build from a C-order (h, w, M) array for CS-MCA, checking shape, values and norms.
     pub fn from_hwm(shape: &[usize], hwm: &[f64], path: &Path) -> Result<Self> {
+        Self::from_hwm_as_given(shape, hwm, path)?.check_norms()
+    }
+
+    /// Load a dictionary `.npy` with its filters as they are (shape and values checked), as
+    /// SPORCO's `ConvBPDN` codes against them: `sparse-code` uses this.
+    pub fn load_as_given(path: &Path) -> Result<Self> {
+        let arr = npy::read(path)?;
+        Self::from_hwm_as_given(&arr.shape, &arr.data, path)
+    }
+
+    /// Every filter scaled to unit l2 norm (`sparse-code --normalize`).
+    pub fn normalized(mut self) -> Self {
+        let n = self.fh * self.fw;
+        for (k, norm) in self.norms().into_iter().enumerate() {
+            self.data[k * n..(k + 1) * n]
+                .iter_mut()
+                .for_each(|v| *v /= norm);
+        }
+        self
+    }
+
+    /// Build from a C-order (h, w, M) array, checking its shape and that every value is finite
+    /// and no filter is all zeros; the norms are left as they are.
+    pub fn from_hwm_as_given(shape: &[usize], hwm: &[f64], path: &Path) -> Result<Self> {
         let bad = |msg: String| Error::BadDictionary {
             path: path.to_path_buf(),
             msg,
@@ -88,7 +112,7 @@ impl Dictionary {
         if let Some(k) = (0..m).find(|&k| dict.filter(k).iter().all(|v| *v == 0.0)) {
             return Err(bad(format!("filter {k} is all zeros")));
         }
-        dict.check_norms()
+        Ok(dict)
     }
 
     /// l2 norm of each filter.
@@ -101,7 +125,7 @@ impl Dictionary {
     /// CS-MCA assumes unit-norm filters (the lambdas are tuned for them): a filter whose norm is far
     /// off (outside [1/NORM_REFUSE, NORM_REFUSE]) makes the solver diverge or stop on all-zero maps,
     /// so it is refused; a small deviation (over NORM_TOLERANCE) is normalised with a warning.
-    fn check_norms(mut self) -> Result<Self> {
+    fn check_norms(self) -> Result<Self> {
         let norms = self.norms();
         if let Some((k, n)) = norms
             .iter()
@@ -125,12 +149,7 @@ impl Dictionary {
                 norms.iter().copied().fold(f64::INFINITY, f64::min),
                 norms.iter().copied().fold(0.0, f64::max)
             );
-            let n = self.fh * self.fw;
-            for (k, norm) in norms.iter().enumerate() {
-                self.data[k * n..(k + 1) * n]
-                    .iter_mut()
-                    .for_each(|v| *v /= norm);
-            }
+            return Ok(self.normalized());
         }
         Ok(self)
     }

@@ -68,6 +68,54 @@ fn fuse_writes_image_and_report() {
         .unwrap();
     assert!(obj.is_finite() && obj > 0.0);
     assert!(r["timings_ms"]["fusion_total"].as_f64().unwrap() > 0.0);
+    // Every solve's ADMM iterations, within each outer iteration's cap, and their total.
+    let admm_iterations = |r: &serde_json::Value| {
+        let caps: Vec<u64> = r["params"]["mca"]["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["max_iter"].as_u64().unwrap())
+            .collect();
+        let it = &r["admm_iterations"];
+        let mut total = 0;
+        for (src, part) in [
+            ("a", "cartoon"),
+            ("a", "texture"),
+            ("b", "cartoon"),
+            ("b", "texture"),
+        ] {
+            let per: Vec<u64> = it[src][part]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            assert_eq!(
+                per.len(),
+                caps.len(),
+                "{src} {part}: one count per outer iteration"
+            );
+            assert!(
+                per.iter().zip(&caps).all(|(n, c)| (1..=*c).contains(n)),
+                "{per:?}"
+            );
+            total += per.iter().sum::<u64>();
+        }
+        assert_eq!(it["total"], total);
+        (caps.len(), total)
+    };
+    let (outer, total) = admm_iterations(&r);
+    assert!(
+        outer == 3 && total <= 200,
+        "default mode: {outer} outer iterations, {total}"
+    );
+    let o = csfuse(
+        &fuse_args("p.png", &["--mode", "paper", "--report", "p.json"]),
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (outer, total) = admm_iterations(&read_json(&d.path().join("p.json")));
+    assert!(outer == 6 && total <= 720, "paper: {outer}, {total}");
     // A second run refuses to replace the result unless --force.
     fuse_fails(d.path(), "f.png", &[], &["f.png", "exists", "--force"]);
     let o = csfuse(&fuse_args("f.png", &["--force"]), d.path());
@@ -163,6 +211,72 @@ fn sparse_code_prints_json_and_writes_hwm_npy() {
     assert_eq!(line["iterations"], 12);
     let arr = csfuse::formats::npy::read(&d.path().join("x.npy")).unwrap();
     assert_eq!(arr.shape, vec![64, 64, 32]);
+}
+
+/// `sparse-code` codes against the filters as given, as SPORCO's ConvBPDN does: filters scaled by
+/// 2 at (lambda, rho) are the problem of the unit filters at (lambda / 2, rho / 4) with every
+/// iterate doubled, so the objectives agree and the maps are halved; `--normalize` undoes the
+/// scaling.
+#[test]
+fn sparse_code_uses_the_filters_as_given() {
+    let d = workdir();
+    let dc = csfuse::assets::cartoon();
+    let doubled: Vec<f64> = dc.to_hwm().iter().map(|v| 2.0 * v).collect();
+    write_npy(
+        &d.path().join("D1.npy"),
+        &[dc.fh, dc.fw, dc.m],
+        &dc.to_hwm(),
+    );
+    write_npy(&d.path().join("D2.npy"), &[dc.fh, dc.fw, dc.m], &doubled);
+    let code = |dict: &str, lam: &str, rho: &str, out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "sparse-code",
+            "mr_like.png",
+            "--dict",
+            dict,
+            "--lambda",
+            lam,
+            "--rho",
+            rho,
+            "--no-auto-rho",
+            "--highpass",
+            "60",
+            "--iters",
+            "15",
+            "--tol",
+            "0",
+            "--out-coef",
+            out,
+            "--precision",
+            "f64",
+        ];
+        args.extend_from_slice(extra);
+        let o = csfuse(&args, d.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(!stderr(&o).contains("normalising"), "{}", stderr(&o));
+        let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let maps = csfuse::formats::npy::read(&d.path().join(out))
+            .unwrap()
+            .data;
+        (line["objective"].as_f64().unwrap(), maps)
+    };
+    let (o1, x1) = code("D1.npy", "0.05", "1", "x1.npy", &[]);
+    let (o2, x2) = code("D2.npy", "0.1", "4", "x2.npy", &[]);
+    assert!((o2 / o1 - 1.0).abs() < 1e-9, "objectives {o2} and {o1}");
+    let worst = x1
+        .iter()
+        .zip(&x2)
+        .map(|(a, b)| (a - 2.0 * b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst < 1e-9,
+        "maps differ from half the unit filters' by {worst}"
+    );
+    // Normalised on request: both give the unit filters' problem.
+    let (on1, xn1) = code("D1.npy", "0.05", "1", "xn1.npy", &["--normalize"]);
+    let (on2, xn2) = code("D2.npy", "0.05", "1", "xn2.npy", &["--normalize"]);
+    assert!((on2 / on1 - 1.0).abs() < 1e-9, "objectives {on2} and {on1}");
+    assert!(xn1.iter().zip(&xn2).all(|(a, b)| (a - b).abs() < 1e-9));
 }
 
 #[test]
@@ -499,8 +613,9 @@ fn a_single_fusion_shows_a_progress_bar_on_a_terminal() {
         .expect("`script` (util-linux) runs the program on a pseudo-terminal");
     assert!(o.status.success(), "{}", stderr(&o));
     let tty = String::from_utf8_lossy(&o.stdout);
-    // 6 outer iterations, a cartoon and a texture solve each (both sources solved as one batch).
-    assert!(tty.contains("12/12 sparse-coding solves"), "{tty}");
+    // The default mode's 3 outer iterations, a cartoon and a texture solve each (both sources
+    // solved as one batch).
+    assert!(tty.contains("6/6 sparse-coding solves"), "{tty}");
 }
 
 #[test]

@@ -2,11 +2,13 @@
 //! after it), NIfTI headers and data, the image decoders as csfuse drives them, and batch lists.
 //!
 //! Each target starts from the committed seed corpus in `tests/fuzz_corpus/<target>/` (valid files
-//! csfuse wrote, plus every crash input ever found, kept as a regression case) and applies random
-//! mutations: bit flips, byte runs, inserted and deleted spans, and "interesting" integers (0, -1,
+//! csfuse wrote; no loader has failed on a generated input yet, so it holds no regression case) and
+//! applies random mutations: bit flips, byte runs, inserted and deleted spans, and "interesting" integers (0, -1,
 //! 2^31, 2^63, ...) written over header fields. proptest drives the generation and shrinks a failure
 //! to a small case; a panic, an abort or a hang is a failure. The property for every target: the
-//! loader returns `Ok` or a typed error, and what it returns is self-consistent.
+//! loader returns `Ok` or a typed error, and what it returns is self-consistent. When a case fails,
+//! proptest prints the shrunk input and records its seed in `tests/fuzz.regressions`, which later
+//! runs replay first; the fix commits that file and adds the shrunk input to the target's corpus.
 //!
 //! `cargo test --release --test fuzz` runs a short pass (20,000-40,000 inputs per target, seconds);
 //! `CSFUSE_FUZZ_CASES=200000 cargo test --release --test fuzz -- --nocapture` a long one.

@@ -219,6 +219,7 @@ def sparse_code(
     backend="auto",
     precision="f32",
     validate=False,
+    normalize=False,
 ):
     """Convolutional sparse coding (CBPDN, SPORCO's ConvBPDN semantics) of one grey image.
 
@@ -226,7 +227,9 @@ def sparse_code(
     boundaries from zero, by ADMM. ``image`` is ``(H, W)`` (integers scaled by their full range,
     floats as given); ``dictionary`` an ``(h, w, M)`` array or ``.npy`` path. ``highpass`` codes
     the detail layer instead (the image less a Tikhonov low-pass of that lambda; 60 in CS-MCA).
-    ``tol=0`` runs exactly ``max_iter`` iterations.
+    ``tol=0`` runs exactly ``max_iter`` iterations. The filters are used as given, as SPORCO
+    uses them; ``normalize=True`` scales each to unit l2 norm first (``fuse`` and ``learn``
+    always work with unit filters).
 
     Returns ``(coef, stats)``: the coefficient maps ``(H, W, M)`` (float32, or float64 with
     ``precision="f64"``) and a dict with iterations, objective, dfid, l1, the residuals r and s,
@@ -247,6 +250,7 @@ def sparse_code(
         backend,
         precision,
         bool(validate),
+        bool(normalize),
     )
     return coef, _json.loads(text)
 

@@ -89,6 +89,7 @@ def sparse_code(
     backend: Backend = ...,
     precision: Precision = ...,
     validate: bool = ...,
+    normalize: bool = ...,
 ) -> Tuple[np.ndarray, dict[str, Any]]: ...
 def learn(
     images: Sequence[npt.ArrayLike],

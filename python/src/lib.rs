@@ -90,10 +90,7 @@ impl FuseArgs<'_> {
                 let names: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
                 PyValueError::new_err(format!("mode={:?}: use {}", self.mode, names.join(", ")))
             })?;
-        let mut o = JobOptions::with_params(FuseParams {
-            mode,
-            ..Default::default()
-        });
+        let mut o = JobOptions::with_params(FuseParams::new(mode));
         o.cartoon = dictionary(
             self.cartoon_dict.as_ref(),
             csfuse::assets::cartoon,
@@ -208,7 +205,7 @@ fn fuse_files(
 
 /// One CBPDN solve; returns the coefficient maps `(H, W, M)` and the solve's statistics as JSON.
 #[pyfunction]
-#[pyo3(signature = (image, dictionary_, lmbda, highpass, rho, relax, auto_rho, max_iter, tol, abs_tol, l1_weights, backend, precision, validate))]
+#[pyo3(signature = (image, dictionary_, lmbda, highpass, rho, relax, auto_rho, max_iter, tol, abs_tol, l1_weights, backend, precision, validate, normalize))]
 #[allow(clippy::too_many_arguments)]
 fn sparse_code<'py>(
     py: Python<'py>,
@@ -226,6 +223,7 @@ fn sparse_code<'py>(
     backend: &str,
     precision: &str,
     validate: bool,
+    normalize: bool,
 ) -> PyResult<(Bound<'py, PyAny>, String)> {
     let engine = engine(backend, precision, validate)?;
     let positive = |name: &str, v: f64| {
@@ -257,7 +255,16 @@ fn sparse_code<'py>(
     let plane = gray_of(raster(image, "image")?, Path::new("image"))
         .map_err(to_py)?
         .plane;
-    let dict = dictionary(Some(dictionary_), csfuse::assets::cartoon, "dictionary")?;
+    // As SPORCO codes: the filters as given, unless asked to normalise them.
+    let dict = match dictionary_.extract::<PathBuf>() {
+        Ok(path) => Dictionary::load_as_given(&path),
+        Err(_) => {
+            let n = numeric(dictionary_, "dictionary")?;
+            Dictionary::from_hwm_as_given(&n.shape, &n.data, Path::new("dictionary"))
+        }
+    }
+    .map_err(to_py)?;
+    let dict = if normalize { dict.normalized() } else { dict };
     let run = run_released(py, move || {
         csfuse::jobs::sparse_code::sparse_code(&plane, &dict, highpass, &opts, engine)
     })?;

@@ -53,11 +53,25 @@ def test_sixteen_bit_and_colour_pairs_match_the_command_line(phantoms, tmp_path,
 def test_memory_order_does_not_change_the_result():
     a, b = csfuse.imread(A)[:96, :80], csfuse.imread(B)[:96, :80]
     want = csfuse.fuse(a, b, backend="cpu")
-    # Fortran order, a strided view, and float64 copies of the 8-bit values scaled like them.
+    # Fortran order and a strided view.
     strided = np.zeros((96, 160), np.uint8)
     strided[:, ::2] = b
     assert np.array_equal(csfuse.fuse(np.asfortranarray(a), strided[:, ::2], backend="cpu"), want)
-    assert csfuse.fuse(a.astype(np.float64), b.astype(np.float32), backend="cpu").dtype == np.float32
+
+
+def test_float_arrays_fuse_as_float_tiffs_do_on_the_command_line(tmp_path):
+    # Float copies of the 8-bit values (float64 and float32): each source in its own range, the
+    # result float32 in the inputs' range, as `csfuse fuse` does with float TIFFs.
+    a, b = csfuse.imread(A)[:96, :80], csfuse.imread(B)[:96, :80]
+    af, bf = a.astype(np.float64) * 0.5 - 10, b.astype(np.float32) * 3
+    csfuse.imwrite(tmp_path / "a.tif", af.astype(np.float32))
+    csfuse.imwrite(tmp_path / "b.tif", bf)
+    cli("fuse", tmp_path / "a.tif", tmp_path / "b.tif", "-o", tmp_path / "f.tif", "--backend", "cpu")
+    want = csfuse.imread(tmp_path / "f.tif")
+    got = csfuse.fuse(af, bf, backend="cpu")
+    assert got.dtype == want.dtype == np.float32 and got.shape == want.shape
+    assert np.array_equal(got, want)
+    assert got.min() < 0 < got.max()
 
 
 def test_volumes_match_the_command_line_and_keep_the_dtype(phantoms, tmp_path):

@@ -3,7 +3,8 @@
 
 use super::fuse::FuseOpts;
 use csfuse::evaluate::{
-    group_of, markdown_table, plot, scores_csv, summary_csv, Method, Scored, DEFAULT_METRICS,
+    cost_table, group_of, markdown_table, plot, scores_csv, summary_csv, Cost, Method, Scored,
+    DEFAULT_METRICS,
 };
 use csfuse::formats::image::{decode_image, encode_image, read_image, Raster, SampleFormat};
 use csfuse::formats::montage::{self, Panel};
@@ -11,10 +12,11 @@ use csfuse::formats::output::{check_outputs, remove_stale_temps, OutputSet};
 use csfuse::jobs::batch::{input_records, parameters, read_list, sha256_file, sidecar_path};
 use csfuse::jobs::batch::{Item, OnDisk};
 use csfuse::jobs::image::{fuse_rasters, ImagePair};
-use csfuse::jobs::report::json_bytes;
+use csfuse::jobs::report::{json_bytes, Outcome};
 use csfuse::jobs::session::Session;
 use csfuse::jobs::{kind, path_text, JobOptions, Kind};
 use csfuse::metrics::{score, Gray};
+use csfuse::pipeline::fuse::FuseParams;
 use csfuse::plane::Plane;
 use csfuse::{Error, Result};
 use serde_json::{json, Value};
@@ -35,11 +37,13 @@ use std::time::Instant;
 ///   METHOD/OUTPUT          each fused image (8-bit PNG), with OUTPUT.json: inputs' SHA-256,
 ///                          parameters and scores. A rerun skips what these vouch for, so an
 ///                          interrupted evaluation resumes and a second run fuses nothing.
-///   scores.csv             every pair's scores with every method (all metrics)
+///   scores.csv             every pair's scores with every method (all metrics), with each
+///                          fusion's ADMM iterations and seconds
 ///   summary.csv            mean and sd per method and metric (all pairs)
 ///   summary.md             mean ± sd per method and metric, the best in bold; all pairs, then
 ///                          one table per group (the OUTPUT name less its last `_` part, e.g.
-///                          ct_mr_p01.png is in ct_mr) when there are several
+///                          ct_mr_p01.png is in ct_mr) when there are several; then the cost
+///                          per pair of each method (ADMM iterations, seconds)
 ///   montages/OUTPUT        A | B | each method's result, labelled
 ///   plots/METRIC.png       a box plot of each method's scores (one dot per pair)
 ///
@@ -70,10 +74,14 @@ pub struct Args {
     pub force: bool,
 }
 
+/// Metric names and values (`None` where a metric does not apply).
+type Scores = Vec<(String, Option<f64>)>;
+
 /// One method's result of one pair: fused now (with the raster), or vouched for on disk.
 struct Done {
     method: Method,
-    scores: Vec<(String, Option<f64>)>,
+    scores: Scores,
+    cost: Option<Cost>,
     fused_now: Option<Raster>,
     output: PathBuf,
 }
@@ -132,6 +140,7 @@ pub fn run(args: Args) -> Result<()> {
                     group: group_of(&pair),
                     method: d.method.name().to_string(),
                     scores: d.scores,
+                    cost: d.cost,
                 }));
             }
             Err(e) => {
@@ -185,7 +194,7 @@ fn evaluate_pair(
         let output = args.out_dir.join(m.name()).join(pair);
         let mut o = opts.clone();
         if let Method::CsMca(mode) = m {
-            o.params.mode = mode;
+            o.params = FuseParams::new(mode);
         }
         let params = json!({
             "method": m.name(),
@@ -193,10 +202,11 @@ fn evaluate_pair(
         });
         let on_disk = OnDisk::read(&output, false);
         if on_disk.up_to_date(&inputs, &params, false) {
-            if let Some(scores) = recorded_scores(&output) {
+            if let Some((scores, cost)) = recorded_scores(&output) {
                 done.push(Done {
                     method: m,
                     scores,
+                    cost,
                     fused_now: None,
                     output,
                 });
@@ -217,9 +227,19 @@ fn evaluate_pair(
         }
         let (ra, rb, ip) = sources.as_ref().expect("read above");
         let t = Instant::now();
-        let fused = match m {
-            Method::CsMca(_) => fuse_rasters(s, ip, &o)?.0,
-            Method::Baseline(b) => ip.baseline(b)?,
+        let (fused, admm_iterations) = match m {
+            Method::CsMca(_) => {
+                let (fused, report) = fuse_rasters(s, ip, &o)?;
+                match report.result {
+                    Some(Outcome::Image(r)) => (fused, r.admm_iterations.total),
+                    _ => unreachable!("an image fusion reports an image outcome"),
+                }
+            }
+            Method::Baseline(b) => (ip.baseline(b)?, 0),
+        };
+        let cost = Cost {
+            admm_iterations,
+            seconds: t.elapsed().as_secs_f64(),
         };
         // Scored as written: the file's rounded samples.
         let bytes = encode_image(&output, &fused)?;
@@ -237,13 +257,13 @@ fn evaluate_pair(
             &output,
             &bytes,
             (&inputs, &params),
-            &scores,
-            t,
+            (&scores, cost),
             &[&it.a, &it.b],
         )?;
         done.push(Done {
             method: m,
             scores,
+            cost: Some(cost),
             fused_now: Some(fused),
             output,
         });
@@ -255,25 +275,33 @@ fn evaluate_pair(
     Ok(done)
 }
 
-/// The scores a result's sidecar records.
-fn recorded_scores(output: &Path) -> Option<Vec<(String, Option<f64>)>> {
+/// The scores and the cost a result's sidecar records.
+fn recorded_scores(output: &Path) -> Option<(Scores, Option<Cost>)> {
     let side: Value = serde_json::from_slice(&std::fs::read(sidecar_path(output)).ok()?).ok()?;
     let scores = side.get("scores")?.as_object()?;
-    Some(
-        csfuse::metrics::METRIC_NAMES
-            .iter()
-            .map(|k| (k.to_string(), scores.get(*k).and_then(Value::as_f64)))
-            .collect(),
-    )
+    let cost = match (
+        side.get("admm_iterations").and_then(Value::as_u64),
+        side.get("fusion_seconds").and_then(Value::as_f64),
+    ) {
+        (Some(i), Some(s)) => Some(Cost {
+            admm_iterations: i as usize,
+            seconds: s,
+        }),
+        _ => None,
+    };
+    let scores = csfuse::metrics::METRIC_NAMES
+        .iter()
+        .map(|k| (k.to_string(), scores.get(*k).and_then(Value::as_f64)))
+        .collect();
+    Some((scores, cost))
 }
 
-/// The fused image and its sidecar (inputs, parameters, scores), committed together.
+/// The fused image and its sidecar (inputs, parameters, scores, cost), committed together.
 fn write_result(
     output: &Path,
     fused: &[u8],
     (inputs, params): (&Value, &Value),
-    scores: &[(String, Option<f64>)],
-    t: Instant,
+    (scores, cost): (&[(String, Option<f64>)], Cost),
     sources: &[&Path],
 ) -> Result<()> {
     let side = sidecar_path(output);
@@ -298,7 +326,8 @@ fn write_result(
         "output": {"path": path_text(output), "sha256": sha256_file(&staged)?},
         "parameters": params,
         "scores": scores,
-        "seconds": t.elapsed().as_secs_f64(),
+        "admm_iterations": cost.admm_iterations,
+        "fusion_seconds": cost.seconds,
     });
     set.stage_bytes(&side, &json_bytes(&sidecar))?;
     set.commit()
@@ -358,6 +387,8 @@ fn write_summary(dir: &Path, rows: &[Scored], methods: &[&str], metrics: &[Strin
             md.push_str(&markdown_table(rows, Some(g), methods, &metrics));
         }
     }
+    md.push('\n');
+    md.push_str(&cost_table(rows, methods));
     std::fs::create_dir_all(dir.join("plots")).map_err(|e| Error::io(dir, e))?;
     let mut set = OutputSet::default();
     set.stage_bytes(&dir.join("scores.csv"), scores_csv(rows).as_bytes())?;

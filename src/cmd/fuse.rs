@@ -75,10 +75,7 @@ impl FuseOpts {
             None => Ok(builtin()),
         };
         Ok(JobOptions {
-            params: FuseParams {
-                mode: self.mode,
-                ..Default::default()
-            },
+            params: FuseParams::new(self.mode),
             cartoon: load(&self.cartoon_dict, assets::cartoon)?,
             texture: load(&self.texture_dict, assets::texture)?,
             out_depth: self.out_depth,

@@ -15,9 +15,11 @@ use std::path::PathBuf;
 /// Convolutional sparse coding (CBPDN, SPORCO-compatible ADMM) of one image.
 ///
 /// Solves min_X 1/2 ||sum_m d_m * x_m - s||^2 + lambda sum_m ||x_m||_1 with circular boundaries,
-/// starting from zero. Writes the coefficient maps as .npy of shape (H, W, M) and prints one JSON line
-/// with iterations, objective, dfid, l1, r, s, rho and ms_per_iter (set-up excluded); objective terms
-/// are SPORCO's defaults, from the primal X of the last iteration.
+/// starting from zero, against the filters as given (as SPORCO's ConvBPDN does; `fuse` and `learn`
+/// instead normalise near-unit filters, as CS-MCA assumes). Writes the coefficient maps as .npy of
+/// shape (H, W, M) and prints one JSON line with iterations, objective, dfid, l1, r, s, rho and
+/// ms_per_iter (set-up excluded); objective terms are SPORCO's defaults, from the primal X of the
+/// last iteration.
 #[derive(clap::Args)]
 #[command(
     after_help = "Example (benchmark-style, fixed 50 iterations):\n  csfuse sparse-code img.png --dict D.npy --lambda 0.1 --highpass 60 --iters 50 --tol 0 --out-coef X.npy"
@@ -25,9 +27,12 @@ use std::path::PathBuf;
 pub struct Args {
     /// Grayscale image to code (scaled to [0, 1]).
     pub image: PathBuf,
-    /// Dictionary .npy of shape (h, w, M).
+    /// Dictionary .npy of shape (h, w, M), used as given.
     #[arg(long, value_name = "D.npy")]
     pub dict: PathBuf,
+    /// Scale every filter to unit l2 norm before coding.
+    #[arg(long)]
+    pub normalize: bool,
     /// l1 weight lambda.
     #[arg(long = "lambda", value_name = "L", value_parser = num::positive)]
     pub lambda: f64,
@@ -81,7 +86,10 @@ pub fn run(args: Args) -> Result<()> {
         args.force,
     )?;
     let img = read_gray(&args.image)?;
-    let dict = Dictionary::load(&args.dict)?;
+    let dict = match args.normalize {
+        true => Dictionary::load_as_given(&args.dict)?.normalized(),
+        false => Dictionary::load_as_given(&args.dict)?,
+    };
     let mut opts = CbpdnOptions::new(args.lambda);
     opts.rho = args.rho;
     opts.relax = args.relax;
@@ -111,7 +119,7 @@ pub fn run(args: Args) -> Result<()> {
         "iterations": st.iterations, "objective": st.objective, "dfid": st.dfid, "l1": st.l1,
         "r": st.r, "s": st.s, "rho": st.rho, "ms_per_iter": st.ms_per_iter, "setup_ms": st.setup_ms,
         "precision": st.precision, "threads": rayon::current_num_threads(),
-        "height": coef.h, "width": coef.w, "filters": coef.m,
+        "height": coef.h, "width": coef.w, "filters": coef.m, "normalized": args.normalize,
         "backend": desc, "adapter": adapter, "validation": validation,
     });
     println!("{line}");

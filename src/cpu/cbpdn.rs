@@ -466,6 +466,32 @@ impl<T: Real> Cbpdn<T> {
         }
     }
 
+    /// Start from a previous solve's state instead of `Y = U = 0`: its coefficients `y`, its scaled
+    /// dual `u` and its penalty `rho` (all as that solve left them, for `m` maps of this size).
+    /// Before the first step the dual is multiplied by `dual_scale`: a solve for another lambda
+    /// passes `lambda_new / lambda_old`, which keeps `|U| <= lambda / rho` where it held before.
+    pub fn warm_start(&mut self, y: &[T], u: &[T], rho: f64, dual_scale: f64) {
+        assert_eq!(y.len(), self.y.len(), "warm start: coefficient count");
+        assert_eq!(u.len(), self.u.len(), "warm start: dual count");
+        let f = T::lit(dual_scale);
+        self.y.copy_from_slice(y);
+        self.u
+            .par_iter_mut()
+            .zip(self.work.par_iter_mut())
+            .zip(u.par_iter().zip(y.par_iter()))
+            .for_each(|((un, w), (uo, yo))| {
+                *un = *uo * f;
+                *w = *yo - *un;
+            });
+        self.rho = rho;
+        self.spec_is_yu = false;
+    }
+
+    /// The scaled dual U (for a later [`Cbpdn::warm_start`]).
+    pub fn dual(&self) -> &[T] {
+        &self.u
+    }
+
     /// Replace the dictionary (its spectra), keeping the ADMM state (dictionary learning).
     pub fn set_filter_spectra(&mut self, df: Vec<Complex<T>>) {
         self.dd = power_sum(&df, self.fft.spectrum_len());

@@ -16,7 +16,7 @@ use crate::cpu::fft::Fft2;
 use crate::cpu::synth::{combine_planes, synthesize_one};
 use crate::dictionary::Dictionary;
 use crate::error::Result;
-use crate::pipeline::ops::{Finished, Ops};
+use crate::pipeline::ops::{Finished, Ops, Start};
 use crate::plane::{CoefMaps, DecisionMap, Plane};
 use crate::real::Real;
 use rayon::prelude::*;
@@ -52,6 +52,16 @@ pub struct CpuCode<T: Real> {
     dict: Dictionary,
     df: Arc<Vec<Complex<T>>>,
     pub maps: Vec<CoefMaps>,
+    /// Where each item's last solve ended, for a warm start (`None`: never solved, or maps replaced).
+    ends: Vec<Option<SolveEnd<T>>>,
+}
+
+/// The ADMM state a solve leaves besides its coefficients.
+struct SolveEnd<T> {
+    /// Scaled dual U.
+    u: Vec<T>,
+    rho: f64,
+    lambda: f64,
 }
 
 impl<T: Real> Ops for CpuEngine<T> {
@@ -135,6 +145,7 @@ impl<T: Real> Ops for CpuEngine<T> {
             dict: dict.clone(),
             df,
             maps: vec![zero; n],
+            ends: (0..n).map(|_| None).collect(),
         })
     }
 
@@ -143,14 +154,24 @@ impl<T: Real> Ops for CpuEngine<T> {
         code: &mut CpuCode<T>,
         s: &Vec<Plane>,
         opts: &CbpdnOptions,
+        start: Start,
     ) -> Result<Vec<SolveStats>> {
         let mut stats = Vec::with_capacity(s.len());
         // Items one after another: each solve is already parallel inside.
-        for (maps, sig) in code.maps.iter_mut().zip(s) {
+        for ((maps, end), sig) in code.maps.iter_mut().zip(&mut code.ends).zip(s) {
             let mut solver = Cbpdn::<T>::new(code.fft.clone(), &code.dict, &sig.data, opts)?;
+            if let (Start::Warm, Some(e)) = (start, end.as_ref()) {
+                let y: Vec<T> = maps.data.iter().map(|v| T::lit(*v)).collect();
+                solver.warm_start(&y, &e.u, e.rho, opts.lambda / e.lambda);
+            }
             stats.push(solver.solve());
             crate::cancel::check()?;
             *maps = solver.coefficients();
+            *end = Some(SolveEnd {
+                u: solver.dual().to_vec(),
+                rho: solver.rho(),
+                lambda: opts.lambda,
+            });
         }
         Ok(stats)
     }
@@ -185,6 +206,7 @@ impl<T: Real> Ops for CpuEngine<T> {
 
     fn upload_code(&mut self, code: &mut CpuCode<T>, maps: &[&CoefMaps]) -> Result<()> {
         code.maps = maps.iter().map(|m| (*m).clone()).collect();
+        code.ends = (0..code.maps.len()).map(|_| None).collect();
         Ok(())
     }
 

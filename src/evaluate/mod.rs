@@ -65,6 +65,16 @@ pub struct Scored {
     pub group: String,
     pub method: String,
     pub scores: Vec<(String, Option<f64>)>,
+    /// What the fusion cost, when its sidecar recorded it.
+    pub cost: Option<Cost>,
+}
+
+/// What one fusion cost: its ADMM iterations (0 for the rules without sparse coding) and its
+/// wall time in seconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cost {
+    pub admm_iterations: usize,
+    pub seconds: f64,
 }
 
 impl Scored {
@@ -151,7 +161,7 @@ pub fn summary_csv(rows: &[Scored], methods: &[&str], metrics: &[&str]) -> Strin
     out
 }
 
-/// Every pair's scores as CSV: `pair,group,method,<every metric>`.
+/// Every pair's scores as CSV: `pair,group,method,<every metric>,admm_iterations,seconds`.
 pub fn scores_csv(rows: &[Scored]) -> String {
     let Some(first) = rows.first() else {
         return String::new();
@@ -160,7 +170,7 @@ pub fn scores_csv(rows: &[Scored]) -> String {
     for (k, _) in &first.scores {
         out.push_str(&format!(",{k}"));
     }
-    out.push('\n');
+    out.push_str(",admm_iterations,seconds\n");
     for r in rows {
         out.push_str(&format!("{},{},{}", csv_field(&r.pair), r.group, r.method));
         for (_, v) in &r.scores {
@@ -169,7 +179,39 @@ pub fn scores_csv(rows: &[Scored]) -> String {
                 None => out.push(','),
             }
         }
-        out.push('\n');
+        match r.cost {
+            Some(c) => out.push_str(&format!(",{},{:.3}\n", c.admm_iterations, c.seconds)),
+            None => out.push_str(",,\n"),
+        }
+    }
+    out
+}
+
+/// A Markdown table of what each method's fusions cost per pair: ADMM iterations and seconds
+/// (mean ± sd), and the seconds of all pairs together.
+pub fn cost_table(rows: &[Scored], methods: &[&str]) -> String {
+    let mut out = String::from(
+        "Cost per pair (wall time of each fusion on the machine that ran it)\n\n\
+         | method | ADMM iterations | seconds | seconds, all pairs |\n|---|---|---|---|\n",
+    );
+    for m in methods {
+        let costs: Vec<Cost> = rows
+            .iter()
+            .filter(|r| r.method == *m)
+            .filter_map(|r| r.cost)
+            .collect();
+        let iters: Vec<Option<f64>> = costs
+            .iter()
+            .map(|c| Some(c.admm_iterations as f64))
+            .collect();
+        let secs: Vec<Option<f64>> = costs.iter().map(|c| Some(c.seconds)).collect();
+        match (mean_sd(&iters), mean_sd(&secs)) {
+            (Some((im, isd, _)), Some((sm, ssd, n))) => out.push_str(&format!(
+                "| {m} | {im:.0} ± {isd:.0} | {sm:.2} ± {ssd:.2} | {:.1} |\n",
+                sm * n as f64
+            )),
+            _ => out.push_str(&format!("| {m} | n/a | n/a | n/a |\n")),
+        }
     }
     out
 }
@@ -248,6 +290,10 @@ mod tests {
             group: group_of(pair),
             method: method.into(),
             scores: vec![("Q_ABF".into(), Some(q)), ("Q_P".into(), p)],
+            cost: (method == "paper").then_some(Cost {
+                admm_iterations: 700,
+                seconds: q * 10.0,
+            }),
         }
     }
 
@@ -302,8 +348,15 @@ mod tests {
         );
         let per_pair = scores_csv(&rows);
         assert!(
-            per_pair.contains("ct_mr_2.png,ct_mr,paper,0.700000,\n"),
+            per_pair.contains("ct_mr_2.png,ct_mr,paper,0.700000,,700,7.000\n"),
             "{per_pair}"
         );
+        assert!(per_pair.contains("ct_mr_2.png,ct_mr,max,0.600000,0.600000,,\n"));
+        let cost = cost_table(&rows, &["paper", "max"]);
+        assert!(
+            cost.contains("| paper | 700 ± 0 | 6.00 ± 1.41 | 12.0 |\n"),
+            "{cost}"
+        );
+        assert!(cost.contains("| max | n/a | n/a | n/a |\n"), "{cost}");
     }
 }

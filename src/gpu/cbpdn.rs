@@ -54,12 +54,13 @@ pub fn largest_binding(batch: usize, m: usize, h: usize, w: usize) -> u64 {
     (batch as u64) * (m as u64) * ((w / 2 + 1) * h) as u64 * 8
 }
 
-/// Device bytes one signal of a batch takes beyond its own coefficient maps Y: the dual U, the
-/// primal / `Y - U` maps and the spectra (2 maps' worth), plus signal and model spectra.
+/// Device bytes one signal of a batch takes in the shared work buffers of a solve: the primal /
+/// `Y - U` maps and the spectra (2 maps' worth), plus signal and model spectra. (Its coefficient
+/// maps Y and dual U belong to its code.)
 pub fn work_bytes_per_item(m: usize, h: usize, w: usize) -> u64 {
     let (np, nb) = ((h * w) as u64, ((w / 2 + 1) * h) as u64);
     let m = m as u64;
-    4 * m * np * 2 + 8 * m * nb + 16 * nb + 4 * np
+    4 * m * np + 8 * m * nb + 16 * nb + 4 * np
 }
 
 /// Bytes one ADMM iteration must move for `batch` signals with `m` maps of `h x w`, counting
@@ -77,7 +78,6 @@ pub fn bytes_per_iteration(batch: usize, m: usize, h: usize, w: usize) -> u64 {
 
 /// The work buffers of a solve: named, so every solve of a job shares them.
 pub struct SolveBuffers {
-    u: wgpu::Buffer,
     work: wgpu::Buffer,
     spec: wgpu::Buffer,
     sf: wgpu::Buffer,
@@ -97,7 +97,6 @@ impl SolveBuffers {
         let maps = (batch * m * np * 4) as u64;
         let groups = kernels::shrink_groups(m * np);
         Ok(SolveBuffers {
-            u: gpu.scratch("solve: dual U", maps)?,
             work: gpu.scratch("solve: primal X / Y-U", maps)?,
             spec: gpu.scratch("spectra", largest_binding(batch, m, h, w))?,
             sf: gpu.scratch("solve: signal spectra", (batch * nb * 8) as u64)?,
@@ -111,9 +110,19 @@ impl SolveBuffers {
     }
 }
 
-/// Solve CBPDN for the `batch` signals in `s` against `dict` from `Y = U = 0`, with Y in `y`
-/// (`batch * m` planes). Everything is recorded after what `enc` holds and submitted at once: the
-/// ADMM control runs on the device (control.wgsl), so the host waits once, for the statistics.
+/// Where the items of a solve start.
+pub enum GpuStart<'a> {
+    /// `Y = U = 0`, the options' initial rho.
+    Zero,
+    /// From the Y and U the buffers hold, with each item's `rho` and the dual multiplied by
+    /// `dual_scale` (`Cbpdn::warm_start` on the CPU).
+    Warm { rho: &'a [f32], dual_scale: f32 },
+}
+
+/// Solve CBPDN for the `batch` signals in `s` against `dict`, with Y in `y` and the scaled dual
+/// U in `u` (`batch * m` planes each), starting as `start` says. Everything is recorded after
+/// what `enc` holds and submitted at once: the ADMM control runs on the device (control.wgsl), so
+/// the host waits once, for the statistics.
 #[allow(clippy::too_many_arguments)]
 pub fn solve(
     gpu: &Gpu,
@@ -121,9 +130,10 @@ pub fn solve(
     fft: &GpuFft2,
     dict: &GpuDict,
     s: &wgpu::Buffer,
-    y: &wgpu::Buffer,
+    [y, u]: [&wgpu::Buffer; 2],
     batch: usize,
     opts: &CbpdnOptions,
+    start: &GpuStart,
 ) -> Result<Vec<SolveStats>> {
     let t0 = Instant::now();
     opts.validate(dict.m)?;
@@ -132,7 +142,6 @@ pub fn solve(
     let (np, nb) = (h * w, fft.spectrum_len());
     let per_item = m * np;
     let SolveBuffers {
-        u,
         work,
         spec,
         sf,
@@ -149,17 +158,31 @@ pub fn solve(
     };
     gpu.queue
         .write_buffer(&weights, 0, bytemuck::cast_slice(&weights_v));
-    let rho0 = opts.initial_rho();
-    let item = Item {
-        rho: rho0 as f32,
-        lam_over_rho: (opts.lambda / rho0) as f32,
+    let item = |rho: f64, u_scale: f32, fresh: u32| Item {
+        rho: rho as f32,
+        lam_over_rho: (opts.lambda / rho) as f32,
         alpha: opts.relax as f32,
         live: 1,
-        u_scale: 1.0,
-        _pad: [0.0; 3],
+        u_scale,
+        fresh,
+        _pad: [0.0; 2],
+    };
+    let item_v: Vec<Item> = match start {
+        GpuStart::Zero => vec![item(opts.initial_rho(), 1.0, 0); b],
+        GpuStart::Warm { rho, dual_scale } => {
+            if rho.len() != b || rho.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
+                return Err(Error::Gpu(format!(
+                    "{}: a warm start needs a positive rho for each of {b} items",
+                    gpu.desc
+                )));
+            }
+            rho.iter()
+                .map(|r| item(*r as f64, *dual_scale, 1))
+                .collect()
+        }
     };
     gpu.queue
-        .write_buffer(&items, 0, bytemuck::cast_slice(&vec![item; b]));
+        .write_buffer(&items, 0, bytemuck::cast_slice(&item_v));
     let a = &opts.auto_rho;
     let ctrl = Ctrl {
         batch: b as u32,
@@ -173,19 +196,26 @@ pub fn solve(
         scaling: a.scaling as f32,
         ..Ctrl::default()
     };
-    // Y and U start at zero, and so does Y - U (the first X step's input spectra).
-    let yb = (b * per_item * 4) as u64;
-    enc.clear_buffer(y, 0, Some(yb));
-    enc.clear_buffer(&u, 0, Some(yb));
-    enc.clear_buffer(&work, 0, Some(yb));
-    enc.clear_buffer(&spec, 0, Some((b * m * nb * 8) as u64));
-    enc.clear_buffer(&stats, 0, Some((b * 32) as u64));
-    fft.forward(gpu, &mut enc, s, &sf, b);
+    let warm = matches!(start, GpuStart::Warm { .. });
     // Stopped items skip their transforms too, which is most of an iteration's work.
     let gate = Gate {
         items: &items,
         planes_per_item: m,
     };
+    if warm {
+        // Scale the dual and write Y - U (fresh items), then its spectra for the first X step.
+        kernels::rescale(gpu, &mut enc, &work, y, u, &items, per_item, b);
+        fft.forward_gated(gpu, &mut enc, &work, &spec, b * m, Some(gate));
+    } else {
+        // Y and U start at zero, and so does Y - U (the first X step's input spectra).
+        let yb = (b * per_item * 4) as u64;
+        enc.clear_buffer(y, 0, Some(yb));
+        enc.clear_buffer(u, 0, Some(yb));
+        enc.clear_buffer(&work, 0, Some(yb));
+        enc.clear_buffer(&spec, 0, Some((b * m * nb * 8) as u64));
+    }
+    enc.clear_buffer(&stats, 0, Some((b * 32) as u64));
+    fft.forward(gpu, &mut enc, s, &sf, b);
     // The grids of one iteration's heavy dispatches (the same every iteration after the first).
     let mut grids: Option<Vec<[u32; 3]>> = None;
     for it in 0..opts.max_iter {
@@ -194,7 +224,7 @@ pub fn solve(
         if it > 0 {
             gpu.open_skip();
             // A no-op for items whose rho did not change (u_scale = 1) or that have stopped.
-            kernels::rescale(gpu, &mut enc, &work, y, &u, &items, per_item, b);
+            kernels::rescale(gpu, &mut enc, &work, y, u, &items, per_item, b);
             fft.forward_gated(gpu, &mut enc, &work, &spec, b * m, Some(gate));
         }
         kernels::x_step(
@@ -202,7 +232,7 @@ pub fn solve(
         );
         fft.inverse_gated(gpu, &mut enc, &spec, &work, b * m, Some(gate));
         kernels::shrink(
-            gpu, &mut enc, &work, y, &u, &weights, &items, &partials, per_item, np, b,
+            gpu, &mut enc, &work, y, u, &weights, &items, &partials, per_item, np, b,
         );
         kernels::reduce(gpu, &mut enc, &partials, &norms, per_item, b);
         if it > 0 {

@@ -3,14 +3,14 @@
 //! first. Operations are recorded into one pending command encoder; the host submits and waits only
 //! to read results: once per batched solve (its statistics) and once at the end of a fusion.
 
-use super::cbpdn::{self, solve, GpuDict};
+use super::cbpdn::{self, solve, GpuDict, GpuStart};
 use super::context::{AdapterDesc, Counters, Gpu};
 use super::fft::{FftCache, GpuFft2};
 use super::kernels::{self, LowpassGeom};
 use crate::cpu::cbpdn::{CbpdnOptions, SolveStats};
 use crate::dictionary::Dictionary;
 use crate::error::{Error, Result};
-use crate::pipeline::ops::{Finished, Ops};
+use crate::pipeline::ops::{Finished, Ops, Start};
 use crate::plane::{CoefMaps, DecisionMap, Plane};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -38,14 +38,19 @@ pub struct GpuPlanes {
     w: usize,
 }
 
-/// A dictionary's spectra at one size and the coefficient maps Y of `n` signals: all in one buffer,
-/// or, when they are too large for one binding, one buffer per signal (each solved on its own).
+/// A dictionary's spectra at one size and the coefficient maps Y of `n` signals with their scaled
+/// duals U: all in one buffer each, or, when they are too large for one binding, one buffer per
+/// signal (each solved on its own).
 pub struct GpuCode {
     name: String,
     dict: Rc<GpuDict>,
     fft: Rc<GpuFft2>,
     y: Vec<wgpu::Buffer>,
+    u: Vec<wgpu::Buffer>,
     n: usize,
+    /// Where the last solve ended, for a warm start: each item's rho and the lambda. `None`
+    /// before the first solve and after the maps were replaced.
+    ends: Option<(Vec<f32>, f64)>,
 }
 
 impl GpuCode {
@@ -205,7 +210,8 @@ impl GpuEngine {
         let np = (h * w) as u64;
         let (pw, ph) = ((w + 32) as u64, (h + 32) as u64);
         let planes = 2 * 8 * np * 4 + 2 * pw * ph * 4;
-        let codes = 2 * (mc + mt) as u64 * np * 4 + (mc + mt) as u64 * np * 4;
+        // Y and U of both sources' codes, and the fused codes.
+        let codes = 2 * 2 * (mc + mt) as u64 * np * 4 + (mc + mt) as u64 * np * 4;
         planes + codes + 2 * cbpdn::work_bytes_per_item(mc.max(mt), h, w)
     }
 }
@@ -350,26 +356,28 @@ impl Ops for GpuEngine {
             self.gpu.scratch("one signal", (np * 4) as u64)?;
             self.gpu.scratch("one synthesis", (np * 4) as u64)?;
         }
-        let y = match together {
-            true => vec![self.gpu.scratch(
-                &format!("{name}: coefficients"),
-                (n * dict.m * np * 4) as u64,
-            )?],
-            false => (0..n)
-                .map(|i| {
-                    self.gpu.scratch(
-                        &format!("{name}: coefficients {i}"),
-                        (dict.m * np * 4) as u64,
-                    )
-                })
-                .collect::<Result<_>>()?,
+        let maps = |what: &str| -> Result<Vec<wgpu::Buffer>> {
+            match together {
+                true => Ok(vec![self.gpu.scratch(
+                    &format!("{name}: {what}"),
+                    (n * dict.m * np * 4) as u64,
+                )?]),
+                false => (0..n)
+                    .map(|i| {
+                        self.gpu
+                            .scratch(&format!("{name}: {what} {i}"), (dict.m * np * 4) as u64)
+                    })
+                    .collect(),
+            }
         };
         Ok(GpuCode {
             name: name.into(),
             dict: gd,
             fft,
-            y,
+            y: maps("coefficients")?,
+            u: maps("dual")?,
             n,
+            ends: None,
         })
     }
 
@@ -378,31 +386,50 @@ impl Ops for GpuEngine {
         code: &mut GpuCode,
         s: &GpuPlanes,
         opts: &CbpdnOptions,
+        start: Start,
     ) -> Result<Vec<SolveStats>> {
         // The solve writes its parameter buffers first: nothing pending may still read them.
         self.flush();
         let g = &self.gpu;
-        if code.y.len() == 1 {
-            return solve(
+        let ends = match start {
+            Start::Warm => code.ends.take(),
+            Start::Zero => None,
+        };
+        let start_of = |items: std::ops::Range<usize>| match &ends {
+            Some((rho, lambda)) => GpuStart::Warm {
+                rho: &rho[items],
+                dual_scale: (opts.lambda / lambda) as f32,
+            },
+            None => GpuStart::Zero,
+        };
+        let (fft, dict) = (&code.fft, &code.dict);
+        let stats = if code.y.len() == 1 {
+            let yu = [&code.y[0], &code.u[0]];
+            solve(
                 g,
                 g.encoder(),
-                &code.fft,
-                &code.dict,
+                fft,
+                dict,
                 &s.buf,
-                &code.y[0],
+                yu,
                 s.n,
                 opts,
-            );
-        }
-        // One signal at a time, each copied beside its own maps.
-        let bytes = (s.h * s.w * 4) as u64;
-        let one = g.scratch("one signal", bytes)?;
-        let mut stats = Vec::with_capacity(s.n);
-        for (i, y) in code.y.iter().enumerate() {
-            let mut enc = g.encoder();
-            enc.copy_buffer_to_buffer(&s.buf, i as u64 * bytes, &one, 0, bytes);
-            stats.extend(solve(g, enc, &code.fft, &code.dict, &one, y, 1, opts)?);
-        }
+                &start_of(0..s.n),
+            )?
+        } else {
+            // One signal at a time, each copied beside its own maps.
+            let bytes = (s.h * s.w * 4) as u64;
+            let one = g.scratch("one signal", bytes)?;
+            let mut stats = Vec::with_capacity(s.n);
+            for (i, (y, u)) in code.y.iter().zip(&code.u).enumerate() {
+                let mut enc = g.encoder();
+                enc.copy_buffer_to_buffer(&s.buf, i as u64 * bytes, &one, 0, bytes);
+                let st = start_of(i..i + 1);
+                stats.extend(solve(g, enc, fft, dict, &one, [y, u], 1, opts, &st)?);
+            }
+            stats
+        };
+        code.ends = Some((stats.iter().map(|s| s.rho as f32).collect(), opts.lambda));
         Ok(stats)
     }
 
@@ -513,6 +540,7 @@ impl Ops for GpuEngine {
             let flat: Vec<f32> = chunk.iter().flat_map(|m| to_f32(&m.data)).collect();
             self.write(y, &flat);
         }
+        code.ends = None;
         Ok(())
     }
 

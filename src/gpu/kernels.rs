@@ -105,7 +105,9 @@ pub struct Item {
     pub live: u32,
     /// Dual rescale factor for [`rescale`] (1 = no change).
     pub u_scale: f32,
-    pub _pad: [f32; 3],
+    /// 1 before a warm start's first iteration: [`rescale`] writes `Y - U` even at scale 1.
+    pub fresh: u32,
+    pub _pad: [f32; 2],
 }
 
 /// A shader that uses `Item`, with its definition.

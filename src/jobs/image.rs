@@ -294,6 +294,7 @@ impl ImagePair {
             params: opts.params.clone(),
             batch_pairs: fo.times.batch_pairs,
             timings_ms,
+            admm_iterations: AdmmIterations::of(fo),
             objectives,
             decision_fraction_from_a,
         })));
@@ -323,7 +324,7 @@ fn fuse_luma(s: &mut Session, jobs: &[&ImagePair], opts: &JobOptions) -> Result<
     }
     let pairs: Vec<(&Plane, &Plane)> = jobs.iter().map(|j| (&j.ua.luma, &j.ub.luma)).collect();
     // A bar over the batch's sparse-coding solves on a terminal; the log is unchanged.
-    let solves = 2 * opts.params.mca.outer_iters as u64;
+    let solves = 2 * opts.params.mca.outer_iters() as u64;
     let mut bar = Progress::bar_only(solves, "sparse-coding solves", opts.progress);
     let done = s.run(
         |e| {

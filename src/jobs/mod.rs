@@ -30,8 +30,8 @@ use crate::progress::Progress;
 pub use allocation::default_memory_budget;
 use rayon::prelude::*;
 use report::{
-    Dictionaries, ImageOutcome, ImageOutput, Input, Outcome, Report, Slices, VolumeOutcome,
-    VolumeOutput, VolumeTimings,
+    AdmmIterations, Dictionaries, ImageOutcome, ImageOutput, Input, Outcome, Report, Slices,
+    VolumeIterations, VolumeOutcome, VolumeOutput, VolumeTimings,
 };
 use std::path::{Path, PathBuf};
 use std::time::Instant;

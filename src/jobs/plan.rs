@@ -97,8 +97,8 @@ impl Speed {
             } => 1.5 * core_s_per_pixel,
             Speed::Rough => {
                 let atoms = (opts.cartoon.m + opts.texture.m) as f64 / 64.0;
-                let mca = &opts.params.mca;
-                let iters = (mca.outer_iters * mca.inner_iters) as f64 / 180.0;
+                // The rough rate was measured with the published 6 x 30 iterations per part.
+                let iters = opts.params.mca.iteration_cap() as f64 / 360.0;
                 ROUGH_CORE_SECONDS_PER_PIXEL * atoms.max(0.1) * iters.max(0.1)
             }
         }
@@ -234,7 +234,7 @@ pub fn shard_plans(count: usize, items: &[(Shard, bool, Cost)]) -> Vec<ShardPlan
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::fuse::FuseParams;
+    use crate::pipeline::fuse::{FuseParams, Mode};
 
     #[test]
     fn arrays_are_written_as_ranges() {
@@ -253,7 +253,8 @@ mod tests {
 
     #[test]
     fn the_request_covers_the_largest_shard_and_only_shards_with_work() {
-        let opts = JobOptions::with_params(FuseParams::default());
+        // The rough rate is for the published schedule's iterations.
+        let opts = JobOptions::with_params(FuseParams::new(Mode::Paper));
         let cost = |bytes, pixels| Cost { bytes, pixels };
         let s = |index, count| Shard { index, count };
         let items = [
@@ -276,6 +277,11 @@ mod tests {
             r.sbatch_options().unwrap(),
             "--array=1-2 --cpus-per-task=2 --mem=384M --time=01:25:00"
         );
+        // The default mode's short schedule (100 ADMM iterations a source, not 360) plans less:
+        // 1e7 pixels at 1e-3 * 100 / 360 core-s on 2 cores, plus a minute: 1449 s, 25 min.
+        let short = JobOptions::with_params(FuseParams::default());
+        let rs = Request::new(&plans, 2, false, Speed::Rough, &short);
+        assert_eq!(rs.seconds, 25 * 60);
         // The default budget (3/4 of the allocation) then holds the largest pair.
         assert!((r.mem_mib << 20) / 4 * 3 >= (200 << 20) + BASE_BYTES_CPU);
 

@@ -6,6 +6,7 @@ use crate::dictionary::Dictionary;
 use crate::formats::image::SampleFormat;
 use crate::formats::intensity::{IntensityRange, Scaling};
 use crate::gpu::{AdapterDesc, Counters};
+use crate::pipeline::decompose::SolveIterations;
 use crate::pipeline::fuse::{FuseOutput, FuseParams, SourceObjectives};
 use serde::Serialize;
 
@@ -90,6 +91,7 @@ pub struct ImageOutcome {
     /// Pairs fused together in one batch with this one.
     pub batch_pairs: usize,
     pub timings_ms: ImageTimings,
+    pub admm_iterations: AdmmIterations,
     pub objectives: Objectives,
     /// Share of pixels whose coefficients came from source A.
     pub decision_fraction_from_a: Fractions,
@@ -113,6 +115,23 @@ pub struct ImageTimings {
     pub fusion_total: f64,
     pub write: f64,
     pub stage_clock: &'static str,
+}
+
+/// The ADMM iterations of every sparse-coding solve of each source (one number per outer
+/// iteration and part), and their sum over both sources.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdmmIterations {
+    pub a: SolveIterations,
+    pub b: SolveIterations,
+    pub total: usize,
+}
+
+impl AdmmIterations {
+    pub fn of(fo: &FuseOutput) -> Self {
+        let [a, b] = fo.iterations.clone();
+        let total = a.total() + b.total();
+        AdmmIterations { a, b, total }
+    }
 }
 
 /// Final CBPDN statistics of each source.
@@ -171,6 +190,14 @@ pub struct VolumeOutcome {
     pub dictionaries: Dictionaries,
     pub params: FuseParams,
     pub timings_ms: VolumeTimings,
+    pub admm_iterations: VolumeIterations,
+}
+
+/// ADMM iterations of a volume's fused slices (empty slices take none).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VolumeIterations {
+    pub total: usize,
+    pub per_fused_slice: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -292,11 +319,16 @@ mod tests {
                 per_fused_slice: 0.5,
                 write: 1.0,
             },
+            admm_iterations: VolumeIterations {
+                total: 400,
+                per_fused_slice: 100.0,
+            },
         };
         let v = head(Some(Outcome::Volume(Box::new(outcome))));
         assert_eq!(v["slices"]["empty_passed_through"], 2);
         assert_eq!(v["output"]["path"], "f.nii");
         assert_eq!(v["dictionaries"]["cartoon"]["shape"][2], d.m);
+        assert_eq!(v["admm_iterations"]["total"], 400);
         assert!(v.get("result").is_none(), "flattened, not nested");
     }
 }

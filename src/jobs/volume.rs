@@ -154,6 +154,8 @@ struct FusedVolume {
     slices: Slices,
     read_ms: f64,
     fuse_ms: f64,
+    /// ADMM iterations of all fused slices.
+    iterations: usize,
 }
 
 impl FusedVolume {
@@ -177,6 +179,10 @@ impl FusedVolume {
                 fusion_total: self.fuse_ms,
                 per_fused_slice: self.fuse_ms / self.slices.fused.max(1) as f64,
                 write: write_ms,
+            },
+            admm_iterations: VolumeIterations {
+                total: self.iterations,
+                per_fused_slice: self.iterations as f64 / self.slices.fused.max(1) as f64,
             },
         })));
         report
@@ -244,6 +250,7 @@ fn fuse_loaded(
     let mut worst = Validation::new(0.0, 0.0);
     let mut validated = false;
     let mut batches = 0usize;
+    let mut iterations = 0usize;
     // The slice shown in --montage: the non-empty one nearest the middle.
     let mut shown: Option<(usize, Plane, Plane, FuseOutput)> = None;
     let t_fuse = Instant::now();
@@ -328,6 +335,7 @@ fn fuse_loaded(
         n_empty += empty.len();
         n_fused += results.len();
         for (k, pa, pb, fo) in results {
+            iterations += fo.iterations.iter().map(|i| i.total()).sum::<usize>();
             store(
                 &slicer,
                 &mut fused_data,
@@ -378,6 +386,7 @@ fn fuse_loaded(
         },
         read_ms,
         fuse_ms,
+        iterations,
     }))
 }
 

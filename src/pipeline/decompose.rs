@@ -5,44 +5,81 @@
 use crate::cpu::cbpdn::{CbpdnOptions, SolveStats};
 use crate::dictionary::Dictionary;
 use crate::error::{Error, Result};
-use crate::pipeline::ops::Ops;
+use crate::pipeline::ops::{Ops, Start};
 use serde::Serialize;
+
+/// One outer iteration: the lambda of its cartoon and texture solves, their ADMM iteration cap,
+/// and where they start.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Stage {
+    pub lambda: f64,
+    pub max_iter: usize,
+    /// Start each solve where the previous stage's left its item (coefficients, rho, the dual
+    /// scaled to this lambda) instead of from zero.
+    pub warm: bool,
+}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct McaParams {
-    /// Outer iterations (6 in the method).
-    pub outer_iters: usize,
-    /// CBPDN iteration cap per inner solve (30).
-    pub inner_iters: usize,
+    /// The outer iterations, in order.
+    pub stages: Vec<Stage>,
     pub rel_tol: f64,
-    /// Texture penalty (1.0); the cartoon penalty is `50 lam_t + 1`.
+    /// Texture penalty (1.0); the cartoon penalty is `50 lambda + 1`.
     pub texture_rho: f64,
     pub relax: f64,
 }
 
-impl Default for McaParams {
-    fn default() -> Self {
+impl McaParams {
+    /// The published schedule: 6 outer iterations with `lam_t = max(0.6 - 0.1 t, 0.005)`, each
+    /// solve from zero and capped at 30 iterations.
+    pub fn published() -> Self {
         McaParams {
-            outer_iters: 6,
-            inner_iters: 30,
+            stages: [0.5, 0.4, 0.3, 0.2, 0.1, 0.005]
+                .into_iter()
+                .map(|lambda| Stage {
+                    lambda,
+                    max_iter: 30,
+                    warm: false,
+                })
+                .collect(),
             rel_tol: 1e-3,
             texture_rho: 1.0,
             relax: 1.8,
         }
     }
-}
 
-impl McaParams {
-    /// `lam_t = max(0.6 - 0.1 t, 0.005)` for outer iteration `t = 1..`.
-    pub fn lambda(t: usize) -> f64 {
-        (0.6 - 0.1 * t as f64).max(0.005)
+    /// The short schedule of the default mode (docs/method.md#schedule): the split settled at
+    /// lambda 0.2, continued warm to 0.05, and the final codes solved from zero at 0.005.
+    pub fn short() -> Self {
+        let stage = |lambda, max_iter, warm| Stage {
+            lambda,
+            max_iter,
+            warm,
+        };
+        McaParams {
+            stages: vec![
+                stage(0.2, 20, false),
+                stage(0.05, 20, true),
+                stage(0.005, 10, false),
+            ],
+            ..Self::published()
+        }
+    }
+
+    pub fn outer_iters(&self) -> usize {
+        self.stages.len()
+    }
+
+    /// The most ADMM iterations one source's decomposition may take (both parts).
+    pub fn iteration_cap(&self) -> usize {
+        2 * self.stages.iter().map(|s| s.max_iter).sum::<usize>()
     }
 
     /// Options of one inner CBPDN solve.
-    pub fn cbpdn(&self, lambda: f64, rho: f64) -> CbpdnOptions {
-        let mut o = CbpdnOptions::new(lambda);
+    pub fn cbpdn(&self, stage: &Stage, rho: f64) -> CbpdnOptions {
+        let mut o = CbpdnOptions::new(stage.lambda);
         o.rho = Some(rho);
-        o.max_iter = self.inner_iters;
+        o.max_iter = stage.max_iter;
         o.rel_tol = self.rel_tol;
         o.abs_tol = 0.0;
         o.relax = self.relax;
@@ -79,10 +116,25 @@ impl<E: Ops> Parts<E> {
     }
 }
 
-/// Statistics of the last cartoon and texture solves, per item.
+/// ADMM iterations of one source's solves, outer iteration by outer iteration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SolveIterations {
+    pub cartoon: Vec<usize>,
+    pub texture: Vec<usize>,
+}
+
+impl SolveIterations {
+    pub fn total(&self) -> usize {
+        self.cartoon.iter().chain(&self.texture).sum()
+    }
+}
+
+/// Statistics of the last cartoon and texture solves, and the iterations of every solve, per
+/// item.
 pub struct LastSolves {
     pub cartoon: Vec<SolveStats>,
     pub texture: Vec<SolveStats>,
+    pub iterations: Vec<SolveIterations>,
 }
 
 /// CS-MCA of every detail layer in `detail` into `parts` (zeroed); `on_solve` is called after each
@@ -94,7 +146,7 @@ pub fn decompose<E: Ops>(
     p: &McaParams,
     on_solve: &mut dyn FnMut(),
 ) -> Result<LastSolves> {
-    if p.outer_iters == 0 {
+    if p.stages.is_empty() {
         return Err(Error::Param(
             "CS-MCA needs at least one outer iteration".into(),
         ));
@@ -102,15 +154,21 @@ pub fn decompose<E: Ops>(
     let mut last = LastSolves {
         cartoon: Vec::new(),
         texture: Vec::new(),
+        iterations: Vec::new(),
     };
-    for t in 1..=p.outer_iters {
-        let lam = McaParams::lambda(t);
+    for (t, stage) in p.stages.iter().enumerate() {
+        let start = match stage.warm && t > 0 {
+            true => Start::Warm,
+            false => Start::Zero,
+        };
         // x_c += (s_h - x_t - x_c)  ==  x_c = s_h - x_t
         e.sub(detail, &parts.texture, &mut parts.target)?;
+        let rho = 50.0 * stage.lambda + 1.0;
         last.cartoon = e.solve(
             &mut parts.cartoon_code,
             &parts.target,
-            &p.cbpdn(lam, 50.0 * lam + 1.0),
+            &p.cbpdn(stage, rho),
+            start,
         )?;
         check_all(&last.cartoon, "cartoon sparse coding")?;
         on_solve();
@@ -119,11 +177,33 @@ pub fn decompose<E: Ops>(
         last.texture = e.solve(
             &mut parts.texture_code,
             &parts.target,
-            &p.cbpdn(lam, p.texture_rho),
+            &p.cbpdn(stage, p.texture_rho),
+            start,
         )?;
         check_all(&last.texture, "texture sparse coding")?;
         on_solve();
         e.synthesize(&parts.texture_code, &mut parts.texture)?;
+        last.iterations
+            .resize_with(last.cartoon.len(), Default::default);
+        for ((it, c), x) in last
+            .iterations
+            .iter_mut()
+            .zip(&last.cartoon)
+            .zip(&last.texture)
+        {
+            it.cartoon.push(c.iterations);
+            it.texture.push(x.iterations);
+        }
+        log::debug!(
+            "outer iteration {} (lambda {}): ADMM iterations per item {:?}",
+            t + 1,
+            stage.lambda,
+            last.cartoon
+                .iter()
+                .zip(&last.texture)
+                .map(|(c, x)| (c.iterations, x.iterations))
+                .collect::<Vec<_>>()
+        );
     }
     Ok(last)
 }

@@ -7,8 +7,8 @@ use crate::dictionary::Dictionary;
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterDesc, Counters};
 use crate::pipeline::base_rule;
-use crate::pipeline::decompose::{decompose, McaParams, Parts};
-use crate::pipeline::ops::Ops;
+use crate::pipeline::decompose::{decompose, McaParams, Parts, SolveIterations};
+use crate::pipeline::ops::{Ops, Start};
 use crate::plane::{CoefMaps, DecisionMap, Plane};
 use serde::Serialize;
 use std::time::Instant;
@@ -20,10 +20,10 @@ pub enum Mode {
     /// The published method: averaged base layers, choose-max on the cartoon and texture
     /// coefficients.
     Paper,
-    /// The published decomposition and coefficient rule with the base layers fused by a
-    /// Laplacian pyramid that keeps the brighter structure, and a colour source's chroma scaled
-    /// into the RGB gamut instead of clipped, so that the written image keeps the fused
-    /// luminance.
+    /// The published coefficient rule on a shorter decomposition schedule (3 outer iterations,
+    /// about a third of the ADMM iterations), the base layers fused by a Laplacian pyramid that
+    /// keeps the brighter structure, and a colour source's chroma scaled into the RGB gamut
+    /// instead of clipped, so that the written image keeps the fused luminance.
     #[default]
     Pyramid,
 }
@@ -60,16 +60,27 @@ pub struct FuseParams {
     pub texture_radius: usize,
 }
 
-impl Default for FuseParams {
-    fn default() -> Self {
+impl FuseParams {
+    /// The parameters of `mode`: its decomposition schedule, the published values otherwise.
+    pub fn new(mode: Mode) -> Self {
         FuseParams {
-            mode: Mode::default(),
+            mode,
             lowpass_lambda: 60.0,
             lowpass_pad: 16,
-            mca: McaParams::default(),
+            mca: match mode {
+                Mode::Paper => McaParams::published(),
+                Mode::Pyramid => McaParams::short(),
+            },
             cartoon_radius: 5,
             texture_radius: 2,
         }
+    }
+}
+
+impl Default for FuseParams {
+    /// The default mode's parameters.
+    fn default() -> Self {
+        FuseParams::new(Mode::default())
     }
 }
 
@@ -103,6 +114,8 @@ pub struct FuseOutput {
     pub texture_decision: DecisionMap,
     pub times: StageTimes,
     pub objectives: [SourceObjectives; 2],
+    /// ADMM iterations of every solve of each source.
+    pub iterations: [SolveIterations; 2],
 }
 
 /// A sparse code with the statistics of the solve that produced it.
@@ -121,7 +134,7 @@ pub trait Engine {
     fn counters(&self) -> Option<Counters>;
     /// How many `h x w` pairs [`Engine::fuse_batch`] takes at once with these dictionaries.
     fn pairs_per_batch(&self, dc: &Dictionary, dt: &Dictionary, h: usize, w: usize) -> usize;
-    /// Fuse same-size pairs together; `on_solve` is called after each of the `2 * outer_iters`
+    /// Fuse same-size pairs together; `on_solve` is called after each of the `2 * outer_iters()`
     /// batched sparse-coding solves.
     fn fuse_batch(
         &mut self,
@@ -178,7 +191,7 @@ impl<E: Ops> Engine for E {
     ) -> Result<SparseCode> {
         let sig = self.upload("signal", &[s])?;
         let mut code = self.code("single", dict, 1, s.h, s.w)?;
-        let stats = self.solve(&mut code, &sig, opts)?.remove(0);
+        let stats = self.solve(&mut code, &sig, opts, Start::Zero)?.remove(0);
         let coef = self.download_code(&code)?.remove(0);
         Ok(SparseCode { coef, stats })
     }
@@ -279,7 +292,7 @@ fn fuse_batch_on<E: Ops>(
 
     log::debug!(
         "CS-MCA decomposition of {n} sources ({} outer iterations)",
-        p.mca.outer_iters
+        p.mca.outer_iters()
     );
     let t = Instant::now();
     let last = decompose(e, &high, &mut parts, &p.mca, on_solve)?;
@@ -335,6 +348,7 @@ fn fuse_batch_on<E: Ops>(
                 cartoon: last.cartoon[i].clone(),
                 texture: last.texture[i].clone(),
             }),
+            iterations: [2 * q, 2 * q + 1].map(|i| last.iterations[i].clone()),
         })
         .collect())
 }

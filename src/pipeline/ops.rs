@@ -22,6 +22,17 @@ pub struct Finished {
     pub stage_ms: Option<Vec<f64>>,
 }
 
+/// Where a batched solve starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// `Y = U = 0` and the options' initial rho: SPORCO's default, and the published method.
+    Zero,
+    /// Each item where the code's previous solve left it: its coefficients, its penalty rho and
+    /// its scaled dual, the dual multiplied by `lambda / previous lambda`. An item that was never
+    /// solved (or whose maps were replaced) starts from zero.
+    Warm,
+}
+
 /// Batched operations of CS-MCA fusion on engine-held data. Outputs are written into buffers the
 /// caller made with [`Ops::planes`] or [`Ops::code`]: an engine may then keep every buffer across
 /// calls (the GPU does, by name), so a second fusion of one size allocates nothing.
@@ -80,12 +91,13 @@ pub trait Ops {
         h: usize,
         w: usize,
     ) -> Result<Self::Code>;
-    /// CBPDN of every plane of `s` from a zero start into `code`; statistics per item.
+    /// CBPDN of every plane of `s` into `code`, starting as `start` says; statistics per item.
     fn solve(
         &mut self,
         code: &mut Self::Code,
         s: &Self::Planes,
         opts: &CbpdnOptions,
+        start: Start,
     ) -> Result<Vec<SolveStats>>;
     /// `out[i] = sum_m d_m (*) x_{i,m}` (circular convolution).
     fn synthesize(&mut self, code: &Self::Code, out: &mut Self::Planes) -> Result<()>;

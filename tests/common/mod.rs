@@ -69,10 +69,7 @@ pub fn fuse_2d_with(
 ) -> Vec<f64> {
     let mut e = csfuse::jobs::session::cpu_engine(csfuse::real::Precision::F32);
     let (dc, dt) = (csfuse::assets::cartoon(), csfuse::assets::texture());
-    let p = csfuse::pipeline::fuse::FuseParams {
-        mode,
-        ..Default::default()
-    };
+    let p = csfuse::pipeline::fuse::FuseParams::new(mode);
     csfuse::pipeline::fuse::fuse_pair(e.as_mut(), a, b, &dc, &dt, &p)
         .unwrap()
         .fused

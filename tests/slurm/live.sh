@@ -10,7 +10,8 @@
 #   2. `scancel` of a running task, then resubmitting, finishes the list without redoing a finished
 #      pair and leaves no temporary file;
 #   3. a bad row fails its task with exit 1, named in that task's log, while the other task succeeds;
-#   4. throughput: pairs per minute with 1 and with 2 one-core tasks, and the speed-up.
+#   4. throughput: pairs per minute with 1 and with 2 one-core tasks, and the speed-up, which must
+#      be at least 1.5x on 2 or more cores.
 # It needs root (the daemons run as root) and runs only when CI is set or --live is given; elsewhere
 # it says so and exits 0. The daemons it started are stopped at the end. The last line is in
 # cargo's `test result:` form, so that .ci/run counts these checks with the Rust tests.
@@ -270,7 +271,13 @@ if [ -n "$one" ] && [ -n "$two" ] && [ "$p1" = 8 ] && [ "$p2" = 8 ]; then
   say "  1 task:  $r1 pairs/min ($s1 s; sidecars: $spent1)"
   say "  2 tasks: $r2 pairs/min ($s2 s; sidecars: $spent2)"
   say "  speed-up ${speedup}x"
-  ok "throughput_of_1_and_2_tasks_measured (speed-up ${speedup}x)"
+  # Two one-core tasks on two cores fuse 2.1-2.3x the pairs a minute of one (README); under 1.5x
+  # the array no longer runs its tasks side by side.
+  if [ "$cpus" -ge 2 ] && ! python3 -c "import sys; sys.exit(0 if $r2 / $r1 >= 1.5 else 1)"; then
+    fail throughput_of_1_and_2_tasks_measured "2 tasks gave ${speedup}x the pairs a minute of 1, under 1.5x on $cpus cores"
+  else
+    ok "throughput_of_1_and_2_tasks_measured (speed-up ${speedup}x)"
+  fi
 else
   fail throughput_of_1_and_2_tasks_measured "runs gave '$one' and '$two'"
   cat logs/*.log

@@ -231,3 +231,55 @@ fn fused_forward_fft_changes_nothing() {
     assert_eq!(y_fused, y_plain);
     assert_eq!(st_fused.objective, st_plain.objective);
 }
+
+/// A warm start carries a solve on: from where a converged solve ended it stops at once with the
+/// same coefficients, and for a smaller lambda it reaches the cold solve's objective in fewer
+/// iterations (the dual scaled by the ratio of the lambdas).
+#[test]
+fn a_warm_start_resumes_where_a_solve_ended() {
+    let dict = crate::assets::texture();
+    let (ct, _) = crate::phantom::head_pair(72);
+    let s = crop(&tikhonov_split(&ct, 60.0, 16).1, 72, 67);
+    let fft = Arc::new(Fft2::<f64>::new(s.h, s.w));
+    let opts = |lam: f64| {
+        let mut o = CbpdnOptions::new(lam);
+        o.max_iter = 2000;
+        o
+    };
+    let cold = |lam: f64| {
+        let mut c = Cbpdn::<f64>::new(fft.clone(), &dict, &s.data, &opts(lam)).unwrap();
+        let st = c.solve();
+        assert!(st.iterations < 2000, "lambda {lam}: no convergence");
+        (c, st)
+    };
+    let (first, st) = cold(0.01);
+    let mut again = Cbpdn::<f64>::new(fft.clone(), &dict, &s.data, &opts(0.01)).unwrap();
+    again.warm_start(first.y(), first.dual(), first.rho(), 1.0);
+    let st2 = again.solve();
+    assert!(
+        st2.iterations <= 2,
+        "{} iterations after converging",
+        st2.iterations
+    );
+    let diff = rel_l2(&again.coefficients().data, &first.coefficients().data);
+    assert!(diff < 1e-2, "coefficients moved by {diff:e} (relative)");
+    assert!((st2.objective / st.objective - 1.0).abs() < 1e-3);
+
+    let (_, cold_next) = cold(0.002);
+    let mut next = Cbpdn::<f64>::new(fft.clone(), &dict, &s.data, &opts(0.002)).unwrap();
+    next.warm_start(first.y(), first.dual(), first.rho(), 0.002 / 0.01);
+    let warm_next = next.solve();
+    println!(
+        "lambda 0.01 -> 0.002: cold {} iterations, warm {}",
+        cold_next.iterations, warm_next.iterations
+    );
+    assert!(warm_next.iterations < cold_next.iterations);
+    let gap = (warm_next.objective / cold_next.objective - 1.0).abs();
+    assert!(gap < 1e-2, "objectives differ by {gap:e} (relative)");
+}
+
+fn rel_l2(a: &[f64], b: &[f64]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| y * y).sum();
+    (num / den.max(1e-300)).sqrt()
+}

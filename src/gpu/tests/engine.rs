@@ -17,11 +17,13 @@ fn engine() -> GpuEngine {
 }
 
 /// Short solves for the structure tests: the counters' relations hold for any iteration counts,
-/// and a software adapter runs the full method slowly.
+/// and a software adapter runs the full method slowly. The default schedule's stages, warm start
+/// included, each capped at 5 iterations.
 fn quick() -> FuseParams {
     let mut p = FuseParams::default();
-    p.mca.outer_iters = 2;
-    p.mca.inner_iters = 5;
+    for s in &mut p.mca.stages {
+        s.max_iter = 5;
+    }
     p
 }
 
@@ -66,14 +68,11 @@ fn a_pair_waits_once_per_batched_solve_and_matches_the_cpu() {
     let mut g = engine();
     let (a, b) = head_pair(64);
     for mode in Mode::ALL {
-        let p = FuseParams {
-            mode,
-            ..FuseParams::default()
-        };
+        let p = FuseParams::new(mode);
         let before = counters(&g);
         let out = fuse_pair(&mut g, &a, &b, &assets::cartoon(), &assets::texture(), &p).unwrap();
         let c = counters(&g).since(&before);
-        let solves = 2 * p.mca.outer_iters as u64;
+        let solves = 2 * p.mca.outer_iters() as u64;
         println!("{mode:?}, one 64x64 pair: {c:?}");
         // Each batched solve reads its statistics once; the end reads the results once (and the
         // pyramid mode its base layers).
@@ -203,7 +202,7 @@ fn a_pair_too_large_for_one_binding_stays_on_the_gpu() {
     let split = fuse_batch(&mut small, &[(&a, &b)]).remove(0);
     let c = counters(&small).since(&before);
     // Each batched solve runs as two, one per source; the results are read once.
-    let solves = 2 * quick().mca.outer_iters as u64;
+    let solves = 2 * quick().mca.outer_iters() as u64;
     assert_eq!(
         c.host_waits,
         2 * solves + waits_besides_solves(&quick()),
@@ -275,7 +274,7 @@ fn a_volume_runs_many_slice_pairs_per_batch() {
         .counters;
     // One wait per batched solve (2 per outer iteration) and one for each batch's results (and
     // its base layers in the pyramid mode).
-    let solves = 2 * quick().mca.outer_iters as u64;
+    let solves = 2 * quick().mca.outer_iters() as u64;
     let per = solves + waits_besides_solves(&quick());
     assert_eq!(c.host_waits, batches as u64 * per, "{c:?}");
     assert!(out.exists());

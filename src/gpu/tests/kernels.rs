@@ -1,8 +1,9 @@
 //! Every GPU kernel against its CPU twin, on odd and non-power-of-two sizes (181 x 217 needs
 //! Bluestein along both axes). Runs on lavapipe without a GPU; a missing adapter fails loudly.
 
-use crate::cpu::cbpdn::{power_sum, shrink_plane, x_step, CbpdnOptions, PassNorms};
+use crate::cpu::cbpdn::{power_sum, shrink_plane, x_step, Cbpdn, CbpdnOptions, PassNorms};
 use crate::cpu::choose;
+use crate::cpu::fft::Fft2;
 use crate::cpu::lowpass::tikhonov_split;
 use crate::cpu::synth::synth_spectrum;
 use crate::cpu::CpuEngine;
@@ -51,7 +52,8 @@ fn item(rho: f32, lam: f32, live: bool) -> Item {
         alpha: 1.8,
         live: live as u32,
         u_scale: 1.0,
-        _pad: [0.0; 3],
+        fresh: 0,
+        _pad: [0.0; 2],
     }
 }
 
@@ -228,14 +230,17 @@ fn shrink_and_reduce_match_twin() {
 fn rescale_matches_twin() {
     let gpu = crate::test_support::gpu();
     let per = 5 * 97 * 101;
-    let y = rand_vec(2 * per, 7);
-    let u = rand_vec(2 * per, 8);
-    let mut items = [item(1.0, 0.1, true), item(1.0, 0.1, true)];
+    let y = rand_vec(4 * per, 7);
+    let u = rand_vec(4 * per, 8);
+    // After an auto-rho change (0), no change (1), a warm start for the same lambda (2) and for
+    // a smaller one (3).
+    let mut items = [item(1.0, 0.1, true); 4];
     items[0].u_scale = 0.25;
+    (items[2].fresh, items[3].fresh, items[3].u_scale) = (1, 1, 0.4);
     let (by, bu, byu) = (
         gpu.upload("y", &y).unwrap(),
         gpu.upload("u", &u).unwrap(),
-        gpu.upload("yu", &vec![7.0f32; 2 * per]).unwrap(),
+        gpu.upload("yu", &vec![7.0f32; 4 * per]).unwrap(),
     );
     let mut enc = gpu.encoder();
     kernels::rescale(
@@ -246,16 +251,39 @@ fn rescale_matches_twin() {
         &bu,
         &gpu.upload("i", &items).unwrap(),
         per,
-        2,
+        4,
     );
     gpu.submit(enc).unwrap();
-    let gu: Vec<f32> = gpu.download(&bu, 0, 2 * per).unwrap();
-    let gyu: Vec<f32> = gpu.download(&byu, 0, 2 * per).unwrap();
-    for i in 0..per {
-        assert_eq!(gu[i], u[i] * 0.25);
-        assert_eq!(gyu[i], y[i] - u[i] * 0.25);
-        // item 1 has scale 1: untouched
-        assert_eq!((gu[per + i], gyu[per + i]), (u[per + i], 7.0));
+    let gu: Vec<f32> = gpu.download(&bu, 0, 4 * per).unwrap();
+    let gyu: Vec<f32> = gpu.download(&byu, 0, 4 * per).unwrap();
+    // The CPU twin: Cbpdn::warm_start (and update_rho, for item 0) on the same state.
+    let fft = std::sync::Arc::new(Fft2::<f32>::new(97, 101));
+    let dict = Dictionary::from_hwm(&[1, 1, 5], &[1.0; 5], std::path::Path::new("unit")).unwrap();
+    for (b, it) in items.iter().enumerate() {
+        let r = b * per..(b + 1) * per;
+        if it.u_scale == 1.0 && it.fresh == 0 {
+            assert_eq!(
+                (&gu[r.clone()], &gyu[r.clone()]),
+                (&u[r.clone()], &vec![7.0; per][..])
+            );
+            continue;
+        }
+        let mut twin = Cbpdn::<f32>::new(
+            fft.clone(),
+            &dict,
+            &vec![0.0; 97 * 101],
+            &CbpdnOptions::new(0.1),
+        )
+        .unwrap();
+        twin.warm_start(&y[r.clone()], &u[r.clone()], 1.0, it.u_scale as f64);
+        assert_eq!(&gu[r.clone()], twin.dual(), "item {b}: U");
+        let yu: Vec<f32> = twin
+            .y()
+            .iter()
+            .zip(twin.dual())
+            .map(|(y, u)| y - u)
+            .collect();
+        assert_eq!(&gyu[r], &yu[..], "item {b}: Y - U");
     }
 }
 
@@ -479,7 +507,10 @@ fn admm_control_matches_twin() {
             norms[8 * b + q] = *v as f32;
         }
         let rho = (0.1 + 10.0 * r.uniform()) as f32;
-        items.push(item(rho, opts.lambda as f32, b % 17 != 3));
+        let mut it = item(rho, opts.lambda as f32, b % 17 != 3);
+        // Items after a warm start's first rescale (the control clears the flag).
+        it.fresh = (b % 3 == 0) as u32;
+        items.push(it);
         iters0.push((b % 5) as f32);
     }
     let mut stats0 = vec![0f32; 8 * batch];
@@ -515,8 +546,8 @@ fn admm_control_matches_twin() {
         let (it, g) = (&items[b], &gi[b]);
         if it.live == 0 {
             assert_eq!(
-                (g.live, g.rho, g.u_scale),
-                (0, it.rho, 1.0),
+                (g.live, g.rho, g.u_scale, g.fresh),
+                (0, it.rho, 1.0, 0),
                 "stopped item {b}"
             );
             assert_eq!(gs[8 * b], iters0[b], "stopped item {b} counts no iteration");
@@ -554,6 +585,7 @@ fn admm_control_matches_twin() {
             close(g.u_scale as f64, 1.0 / f.unwrap_or(1.0)),
             "item {b}: u_scale"
         );
+        assert_eq!(g.fresh, 0, "item {b}: a warm start's first rescale is done");
         assert!(close(g.lam_over_rho as f64, opts.lambda / want_rho));
         assert_eq!(gs[8 * b] as usize, iters);
         assert!(

@@ -11,18 +11,9 @@ set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${1:-$repo/target/ci-venv}
 cd "$repo"
-if [ ! -x "$venv/bin/check-jsonschema" ]; then
-  { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } >/dev/null 2>&1
-  "$venv/bin/pip" install -q check-jsonschema >/dev/null 2>&1
-fi
-if [ ! -x "$venv/bin/check-jsonschema" ]; then
-  if [ -n "${CI:-}" ]; then echo "workflow: error: could not install check-jsonschema" >&2; exit 1; fi
-  echo "workflow: skipped: check-jsonschema (PyPI) could not be installed here"
-  exit 0
-fi
-passed=0 failed=0
-ok() { echo "test workflow::$1 ... ok"; passed=$((passed + 1)); }
-fail() { echo "test workflow::$1 ... FAILED: $2"; failed=$((failed + 1)); }
+. tests/check-lib.sh
+check_label=workflow
+need_tool "$venv" check-jsonschema check-jsonschema workflow
 
 schema=(--builtin-schema vendor.github-workflows)
 if out=$("$venv/bin/check-jsonschema" "${schema[@]}" .github/workflows/*.yml 2>&1); then
@@ -60,5 +51,4 @@ else
   fail data_tests_are_skipped_on_github "read CI-only data but no #[ignore] reason says so: ${missing[*]}"
 fi
 
-echo "test result: $([ $failed = 0 ] && echo ok || echo FAILED). $passed passed; $failed failed; 0 ignored (GitHub workflow)"
-[ $failed = 0 ]
+results "GitHub workflow"

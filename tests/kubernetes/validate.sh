@@ -13,17 +13,9 @@ set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 venv=${1:-$repo/target/ci-venv}
 manifest=$repo/examples/kubernetes/csfuse-job.yaml
-if [ ! -x "$venv/bin/kubernetes-validate" ]; then
-  { python3 -m venv "$venv" && "$venv/bin/pip" install -q kubernetes-validate; } >/dev/null 2>&1
-fi
-if [ ! -x "$venv/bin/kubernetes-validate" ]; then
-  if [ -n "${CI:-}" ]; then echo "kubernetes: error: could not install kubernetes-validate" >&2; exit 1; fi
-  echo "kubernetes: skipped: kubernetes-validate (PyPI) could not be installed here"
-  exit 0
-fi
-passed=0 failed=0
-ok() { echo "test kubernetes::$1 ... ok"; passed=$((passed + 1)); }
-fail() { echo "test kubernetes::$1 ... FAILED: $2"; failed=$((failed + 1)); }
+. "$repo/tests/check-lib.sh"
+check_label=kubernetes
+need_tool "$venv" kubernetes-validate kubernetes-validate kubernetes
 
 version=$("$venv/bin/kubernetes-validate" --version)
 if out=$("$venv/bin/kubernetes-validate" --strict "$manifest" 2>&1); then
@@ -74,5 +66,4 @@ PY
 else
   fail manifest_matches_the_dockerfile_the_docs_and_csfuse "$msg"
 fi
-echo "test result: $([ $failed = 0 ] && echo ok || echo FAILED). $passed passed; $failed failed; 0 ignored (Kubernetes manifest)"
-[ $failed = 0 ]
+results "Kubernetes manifest"

@@ -165,6 +165,15 @@ fn bad_dicom_files_are_refused_with_the_reason_and_nothing_written() {
     let good = std::fs::read(p("good.dcm")).unwrap();
     std::fs::write(p("truncated.dcm"), &good[..good.len() - 300]).unwrap();
     std::fs::write(p("header_only.dcm"), &good[..200]).unwrap();
+    // A pixel data length of 3.75 GiB in a small file: refused from the header, before the parser
+    // would allocate what it claims.
+    let mut huge = good.clone();
+    let at = huge
+        .windows(6)
+        .rposition(|w| w == b"\xe0\x7f\x10\x00OW" || w == b"\xe0\x7f\x10\x00OB")
+        .expect("the pixel data element");
+    huge[at + 8..at + 12].copy_from_slice(&0xF000_0000u32.to_le_bytes());
+    std::fs::write(p("huge.dcm"), &huge).unwrap();
     image::GrayImage::from_fn(32, 32, |x, y| image::Luma([((x + y) * 4) as u8]))
         .save(p("mr.png"))
         .unwrap();
@@ -175,6 +184,8 @@ fn bad_dicom_files_are_refused_with_the_reason_and_nothing_written() {
         ("rle.dcm", "transfer syntax 1.2.840.10008.1.2.5"),
         ("truncated.dcm", "truncated.dcm"),
         ("header_only.dcm", "cannot read this DICOM file"),
+        ("huge.dcm", "element (7FE0,0010) at byte"),
+        ("huge.dcm", "claims 4026531840 bytes, but only"),
     ];
     for (name, needle) in cases {
         let before = files_in(d.path());

@@ -14,6 +14,7 @@
 //!   `gdcmconv --raw in.dcm out.dcm`), several frames (a volume), palette and YBR
 //!   colour, a high bit other than BitsStored − 1, pixel data shorter than the header says.
 
+mod lengths;
 pub mod series;
 pub mod write;
 
@@ -72,9 +73,38 @@ fn unreadable(path: &Path, e: &dyn std::error::Error) -> Error {
 }
 
 fn parse(path: &Path, bytes: &[u8]) -> Result<DefaultDicomObject> {
-    OpenFileOptions::new()
+    parse_until(path, bytes, None)
+}
+
+/// Parses a Part 10 file held in memory, up to `until` (the whole file for `None`), once every
+/// element length is known to fit in the file ([`lengths`]).
+fn parse_until(path: &Path, bytes: &[u8], until: Option<Tag>) -> Result<DefaultDicomObject> {
+    if !is_dicom(bytes) {
+        return Err(bad(
+            path,
+            "not a DICOM file (no DICM magic after the 128-byte preamble)",
+        ));
+    }
+    lengths::check(bytes, PREAMBLE + 4).map_err(|e| {
+        bad(
+            path,
+            format!("cannot read this DICOM file (truncated or corrupt): {e}"),
+        )
+    })?;
+    let options = OpenFileOptions::new();
+    let options = match until {
+        Some(tag) => options.read_until(tag),
+        None => options,
+    };
+    options
         .from_reader(&bytes[PREAMBLE..])
         .map_err(|e| unreadable(path, &e))
+}
+
+/// Reads and parses the file at `path` (up to `until`), lengths checked as in [`parse_until`].
+pub(crate) fn open(path: &Path, until: Option<Tag>) -> Result<DefaultDicomObject> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_until(path, &bytes, until)
 }
 
 /// An integer attribute, `None` when absent.
@@ -195,10 +225,7 @@ fn layout(path: &Path, obj: &DefaultDicomObject) -> Result<Layout> {
 
 /// Height and width from the header, without reading the pixel data.
 pub fn dims(path: &Path) -> Result<(usize, usize)> {
-    let obj = OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| unreadable(path, &e))?;
+    let obj = open(path, Some(tags::PIXEL_DATA))?;
     let l = layout(path, &obj)?;
     Ok((l.rows, l.cols))
 }

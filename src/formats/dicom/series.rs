@@ -17,12 +17,11 @@
 //!   colour slices, and anything a single file is refused for (compressed, multi-frame, cut short).
 //!   Files that are not DICOM, hidden files, DICOMDIR and subfolders are skipped.
 
-use super::{bad, float, floats, layout, rescale, stored_samples, text, unreadable, Layout};
+use super::{bad, float, floats, layout, rescale, stored_samples, text, Layout};
 use crate::error::{Error, Result};
 use crate::formats::nifti::{self, Volume, VolumeInfo};
 use ::nifti::{NiftiHeader, NiftiType};
 use dicom_dictionary_std::tags;
-use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use std::path::{Path, PathBuf};
 
 /// Media Storage SOP Class of a DICOMDIR (an index of files, not an image).
@@ -89,10 +88,7 @@ fn name(p: &Path) -> String {
 /// The file's header (everything before the pixel data), or `None` when it is not an image of a
 /// series (a DICOMDIR).
 fn read_header(path: &Path) -> Result<Option<Slice>> {
-    let obj = OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| unreadable(path, &e))?;
+    let obj = super::open(path, Some(tags::PIXEL_DATA))?;
     if obj
         .meta()
         .media_storage_sop_class_uid()
@@ -446,9 +442,7 @@ impl Series {
         let [x, y, _] = self.dims;
         let mut data = vec![0f32; self.voxels() as usize];
         for (k, s) in self.slices.iter().enumerate() {
-            let obj: DefaultDicomObject = OpenFileOptions::new()
-                .open_file(&s.path)
-                .map_err(|e| unreadable(&s.path, &e))?;
+            let obj = super::open(&s.path, None)?;
             let l = layout(&s.path, &obj)?;
             if (l.rows, l.cols, l.bits) != (s.layout.rows, s.layout.cols, s.layout.bits) {
                 return Err(bad(&s.path, "changed while the series was read"));

@@ -251,6 +251,9 @@ pub fn solve(
             kernels::skip(gpu, &mut enc, &items, &t.full, &t.args, b, 3 * SKIP_SLOTS);
         }
     }
+    // A rho change in the last iteration leaves its dual rescale pending (u_scale); apply it now,
+    // so U matches the rho the statistics report, as on the CPU, and a warm start can build on both.
+    kernels::rescale(gpu, &mut enc, &work, y, u, &items, per_item, b);
     if let (Some(t), Some(g)) = (gpu.skip_tables(), &grids) {
         // Lands before the submission below, so before any skip dispatch reads it.
         gpu.queue.write_buffer(&t.full, 0, bytemuck::cast_slice(g));

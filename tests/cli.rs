@@ -765,3 +765,58 @@ fn learn_warns_when_filters_stay_random() {
     let quiet = learn("0.003");
     assert!(!quiet.contains("random start"), "{quiet}");
 }
+
+/// `--base-share` and `--base-top` set the pyramid mode's base rule: the defaults given explicitly
+/// change nothing, other values change the result, the paper mode and values outside [0, 1] are
+/// refused with nothing written, and the report records the rule.
+#[test]
+fn the_base_rule_options_set_the_pyramid_base() {
+    let d = workdir();
+    let fuse = |out: &str, extra: &[&str]| {
+        let mut args = fuse_args(out, extra);
+        args.extend(["--backend", "cpu", "--threads", "2"]);
+        let o = csfuse(&args, d.path());
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        std::fs::read(d.path().join(out)).unwrap()
+    };
+    let default = fuse("default.png", &["--report", "default.json"]);
+    let explicit = fuse(
+        "explicit.png",
+        &["--base-share", "0.2", "--base-top", "0.6"],
+    );
+    let other = fuse(
+        "other.png",
+        &[
+            "--base-share",
+            "0.9",
+            "--base-top",
+            "1",
+            "--report",
+            "other.json",
+        ],
+    );
+    assert_eq!(
+        default, explicit,
+        "the defaults given explicitly changed the result"
+    );
+    assert_ne!(
+        default, other,
+        "--base-share 0.9 --base-top 1 changed nothing"
+    );
+    let report = std::fs::read_to_string(d.path().join("other.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(r["params"]["base"]["share"], 0.9, "{report}");
+    assert_eq!(r["params"]["base"]["top"], 1.0, "{report}");
+    fuse_fails(
+        d.path(),
+        "paper.png",
+        &["--mode", "paper", "--base-share", "0.5"],
+        &["--base-share", "pyramid mode"],
+    );
+    fuse_fails(
+        d.path(),
+        "bad.png",
+        &["--base-top", "1.5"],
+        &["--base-top", "from 0 to 1"],
+    );
+}

@@ -194,34 +194,53 @@ fn methods_metrics_and_bad_rows_are_checked() {
     );
 }
 
-/// The README's evaluation table is what `evaluate` writes for the dev pairs (CI has them beside
-/// the clone; `CSFUSE_MEDICAL_DEV_DIR` points at them).
+/// The README's evaluation table and docs/method.md's cross-validated tables are what
+/// `benches/cross_validate.py` writes for the dev pairs: its `reference` run is the README's
+/// `evaluate` command, and its `cv.md` the choice of the base rule (CI has the pairs beside the
+/// clone; `CSFUSE_MEDICAL_DEV_DIR` points at them).
 #[test]
 #[ignore = "needs the dev pairs (CSFUSE_MEDICAL_DEV_DIR=shared/data/medical_dev)"]
-fn the_readme_table_is_what_evaluate_writes_for_the_dev_pairs() {
+fn the_readme_and_cross_validated_tables_are_what_evaluate_writes_for_the_dev_pairs() {
     let dev = std::env::var_os("CSFUSE_MEDICAL_DEV_DIR")
         .map(std::path::PathBuf::from)
         .expect("CSFUSE_MEDICAL_DEV_DIR is not set: point it at shared/data/medical_dev");
     let list = dev.join("pairs.csv").canonicalize().expect("its pairs.csv");
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    // The command is in the README, with the list's path in place of DEV.
-    let command = readme
-        .lines()
-        .find(|l| l.trim_start().starts_with("csfuse --threads 2 evaluate"))
-        .expect("the README shows the evaluate command");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(repo.join(p)).unwrap();
+    let (readme, method) = (read("README.md"), read("docs/method.md"));
+    // The README's command is the script's reference run.
+    assert!(
+        readme.contains("csfuse --threads 2 evaluate DEV/pairs.csv --out-dir eval --backend cpu\n"),
+        "the README shows another evaluate command than the script runs"
+    );
     let d = tempfile::tempdir().unwrap();
-    let args: Vec<String> = command
-        .split_whitespace()
-        .skip(1)
-        .map(|a| a.replace("DEV/pairs.csv", list.to_str().unwrap()))
-        .collect();
-    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-    run(&args, d.path());
-    let written = std::fs::read_to_string(d.path().join("eval/summary.md")).unwrap();
+    let o = std::process::Command::new("python3")
+        .arg(repo.join("benches/cross_validate.py"))
+        .arg(&list)
+        .arg(d.path())
+        .args(["--csfuse", env!("CARGO_BIN_EXE_csfuse")])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        o.status.success(),
+        "cross_validate.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let written = std::fs::read_to_string(d.path().join("reference/summary.md")).unwrap();
     let table = written.split("\n\nGroup").next().unwrap().trim_end();
     assert!(
         readme.contains(table),
         "the README's table differs from what evaluate writes now:\n{table}"
+    );
+    let cv = std::fs::read_to_string(d.path().join("cv.md")).unwrap();
+    let missing: Vec<&str> = cv
+        .lines()
+        .filter(|l| l.starts_with('|') || l.contains("Chosen on all pairs"))
+        .filter(|l| !method.contains(l))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/method.md lacks these lines of the cross-validation (cv.md):\n{}\n\nall of it:\n{cv}",
+        missing.join("\n")
     );
 }

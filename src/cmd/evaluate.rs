@@ -16,7 +16,6 @@ use csfuse::jobs::report::{json_bytes, Outcome};
 use csfuse::jobs::session::Session;
 use csfuse::jobs::{kind, path_text, JobOptions, Kind};
 use csfuse::metrics::{score, Gray};
-use csfuse::pipeline::fuse::FuseParams;
 use csfuse::plane::Plane;
 use csfuse::{Error, Result};
 use serde_json::{json, Value};
@@ -194,7 +193,7 @@ fn evaluate_pair(
         let output = args.out_dir.join(m.name()).join(pair);
         let mut o = opts.clone();
         if let Method::CsMca(mode) = m {
-            o.params = FuseParams::new(mode);
+            o.params = args.opts.params(mode)?;
         }
         let params = json!({
             "method": m.name(),

@@ -7,7 +7,7 @@ use csfuse::jobs::session::{Backend, Session};
 use csfuse::jobs::{fuse_to_files, JobOptions};
 use csfuse::pipeline::fuse::{FuseParams, Mode};
 use csfuse::real::Precision;
-use csfuse::{assets, Result};
+use csfuse::{assets, Error, Result};
 use std::path::{Path, PathBuf};
 
 /// Options shared by `fuse` and `batch`: what to fuse with and how to store the result.
@@ -19,6 +19,16 @@ pub struct FuseOpts {
     /// exactly (averaged base layers). See docs/method.md#modes.
     #[arg(long, value_enum, default_value_t)]
     pub mode: Mode,
+    /// Pyramid mode: the Laplacian-pyramid fusion's share of the fused base layer, the rest being
+    /// the average of the two (0: the published average; 1: the pyramid alone). Larger values keep
+    /// more of the brighter source's large structures (bone, uptake) at their own brightness
+    /// [default: 0.2, chosen by cross-validation: docs/method.md#choosing-the-base-rule].
+    #[arg(long, value_name = "S", value_parser = super::num::fraction)]
+    pub base_share: Option<f64>,
+    /// Pyramid mode: how far the pyramid's coarsest level moves from the average towards the
+    /// brighter source (0 to 1) [default: 0.6].
+    #[arg(long, value_name = "T", value_parser = super::num::fraction)]
+    pub base_top: Option<f64>,
     /// Cartoon dictionary, .npy of shape (h, w, M), float32/float64 [default: built-in assets/dict_cartoon_8x8x32.npy].
     #[arg(long, value_name = "D.npy")]
     pub cartoon_dict: Option<PathBuf>,
@@ -75,7 +85,7 @@ impl FuseOpts {
             None => Ok(builtin()),
         };
         Ok(JobOptions {
-            params: FuseParams::new(self.mode),
+            params: self.params(self.mode)?,
             cartoon: load(&self.cartoon_dict, assets::cartoon)?,
             texture: load(&self.texture_dict, assets::texture)?,
             out_depth: self.out_depth,
@@ -86,6 +96,24 @@ impl FuseOpts {
             montage,
             progress,
         })
+    }
+
+    /// The parameters of `mode` with the base rule given on the command line (which only the
+    /// pyramid mode has; `fuse --mode paper --base-share ...` is refused, `evaluate` applies it to
+    /// its pyramid method alone).
+    pub fn params(&self, mode: Mode) -> Result<FuseParams> {
+        let mut p = FuseParams::new(mode);
+        let given = self.base_share.is_some() || self.base_top.is_some();
+        if mode == Mode::Pyramid {
+            p.base.share = self.base_share.unwrap_or(p.base.share);
+            p.base.top = self.base_top.unwrap_or(p.base.top);
+            p.base.validate()?;
+        } else if given && self.mode == mode {
+            return Err(Error::Param(
+                "--base-share and --base-top apply to the pyramid mode; --mode paper averages the base layers".into(),
+            ));
+        }
+        Ok(p)
     }
 
     pub fn session(&self) -> Result<Session> {

@@ -42,6 +42,16 @@ pub mod num {
         }
     }
 
+    /// A fraction, in [0, 1].
+    pub fn fraction(s: &str) -> Result<f64, String> {
+        let v = number(s)?;
+        if (0.0..=1.0).contains(&v) {
+            Ok(v)
+        } else {
+            Err(format!("must be from 0 to 1, got {v}"))
+        }
+    }
+
     /// The over-relaxation parameter, in (0, 2).
     pub fn relax(s: &str) -> Result<f64, String> {
         let v = number(s)?;

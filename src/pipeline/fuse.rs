@@ -6,7 +6,7 @@ use crate::cpu::cbpdn::{CbpdnOptions, SolveStats};
 use crate::dictionary::Dictionary;
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterDesc, Counters};
-use crate::pipeline::base_rule;
+use crate::pipeline::base_rule::{self, BaseRule};
 use crate::pipeline::decompose::{decompose, McaParams, Parts, SolveIterations};
 use crate::pipeline::ops::{Ops, Start};
 use crate::plane::{CoefMaps, DecisionMap, Plane};
@@ -58,6 +58,8 @@ pub struct FuseParams {
     /// Activity window radius for cartoon (5) and texture (2) maps.
     pub cartoon_radius: usize,
     pub texture_radius: usize,
+    /// How the base layers are fused in the pyramid mode (the paper mode averages them).
+    pub base: BaseRule,
 }
 
 impl FuseParams {
@@ -73,6 +75,7 @@ impl FuseParams {
             },
             cartoon_radius: 5,
             texture_radius: 2,
+            base: BaseRule::default(),
         }
     }
 }
@@ -234,11 +237,11 @@ fn check_finite(out: &FuseOutput) -> Result<()> {
 
 /// The pyramid mode's fused base of each pair (computed on the host: one read-back per batch),
 /// given as both items of the pair so that `combine`'s average, `(x + x) / 2`, is exactly it.
-fn fused_bases<E: Ops>(e: &mut E, low: &E::Planes) -> Result<E::Planes> {
+fn fused_bases<E: Ops>(e: &mut E, low: &E::Planes, rule: &BaseRule) -> Result<E::Planes> {
     let bases = e.download(low)?;
     let fused: Vec<Plane> = bases
         .chunks(2)
-        .map(|ab| base_rule::fuse_bases(&ab[0], &ab[1]))
+        .map(|ab| base_rule::fuse_bases(&ab[0], &ab[1], rule))
         .collect();
     let twice: Vec<&Plane> = fused.iter().flat_map(|f| [f, f]).collect();
     e.upload("fused base layers", &twice)
@@ -285,7 +288,7 @@ fn fuse_batch_on<E: Ops>(
     let src = e.upload("sources", &sources)?;
     e.lowpass(&src, p.lowpass_lambda, p.lowpass_pad, &mut low, &mut high)?;
     if p.mode == Mode::Pyramid {
-        low = fused_bases(e, &low)?;
+        low = fused_bases(e, &low, &p.base)?;
     }
     e.mark(1);
     wall[0] = ms_since(t);

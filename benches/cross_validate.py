@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Choose the pyramid mode's base rule by cross-validation over a list of pairs.
+
+    python3 benches/cross_validate.py DEV/pairs.csv OUT [--csfuse BIN] [--folds 5] [--threads 2]
+
+Every candidate rule of GRID (`--base-share`, `--base-top`) is fused and scored on every pair with
+`csfuse evaluate` (one folder per candidate under OUT, resumable like any evaluate run), and so is
+every method with its defaults (OUT/reference, the README's table). The pairs are dealt into stratified folds
+(round robin within each modality group, in name order). For each fold a candidate is chosen on
+the other folds' pairs only, by RULE below, and scored on the fold's pairs: the cross-validated row
+is each pair scored by the candidate chosen without it. The candidate chosen on all pairs is the
+one that ships as the default. OUT/cv.md gets the cross-validated table per group, the candidate
+each fold chose, the spread between folds, and the in-sample scores of every candidate.
+
+RULE: among the candidates that score at least as well as `paper` on the mean of each of the five
+metrics in every modality group of the training pairs, the one with the highest mean of the five
+metric means; if none does, the one whose worst margin against `paper` is largest.
+
+Needs only the Python standard library and a built csfuse (default: target/release/csfuse).
+"""
+
+import argparse
+import csv
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+METRICS = ["Q_ABF", "Q_CB", "Q_P", "Q_Y", "VIFF"]
+REFERENCE = ["paper", "max", "laplacian", "average"]
+# (share, top): the pyramid share of the fused base and the pull of its coarsest level.
+GRID = [(0.2, 0.6), (0.35, 0.6), (0.5, 0.6), (0.75, 0.6), (1.0, 0.6), (0.5, 0.3), (1.0, 0.3)]
+
+
+def name(c):
+    return f"share {c[0]:g}, top {c[1]:g}"
+
+
+def folder(c):
+    return f"share-{c[0]:g}-top-{c[1]:g}"
+
+
+def evaluate(args, out, extra):
+    cmd = [args.csfuse, "-q", "--threads", str(args.threads), "evaluate", str(args.list),
+           "--out-dir", str(out), "--backend", "cpu", *extra]
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    rows = {}
+    with open(out / "scores.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            rows.setdefault(r["method"], {})[r["pair"]] = (r["group"], {m: float(r[m]) for m in METRICS})
+    return rows
+
+
+def means(scores, pairs):
+    """Mean of each metric over `pairs` (scores: pair -> (group, {metric: value}))."""
+    return {m: statistics.fmean(scores[p][1][m] for p in pairs) for m in METRICS}
+
+
+def groups_of(scores, pairs):
+    out = {}
+    for p in pairs:
+        out.setdefault(scores[p][0], []).append(p)
+    return out
+
+
+def choose(cands, paper, pairs):
+    """RULE on `pairs`: the candidate and its criterion (mean of the five metric means)."""
+    best = None
+    for c, scores in cands.items():
+        worst = min(
+            means(scores, g)[m] - means(paper, g)[m]
+            for g in groups_of(paper, pairs).values()
+            for m in METRICS
+        )
+        avg = statistics.fmean(means(scores, pairs).values())
+        key = (worst >= 0, avg if worst >= 0 else worst)
+        if best is None or key > best[0]:
+            best = (key, c)
+    return best[1]
+
+
+def folds_of(scores, k):
+    """Stratified folds: each group's pairs in name order dealt round robin, one deal after another."""
+    fold, i = {}, 0
+    for g, pairs in sorted(groups_of(scores, sorted(scores)).items()):
+        for p in sorted(pairs):
+            fold[p] = i % k
+            i += 1
+    return fold
+
+
+def table(rows, pairs, title):
+    lines = [title, "", "| method | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    for label, scores in rows:
+        cells = []
+        for m in METRICS:
+            v = [scores[p][1][m] for p in pairs]
+            sd = statistics.stdev(v) if len(v) > 1 else 0.0
+            cells.append(f"{statistics.fmean(v):.4f} ± {sd:.4f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("list", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--csfuse", default=str(Path(__file__).resolve().parent.parent / "target/release/csfuse"))
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    args.list = args.list.resolve()
+
+    # Every method, as the README's table is made (its summary.md is that table).
+    ref = evaluate(args, args.out / "reference", [])
+    cands = {}
+    for c in GRID:
+        extra = ["--methods", "pyramid", "--base-share", f"{c[0]:g}", "--base-top", f"{c[1]:g}"]
+        cands[c] = evaluate(args, args.out / folder(c), extra)["pyramid"]
+    paper = ref["paper"]
+    pairs = sorted(paper)
+    fold = folds_of(paper, args.folds)
+
+    # Each fold's choice, made without its pairs; the cross-validated scores of every pair.
+    chosen, held = [], {}
+    for k in range(args.folds):
+        test = [p for p in pairs if fold[p] == k]
+        train = [p for p in pairs if fold[p] != k]
+        c = choose(cands, paper, train)
+        chosen.append((k, c, test))
+        for p in test:
+            held[p] = cands[c][p]
+    final = choose(cands, paper, pairs)
+
+    rows = [("pyramid, cross-validated", held)] + [(m, ref[m]) for m in REFERENCE]
+    out = ["# Cross-validated choice of the base rule", ""]
+    out.append(
+        f"{len(pairs)} pairs, {args.folds} stratified folds; candidates: "
+        + "; ".join(name(c) for c in GRID)
+        + f". Chosen on all pairs (the default): **{name(final)}**."
+    )
+    out.append("")
+    for g, gp in [("All pairs", pairs)] + [
+        (f"Group `{g}`", ps) for g, ps in sorted(groups_of(paper, pairs).items())
+    ]:
+        out += [table(rows, gp, f"{g} ({len(gp)} pair{'s' if len(gp) > 1 else ''}), held-out scores"), ""]
+    out += ["Each fold's choice (made on the other folds) and its held-out means:", "",
+            "| fold | pairs | chosen | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 3) + "|"]
+    for k, c, test in chosen:
+        mm = means(held, test)
+        out.append(f"| {k + 1} | {len(test)} | {name(c)} | " + " | ".join(f"{mm[m]:.4f}" for m in METRICS) + " |")
+    for g, gp in [("all pairs", pairs)] + [
+        (f"group `{g}`", ps) for g, ps in sorted(groups_of(paper, pairs).items())
+    ]:
+        out += ["", table([(name(c), cands[c]) for c in GRID], gp, f"Every candidate in sample, {g}")]
+    text = "\n".join(out) + "\n"
+    (args.out / "cv.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -43,7 +43,8 @@ __all__ = [
 ]
 
 
-def _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget):
+def _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget,
+               base_share, base_top):
     if intensity_range is None:
         intensity_range = "minmax"
     elif isinstance(intensity_range, (tuple, list)):
@@ -59,6 +60,8 @@ def _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtyp
         "out_dtype": out_dtype,
         "axis": axis,
         "memory_budget": memory_budget,
+        "base_share": None if base_share is None else float(base_share),
+        "base_top": None if base_top is None else float(base_top),
     }
 
 
@@ -89,6 +92,8 @@ def fuse(
     intensity_range="minmax",
     out_dtype=None,
     memory_budget=None,
+    base_share=None,
+    base_top=None,
     report=False,
 ):
     """Fuse two co-registered images or volumes given as NumPy arrays.
@@ -125,6 +130,11 @@ def fuse(
         (uint8 and uint16 kept, anything else float32).
     memory_budget : int, optional
         Bytes the job may use (estimated before any work); 3/4 of the available memory by default.
+    base_share, base_top : float, optional
+        The ``"pyramid"`` mode's base rule, as ``csfuse fuse --base-share`` and ``--base-top``
+        (each from 0 to 1): the pyramid fusion's share of the fused base layer (0.2 by default)
+        and how far its coarsest level moves towards the brighter source (0.6). The defaults
+        were chosen by cross-validation; ``mode="paper"`` refuses them.
     report : bool
         Also return the report (parameters, timings, objective values) as a dict.
 
@@ -135,7 +145,8 @@ def fuse(
         ``(X, Y, Z)`` with ``a``'s dtype (integers rounded and clamped). With ``report=True``, the
         array and the report.
     """
-    args = _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget)
+    args = _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget,
+                      base_share, base_top)
     fused, text = _csfuse.fuse(a, b, args, backend, precision, bool(validate))
     return (fused, _json.loads(text)) if report else fused
 
@@ -159,6 +170,8 @@ def fuse_files(
     intensity_range="minmax",
     out_dtype=None,
     memory_budget=None,
+    base_share=None,
+    base_top=None,
 ):
     """Fuse two files into ``output`` exactly as ``csfuse fuse a b -o output`` does.
 
@@ -170,7 +183,8 @@ def fuse_files(
     ``force=True``; all outputs appear together or not at all. The other options are
     :func:`fuse`'s. Returns the report as a dict.
     """
-    args = _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget)
+    args = _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget,
+                      base_share, base_top)
     opt = lambda p: None if p is None else _os.fspath(p)  # noqa: E731
     text = _csfuse.fuse_files(
         _os.fspath(a),

@@ -33,6 +33,8 @@ def fuse(
     intensity_range: IntensityRange = ...,
     out_dtype: Optional[npt.DTypeLike] = ...,
     memory_budget: Optional[int] = ...,
+    base_share: Optional[float] = ...,
+    base_top: Optional[float] = ...,
     report: Literal[False] = ...,
 ) -> np.ndarray: ...
 @overload
@@ -50,6 +52,8 @@ def fuse(
     intensity_range: IntensityRange = ...,
     out_dtype: Optional[npt.DTypeLike] = ...,
     memory_budget: Optional[int] = ...,
+    base_share: Optional[float] = ...,
+    base_top: Optional[float] = ...,
     report: Literal[True],
 ) -> Tuple[np.ndarray, dict[str, Any]]: ...
 def fuse_files(
@@ -71,6 +75,8 @@ def fuse_files(
     intensity_range: IntensityRange = ...,
     out_dtype: Optional[npt.DTypeLike] = ...,
     memory_budget: Optional[int] = ...,
+    base_share: Optional[float] = ...,
+    base_top: Optional[float] = ...,
 ) -> dict[str, Any]: ...
 def fuse_nifti(path_a: PathLike, path_b: PathLike, path_out: PathLike, **options: Any) -> dict[str, Any]: ...
 def sparse_code(

@@ -79,6 +79,8 @@ struct FuseArgs<'py> {
     out_dtype: Option<String>,
     axis: Option<usize>,
     memory_budget: Option<u64>,
+    base_share: Option<f64>,
+    base_top: Option<f64>,
 }
 
 impl FuseArgs<'_> {
@@ -90,7 +92,24 @@ impl FuseArgs<'_> {
                 let names: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
                 PyValueError::new_err(format!("mode={:?}: use {}", self.mode, names.join(", ")))
             })?;
-        let mut o = JobOptions::with_params(FuseParams::new(mode));
+        let mut params = FuseParams::new(mode);
+        if self.base_share.is_some() || self.base_top.is_some() {
+            if mode != Mode::Pyramid {
+                return Err(PyValueError::new_err(
+                    "base_share and base_top apply to mode=\"pyramid\"; mode=\"paper\" averages the base layers",
+                ));
+            }
+            params.base.share = self.base_share.unwrap_or(params.base.share);
+            params.base.top = self.base_top.unwrap_or(params.base.top);
+            if !(0.0..=1.0).contains(&params.base.share) || !(0.0..=1.0).contains(&params.base.top)
+            {
+                return Err(PyValueError::new_err(format!(
+                    "base_share={} and base_top={} must each be from 0 to 1",
+                    params.base.share, params.base.top
+                )));
+            }
+        }
+        let mut o = JobOptions::with_params(params);
         o.cartoon = dictionary(
             self.cartoon_dict.as_ref(),
             csfuse::assets::cartoon,

@@ -50,6 +50,20 @@ def test_sixteen_bit_and_colour_pairs_match_the_command_line(phantoms, tmp_path,
     assert np.array_equal(got, want)
 
 
+def test_the_base_rule_matches_the_command_line_and_is_checked(tmp_path):
+    a, b = csfuse.imread(A), csfuse.imread(B)
+    cli("fuse", A, B, "-o", tmp_path / "c.png", "--backend", "cpu", "--base-share", "0.9", "--base-top", "1")
+    got = csfuse.fuse(a, b, backend="cpu", base_share=0.9, base_top=1)
+    assert np.array_equal(got, csfuse.imread(tmp_path / "c.png"))
+    assert not np.array_equal(got, csfuse.fuse(a, b, backend="cpu"))
+    explicit = csfuse.fuse(a, b, backend="cpu", base_share=0.2, base_top=0.6)
+    assert np.array_equal(explicit, csfuse.fuse(a, b, backend="cpu"))
+    with pytest.raises(ValueError, match="pyramid"):
+        csfuse.fuse(a, b, mode="paper", base_share=0.5)
+    with pytest.raises(ValueError, match="from 0 to 1"):
+        csfuse.fuse(a, b, base_top=1.5)
+
+
 def test_memory_order_does_not_change_the_result():
     a, b = csfuse.imread(A)[:96, :80], csfuse.imread(B)[:96, :80]
     want = csfuse.fuse(a, b, backend="cpu")

@@ -93,22 +93,9 @@ impl FuseArgs<'_> {
                 PyValueError::new_err(format!("mode={:?}: use {}", self.mode, names.join(", ")))
             })?;
         let mut params = FuseParams::new(mode);
-        if self.base_share.is_some() || self.base_top.is_some() {
-            if mode != Mode::Pyramid {
-                return Err(PyValueError::new_err(
-                    "base_share and base_top apply to mode=\"pyramid\"; mode=\"paper\" averages the base layers",
-                ));
-            }
-            params.base.share = self.base_share.unwrap_or(params.base.share);
-            params.base.top = self.base_top.unwrap_or(params.base.top);
-            if !(0.0..=1.0).contains(&params.base.share) || !(0.0..=1.0).contains(&params.base.top)
-            {
-                return Err(PyValueError::new_err(format!(
-                    "base_share={} and base_top={} must each be from 0 to 1",
-                    params.base.share, params.base.top
-                )));
-            }
-        }
+        params
+            .set_base(self.base_share, self.base_top)
+            .map_err(to_py)?;
         let mut o = JobOptions::with_params(params);
         o.cartoon = dictionary(
             self.cartoon_dict.as_ref(),

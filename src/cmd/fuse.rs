@@ -7,7 +7,7 @@ use csfuse::jobs::session::{Backend, Session};
 use csfuse::jobs::{fuse_to_files, JobOptions};
 use csfuse::pipeline::fuse::{FuseParams, Mode};
 use csfuse::real::Precision;
-use csfuse::{assets, Error, Result};
+use csfuse::{assets, Result};
 use std::path::{Path, PathBuf};
 
 /// Options shared by `fuse` and `batch`: what to fuse with and how to store the result.
@@ -98,20 +98,13 @@ impl FuseOpts {
         })
     }
 
-    /// The parameters of `mode` with the base rule given on the command line (which only the
-    /// pyramid mode has; `fuse --mode paper --base-share ...` is refused, `evaluate` applies it to
-    /// its pyramid method alone).
+    /// The parameters of `mode` with the base rule given on the command line. `evaluate` runs the
+    /// paper method beside the pyramid one: the base rule goes to the pyramid method alone there,
+    /// while `fuse --mode paper --base-share ...` is refused.
     pub fn params(&self, mode: Mode) -> Result<FuseParams> {
         let mut p = FuseParams::new(mode);
-        let given = self.base_share.is_some() || self.base_top.is_some();
-        if mode == Mode::Pyramid {
-            p.base.share = self.base_share.unwrap_or(p.base.share);
-            p.base.top = self.base_top.unwrap_or(p.base.top);
-            p.base.validate()?;
-        } else if given && self.mode == mode {
-            return Err(Error::Param(
-                "--base-share and --base-top apply to the pyramid mode; --mode paper averages the base layers".into(),
-            ));
+        if mode == Mode::Pyramid || mode == self.mode {
+            p.set_base(self.base_share, self.base_top)?;
         }
         Ok(p)
     }

@@ -42,9 +42,14 @@ impl Default for BaseRule {
 impl BaseRule {
     /// Both numbers must lie in [0, 1].
     pub fn validate(&self) -> Result<()> {
-        for (name, v) in [("--base-share", self.share), ("--base-top", self.top)] {
+        for (name, v) in [
+            ("share (--base-share, base_share)", self.share),
+            ("top (--base-top, base_top)", self.top),
+        ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(Error::Param(format!("{name} {v} is outside [0, 1]")));
+                return Err(Error::Param(format!(
+                    "the base rule's {name} must be from 0 to 1, got {v}"
+                )));
             }
         }
         Ok(())

@@ -80,6 +80,31 @@ impl FuseParams {
     }
 }
 
+impl FuseParams {
+    /// Replace the base rule's share and top where given (the command line's `--base-share` and
+    /// `--base-top`, Python's `base_share` and `base_top`). Only the pyramid mode has a base rule:
+    /// giving either to the paper mode is an error, as is a value outside [0, 1].
+    pub fn set_base(&mut self, share: Option<f64>, top: Option<f64>) -> Result<()> {
+        if share.is_none() && top.is_none() {
+            return Ok(());
+        }
+        if self.mode != Mode::Pyramid {
+            return Err(Error::Param(
+                "the base rule (--base-share, --base-top; Python base_share, base_top) applies to \
+                 the pyramid mode; the paper mode averages the base layers"
+                    .into(),
+            ));
+        }
+        let base = BaseRule {
+            share: share.unwrap_or(self.base.share),
+            top: top.unwrap_or(self.base.top),
+        };
+        base.validate()?;
+        self.base = base;
+        Ok(())
+    }
+}
+
 impl Default for FuseParams {
     /// The default mode's parameters.
     fn default() -> Self {

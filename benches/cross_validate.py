@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Choose the pyramid mode's base rule by cross-validation over a list of pairs.
+"""Choose the pyramid mode's rule settings by cross-validation over a list of pairs.
 
     python3 benches/cross_validate.py DEV/pairs.csv OUT [--csfuse BIN] [--folds 5] [--threads 2]
 
-Every candidate rule of GRID (`--base-share`, `--base-top`) is fused and scored on every pair with
+Every candidate of GRID (`--base-share`, `--base-top`, `--base-bright`, `--vote-radius`) is fused and scored on every pair with
 `csfuse evaluate` (one folder per candidate under OUT, resumable like any evaluate run), and so is
 every method with its defaults (OUT/reference, the README's table). The pairs are dealt into stratified folds
 (round robin within each modality group, in name order). For each fold a candidate is chosen on
@@ -29,16 +29,28 @@ from pathlib import Path
 
 METRICS = ["Q_ABF", "Q_CB", "Q_P", "Q_Y", "VIFF"]
 REFERENCE = ["paper", "max", "laplacian", "average"]
-# (share, top): the pyramid share of the fused base and the pull of its coarsest level.
-GRID = [(0.2, 0.6), (0.35, 0.6), (0.5, 0.6), (0.75, 0.6), (1.0, 0.6), (0.5, 0.3), (1.0, 0.3)]
+# (share, top, bright, vote): the pyramid share of the fused base, the pull of its coarsest level,
+# the move towards the brightness-weighted base, and the radius of the vote over the decisions.
+GRID = [
+    (0.2, 0.6, 0.0, 0),
+    (1.0, 0.6, 0.0, 0),
+    (0.2, 0.6, 0.0, 5),
+    (0.2, 0.6, 0.25, 0),
+    (0.2, 0.6, 0.25, 5),
+    (0.2, 0.6, 0.5, 5),
+    (0.2, 0.6, 0.25, 9),
+    (0.2, 0.6, 0.5, 9),
+]
+OPTIONS = ["--base-share", "--base-top", "--base-bright", "--vote-radius"]
+NAMES = ["share", "top", "bright", "vote"]
 
 
 def name(c):
-    return f"share {c[0]:g}, top {c[1]:g}"
+    return ", ".join(f"{n} {v:g}" for n, v in zip(NAMES, c))
 
 
 def folder(c):
-    return f"share-{c[0]:g}-top-{c[1]:g}"
+    return "-".join(f"{n}-{v:g}" for n, v in zip(NAMES, c))
 
 
 def evaluate(args, out, extra):
@@ -54,10 +66,11 @@ def evaluate(args, out, extra):
 
 
 def default_rule(folder):
-    """The (share, top) csfuse used by default, from a sidecar of the reference run."""
+    """The (share, top, bright, vote) csfuse used by default, from a sidecar of the reference run."""
     sidecar = next(folder.glob("*.json"))
-    base = json.loads(sidecar.read_text())["parameters"]["fusion"]["fuse"]["base"]
-    return (base["share"], base["top"])
+    fuse = json.loads(sidecar.read_text())["parameters"]["fusion"]["fuse"]
+    base = fuse["base"]
+    return (base["share"], base["top"], base["bright"], fuse["vote_radius"])
 
 
 def means(scores, pairs):
@@ -128,7 +141,7 @@ def main():
         if c == default:
             cands[c] = ref["pyramid"]  # the reference run fused it already
             continue
-        extra = ["--methods", "pyramid", "--base-share", f"{c[0]:g}", "--base-top", f"{c[1]:g}"]
+        extra = ["--methods", "pyramid"] + [a for o, v in zip(OPTIONS, c) for a in (o, f"{v:g}")]
         cands[c] = evaluate(args, args.out / folder(c), extra)["pyramid"]
     paper = ref["paper"]
     pairs = sorted(paper)
@@ -146,7 +159,7 @@ def main():
     final = choose(cands, paper, pairs)
 
     rows = [("pyramid, cross-validated", held)] + [(m, ref[m]) for m in REFERENCE]
-    out = ["# Cross-validated choice of the base rule", ""]
+    out = ["# Cross-validated choice of the pyramid mode's rules", ""]
     out.append(
         f"{len(pairs)} pairs, {args.folds} stratified folds; candidates: "
         + "; ".join(name(c) for c in GRID)
@@ -170,8 +183,9 @@ def main():
     (args.out / "cv.md").write_text(text)
     print(text)
     if final != default:
-        print(f"cross_validate.py: csfuse's default base rule is {name(default)}, but the candidate "
-              f"chosen on all pairs is {name(final)}: change BaseRule::default()", file=sys.stderr)
+        print(f"cross_validate.py: csfuse's default is {name(default)}, but the candidate chosen on "
+              f"all pairs is {name(final)}: change BaseRule::default() and FuseParams::new",
+              file=sys.stderr)
         return 1
     return 0
 

@@ -1,6 +1,12 @@
-// Activity of coefficient maps for the choose-max rule (CPU twins: cpu::choose::activity, box_sum):
+// Activity of coefficient maps for the choose-max rule (CPU twins: cpu::choose::activity, box_sum,
+// majority):
 //   activity: A(p) = sum_m |X_m(p)| per item
 //   boxsum:   sum of A over the (2r+1)^2 window around p, zero outside the image
+//   mark:     for the vote over the decisions, pair q = grid z puts 1 in item 2q of `act` where A's
+//             windowed activity (item 2q of `boxed`) is strictly larger than B's, else 0, and the
+//             complement in item 2q + 1. A boxsum of radius k over them then leaves A's and B's
+//             votes in items 2q and 2q + 1 of `boxed`, which choose.wgsl compares as it compares
+//             activities: A wins only with more than half the votes. Whole numbers, exact in f32.
 
 struct Params {
     h: u32,
@@ -56,4 +62,17 @@ fn boxsum(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
     boxed[b * n + p] = s;
+}
+
+@compute @workgroup_size(256)
+fn mark(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let p = gid.x + gid.y * prm.nwx * 256u;
+    let q = gid.z;
+    let n = prm.h * prm.w;
+    if (p >= n) {
+        return;
+    }
+    let a = select(0.0, 1.0, boxed[2u * q * n + p] > boxed[(2u * q + 1u) * n + p]);
+    act[2u * q * n + p] = a;
+    act[(2u * q + 1u) * n + p] = 1.0 - a;
 }

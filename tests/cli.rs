@@ -766,11 +766,11 @@ fn learn_warns_when_filters_stay_random() {
     assert!(!quiet.contains("random start"), "{quiet}");
 }
 
-/// `--base-share` and `--base-top` set the pyramid mode's base rule: the defaults given explicitly
-/// change nothing, other values change the result, the paper mode and values outside [0, 1] are
-/// refused with nothing written, and the report records the rule.
+/// `--base-share`, `--base-top`, `--base-bright` and `--vote-radius` set the pyramid mode's rules:
+/// the defaults given explicitly change nothing, other values change the result, the paper mode and
+/// values out of range are refused with nothing written, and the report records the settings.
 #[test]
-fn the_base_rule_options_set_the_pyramid_base() {
+fn the_rule_options_set_the_pyramid_rules() {
     let d = workdir();
     let fuse = |out: &str, extra: &[&str]| {
         let mut args = fuse_args(out, extra);
@@ -779,10 +779,34 @@ fn the_base_rule_options_set_the_pyramid_base() {
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
         std::fs::read(d.path().join(out)).unwrap()
     };
+    let params = |report: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(d.path().join(report)).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["params"].clone()
+    };
     let default = fuse("default.png", &["--report", "default.json"]);
+    let p = params("default.json");
+    let given = [
+        p["base"]["share"].to_string(),
+        p["base"]["top"].to_string(),
+        p["base"]["bright"].to_string(),
+        p["vote_radius"].to_string(),
+    ];
     let explicit = fuse(
         "explicit.png",
-        &["--base-share", "0.2", "--base-top", "0.6"],
+        &[
+            "--base-share",
+            &given[0],
+            "--base-top",
+            &given[1],
+            "--base-bright",
+            &given[2],
+            "--vote-radius",
+            &given[3],
+        ],
+    );
+    assert_eq!(
+        default, explicit,
+        "the defaults given explicitly ({given:?}) changed the result"
     );
     let other = fuse(
         "other.png",
@@ -791,32 +815,40 @@ fn the_base_rule_options_set_the_pyramid_base() {
             "0.9",
             "--base-top",
             "1",
+            "--base-bright",
+            "0.7",
+            "--vote-radius",
+            "7",
             "--report",
             "other.json",
         ],
     );
-    assert_eq!(
-        default, explicit,
-        "the defaults given explicitly changed the result"
-    );
-    assert_ne!(
-        default, other,
-        "--base-share 0.9 --base-top 1 changed nothing"
-    );
-    let report = std::fs::read_to_string(d.path().join("other.json")).unwrap();
-    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
-    assert_eq!(r["params"]["base"]["share"], 0.9, "{report}");
-    assert_eq!(r["params"]["base"]["top"], 1.0, "{report}");
-    fuse_fails(
-        d.path(),
-        "paper.png",
-        &["--mode", "paper", "--base-share", "0.5"],
-        &["--base-share", "pyramid mode"],
-    );
+    assert_ne!(default, other, "other rule settings changed nothing");
+    let p = params("other.json");
+    assert_eq!(p["base"]["share"], 0.9, "{p}");
+    assert_eq!(p["base"]["top"], 1.0, "{p}");
+    assert_eq!(p["base"]["bright"], 0.7, "{p}");
+    assert_eq!(p["vote_radius"], 7, "{p}");
+    for (option, value) in [("--base-bright", "0.7"), ("--vote-radius", "7")] {
+        let one = fuse("one.png", &[option, value, "--force"]);
+        assert_ne!(default, one, "{option} {value} changed nothing");
+        fuse_fails(
+            d.path(),
+            "paper.png",
+            &["--mode", "paper", option, value],
+            &[option, "pyramid mode"],
+        );
+    }
     fuse_fails(
         d.path(),
         "bad.png",
         &["--base-top", "1.5"],
         &["--base-top", "from 0 to 1"],
+    );
+    fuse_fails(
+        d.path(),
+        "bad.png",
+        &["--vote-radius", "65"],
+        &["--vote-radius", "at most 64"],
     );
 }

@@ -21,6 +21,7 @@ when Ctrl-C stops a running job (which writes nothing).
 """
 
 import json as _json
+import numbers as _numbers
 import os as _os
 
 from . import _csfuse
@@ -44,7 +45,7 @@ __all__ = [
 
 
 def _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget,
-               base_share, base_top):
+               base_share, base_top, base_bright, vote_radius):
     if intensity_range is None:
         intensity_range = "minmax"
     elif isinstance(intensity_range, (tuple, list)):
@@ -62,7 +63,15 @@ def _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtyp
         "memory_budget": memory_budget,
         "base_share": None if base_share is None else float(base_share),
         "base_top": None if base_top is None else float(base_top),
+        "base_bright": None if base_bright is None else float(base_bright),
+        "vote_radius": None if vote_radius is None else _index(vote_radius, "vote_radius"),
     }
+
+
+def _index(v, name):
+    if isinstance(v, bool) or not isinstance(v, _numbers.Integral) or v < 0:
+        raise ValueError(f"{name}={v!r}: give a whole number of pixels, 0 or more")
+    return int(v)
 
 
 def _path_or_array(d):
@@ -94,6 +103,8 @@ def fuse(
     memory_budget=None,
     base_share=None,
     base_top=None,
+    base_bright=None,
+    vote_radius=None,
     report=False,
 ):
     """Fuse two co-registered images or volumes given as NumPy arrays.
@@ -135,6 +146,13 @@ def fuse(
         (each from 0 to 1): the pyramid fusion's share of the fused base layer (0.2 by default)
         and how far its coarsest level moves towards the brighter source (0.6). The defaults
         were chosen by cross-validation; ``mode="paper"`` refuses them.
+    base_bright : float, optional
+        As ``--base-bright`` (0 to 1, 0.25 by default): how far the fused base moves towards one that
+        takes the clearly brighter source's base whole and averages bases of about equal
+        brightness.
+    vote_radius : int, optional
+        As ``--vote-radius`` (5 by default; 0 for none): each choose-max decision becomes the majority of the
+        decisions in the ``(2R+1) x (2R+1)`` window around it.
     report : bool
         Also return the report (parameters, timings, objective values) as a dict.
 
@@ -146,7 +164,7 @@ def fuse(
         array and the report.
     """
     args = _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget,
-                      base_share, base_top)
+                      base_share, base_top, base_bright, vote_radius)
     fused, text = _csfuse.fuse(a, b, args, backend, precision, bool(validate))
     return (fused, _json.loads(text)) if report else fused
 
@@ -172,6 +190,8 @@ def fuse_files(
     memory_budget=None,
     base_share=None,
     base_top=None,
+    base_bright=None,
+    vote_radius=None,
 ):
     """Fuse two files into ``output`` exactly as ``csfuse fuse a b -o output`` does.
 
@@ -184,7 +204,7 @@ def fuse_files(
     :func:`fuse`'s. Returns the report as a dict.
     """
     args = _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget,
-                      base_share, base_top)
+                      base_share, base_top, base_bright, vote_radius)
     opt = lambda p: None if p is None else _os.fspath(p)  # noqa: E731
     text = _csfuse.fuse_files(
         _os.fspath(a),

@@ -35,6 +35,8 @@ def fuse(
     memory_budget: Optional[int] = ...,
     base_share: Optional[float] = ...,
     base_top: Optional[float] = ...,
+    base_bright: Optional[float] = ...,
+    vote_radius: Optional[int] = ...,
     report: Literal[False] = ...,
 ) -> np.ndarray: ...
 @overload
@@ -54,6 +56,8 @@ def fuse(
     memory_budget: Optional[int] = ...,
     base_share: Optional[float] = ...,
     base_top: Optional[float] = ...,
+    base_bright: Optional[float] = ...,
+    vote_radius: Optional[int] = ...,
     report: Literal[True],
 ) -> Tuple[np.ndarray, dict[str, Any]]: ...
 def fuse_files(
@@ -77,6 +81,8 @@ def fuse_files(
     memory_budget: Optional[int] = ...,
     base_share: Optional[float] = ...,
     base_top: Optional[float] = ...,
+    base_bright: Optional[float] = ...,
+    vote_radius: Optional[int] = ...,
 ) -> dict[str, Any]: ...
 def fuse_nifti(path_a: PathLike, path_b: PathLike, path_out: PathLike, **options: Any) -> dict[str, Any]: ...
 def sparse_code(

@@ -14,7 +14,7 @@ use csfuse::jobs::image::{fuse_rasters, ImagePair};
 use csfuse::jobs::session::{Backend, Session};
 use csfuse::jobs::volume::fuse_volume_data;
 use csfuse::jobs::JobOptions;
-use csfuse::pipeline::fuse::{FuseParams, Mode};
+use csfuse::pipeline::fuse::{FuseParams, Mode, RuleOptions};
 use csfuse::real::Precision;
 use errors::{run_released, to_py, GpuError, ValidationError};
 use pyo3::exceptions::PyValueError;
@@ -81,6 +81,8 @@ struct FuseArgs<'py> {
     memory_budget: Option<u64>,
     base_share: Option<f64>,
     base_top: Option<f64>,
+    base_bright: Option<f64>,
+    vote_radius: Option<usize>,
 }
 
 impl FuseArgs<'_> {
@@ -94,7 +96,12 @@ impl FuseArgs<'_> {
             })?;
         let mut params = FuseParams::new(mode);
         params
-            .set_base(self.base_share, self.base_top)
+            .set_rules(&RuleOptions {
+                base_share: self.base_share,
+                base_top: self.base_top,
+                base_bright: self.base_bright,
+                vote_radius: self.vote_radius,
+            })
             .map_err(to_py)?;
         let mut o = JobOptions::with_params(params);
         o.cartoon = dictionary(

@@ -64,6 +64,22 @@ def test_the_base_rule_matches_the_command_line_and_is_checked(tmp_path):
         csfuse.fuse(a, b, base_top=1.5)
 
 
+def test_the_bright_base_and_the_vote_match_the_command_line_and_are_checked(tmp_path):
+    a, b = csfuse.imread(A), csfuse.imread(B)
+    cli("fuse", A, B, "-o", tmp_path / "c.png", "--backend", "cpu", "--base-bright", "0.7",
+        "--vote-radius", "7")
+    got = csfuse.fuse(a, b, backend="cpu", base_bright=0.7, vote_radius=7)
+    assert np.array_equal(got, csfuse.imread(tmp_path / "c.png"))
+    assert not np.array_equal(got, csfuse.fuse(a, b, backend="cpu"))
+    with pytest.raises(ValueError, match="pyramid"):
+        csfuse.fuse(a, b, mode="paper", vote_radius=3)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="vote_radius"):
+            csfuse.fuse(a, b, vote_radius=bad)
+    with pytest.raises(ValueError, match="at most 64"):
+        csfuse.fuse(a, b, vote_radius=65)
+
+
 def test_memory_order_does_not_change_the_result():
     a, b = csfuse.imread(A)[:96, :80], csfuse.imread(B)[:96, :80]
     want = csfuse.fuse(a, b, backend="cpu")

@@ -5,7 +5,7 @@ use csfuse::formats::image::SampleFormat;
 use csfuse::formats::intensity::IntensityRange;
 use csfuse::jobs::session::{Backend, Session};
 use csfuse::jobs::{fuse_to_files, JobOptions};
-use csfuse::pipeline::fuse::{FuseParams, Mode};
+use csfuse::pipeline::fuse::{FuseParams, Mode, RuleOptions};
 use csfuse::real::Precision;
 use csfuse::{assets, Result};
 use std::path::{Path, PathBuf};
@@ -22,13 +22,24 @@ pub struct FuseOpts {
     /// Pyramid mode: the Laplacian-pyramid fusion's share of the fused base layer, the rest being
     /// the average of the two (0: the published average; 1: the pyramid alone). Larger values keep
     /// more of the brighter source's large structures (bone, uptake) at their own brightness
-    /// [default: 0.2, chosen by cross-validation: docs/method.md#choosing-the-base-rule].
+    /// [default: 0.2, chosen by cross-validation: docs/method.md#choosing-the-rules].
     #[arg(long, value_name = "S", value_parser = super::num::fraction)]
     pub base_share: Option<f64>,
     /// Pyramid mode: how far the pyramid's coarsest level moves from the average towards the
     /// brighter source (0 to 1) [default: 0.6].
     #[arg(long, value_name = "T", value_parser = super::num::fraction)]
     pub base_top: Option<f64>,
+    /// Pyramid mode: how far the fused base moves towards a brightness-weighted one, which takes
+    /// the clearly brighter base whole (CT bone over MR, MR where the CT has nothing) and averages
+    /// bases of about equal brightness (0 to 1) [default: 0.25, chosen by cross-validation].
+    #[arg(long, value_name = "B", value_parser = super::num::fraction)]
+    pub base_bright: Option<f64>,
+    /// Pyramid mode: replace each choose-max decision (which source's coefficients a pixel takes)
+    /// by the majority of the decisions in the (2R+1)x(2R+1) window around it, so that one
+    /// source's region is not cut by specks of the other's (0: no vote, as published) [default: 5,
+    /// chosen by cross-validation].
+    #[arg(long, value_name = "R")]
+    pub vote_radius: Option<usize>,
     /// Cartoon dictionary, .npy of shape (h, w, M), float32/float64 [default: built-in assets/dict_cartoon_8x8x32.npy].
     #[arg(long, value_name = "D.npy")]
     pub cartoon_dict: Option<PathBuf>,
@@ -98,13 +109,18 @@ impl FuseOpts {
         })
     }
 
-    /// The parameters of `mode` with the base rule given on the command line. `evaluate` runs the
-    /// paper method beside the pyramid one: the base rule goes to the pyramid method alone there,
+    /// The parameters of `mode` with the rule settings given on the command line. `evaluate` runs
+    /// the paper method beside the pyramid one: the settings go to the pyramid method alone there,
     /// while `fuse --mode paper --base-share ...` is refused.
     pub fn params(&self, mode: Mode) -> Result<FuseParams> {
         let mut p = FuseParams::new(mode);
         if mode == Mode::Pyramid || mode == self.mode {
-            p.set_base(self.base_share, self.base_top)?;
+            p.set_rules(&RuleOptions {
+                base_share: self.base_share,
+                base_top: self.base_top,
+                base_bright: self.base_bright,
+                vote_radius: self.vote_radius,
+            })?;
         }
         Ok(p)
     }

@@ -1,5 +1,7 @@
 //! Choose-max fusion of coefficient maps (docs/method.md, step 3): l1 activity over filters,
-//! (2r+1)^2 box sum with zeros outside the image, take source A where its activity is strictly larger.
+//! (2r+1)^2 box sum with zeros outside the image, take source A where its activity is strictly
+//! larger; then, optionally, a majority vote that makes each decision agree with most of its
+//! neighbours', so that a region of one source's coefficients is not cut by specks of the other's.
 
 use crate::plane::{CoefMaps, DecisionMap};
 
@@ -39,16 +41,31 @@ pub fn box_sum(a: &[f64], h: usize, w: usize, r: usize) -> Vec<f64> {
     out
 }
 
-/// Decision map: source A where its windowed activity is strictly larger (ties go to B).
-pub fn decide(a: &CoefMaps, b: &CoefMaps, r: usize) -> DecisionMap {
+/// Decision map: source A where its windowed activity is strictly larger (ties go to B), then,
+/// when `vote` > 0, the majority of the decisions in the (2 vote + 1)^2 window ([`majority`]).
+pub fn decide(a: &CoefMaps, b: &CoefMaps, r: usize, vote: usize) -> DecisionMap {
     let (h, w) = (a.h, a.w);
     let sa = box_sum(&activity(a), h, w, r);
     let sb = box_sum(&activity(b), h, w, r);
+    let from_a: Vec<bool> = sa.iter().zip(&sb).map(|(x, y)| x > y).collect();
     DecisionMap {
         h,
         w,
-        from_a: sa.iter().zip(&sb).map(|(x, y)| x > y).collect(),
+        from_a: if vote > 0 {
+            majority(&from_a, h, w, vote)
+        } else {
+            from_a
+        },
     }
+}
+
+/// A where more than half of the decisions in the (2k+1)^2 window around a pixel (the part inside
+/// the image) chose A; a tie goes to B, as in [`decide`].
+pub fn majority(from_a: &[bool], h: usize, w: usize, k: usize) -> Vec<bool> {
+    let marks: Vec<f64> = from_a.iter().map(|&v| if v { 1.0 } else { 0.0 }).collect();
+    let votes = box_sum(&marks, h, w, k);
+    let count = box_sum(&vec![1.0; h * w], h, w, k);
+    votes.iter().zip(&count).map(|(a, n)| *a > n - a).collect()
 }
 
 /// Fused maps: `X_F,m(p) = X_A,m(p)` where the decision picks A, else `X_B,m(p)`.
@@ -93,6 +110,22 @@ mod tests {
     }
 
     #[test]
+    fn the_vote_removes_specks_keeps_regions_and_gives_ties_to_b() {
+        // A's region on the left with one speck of B inside it and one of A outside.
+        let (h, w) = (9, 12);
+        let mut d: Vec<bool> = (0..h * w).map(|i| i % w < 6).collect();
+        d[4 * w + 2] = false;
+        d[4 * w + 9] = true;
+        let v = majority(&d, h, w, 1);
+        let want: Vec<bool> = (0..h * w).map(|i| i % w < 6).collect();
+        assert_eq!(v, want);
+        // A 1x2 image with one vote each: the tie goes to B.
+        assert_eq!(majority(&[true, false], 1, 2, 1), vec![false, false]);
+        // A vote of radius 0 is the decision itself.
+        assert_eq!(majority(&d, h, w, 0), d);
+    }
+
+    #[test]
     fn ties_go_to_b_and_choice_copies_all_filters() {
         let mk = |v: f64| CoefMaps {
             m: 2,
@@ -101,10 +134,10 @@ mod tests {
             data: vec![v, 0.0, -v, 1.0, 1.0, 1.0],
         };
         let (a, b) = (mk(2.0), mk(-2.0));
-        let d = decide(&a, &b, 0);
+        let d = decide(&a, &b, 0, 0);
         assert_eq!(d.from_a, vec![false; 3]); // equal |.| everywhere
         let a2 = mk(3.0);
-        let d = decide(&a2, &b, 0);
+        let d = decide(&a2, &b, 0, 0);
         assert_eq!(d.from_a, vec![true, false, true]);
         let f = choose(&a2, &b, &d);
         assert_eq!(f.data, vec![3.0, 0.0, -3.0, 1.0, 1.0, 1.0]);

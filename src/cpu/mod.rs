@@ -189,11 +189,12 @@ impl<T: Real> Ops for CpuEngine<T> {
         &mut self,
         code: &CpuCode<T>,
         r: usize,
+        vote: usize,
         fused: &mut CpuCode<T>,
     ) -> Result<Vec<DecisionMap>> {
         let mut out = Vec::new();
         for (q, pair) in code.maps.chunks_exact(2).enumerate() {
-            let d = choose::decide(&pair[0], &pair[1], r);
+            let d = choose::decide(&pair[0], &pair[1], r, vote);
             fused.maps[q] = choose::choose(&pair[0], &pair[1], &d);
             out.push(d);
         }

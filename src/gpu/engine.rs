@@ -465,7 +465,13 @@ impl Ops for GpuEngine {
         Ok(())
     }
 
-    fn choose(&mut self, code: &GpuCode, r: usize, fused: &mut GpuCode) -> Result<GpuDecisions> {
+    fn choose(
+        &mut self,
+        code: &GpuCode,
+        r: usize,
+        vote: usize,
+        fused: &mut GpuCode,
+    ) -> Result<GpuDecisions> {
         let (h, w, m) = (code.fft.h, code.fft.w, code.dict.m);
         let np = h * w;
         let act = self.gpu.scratch("activity", (code.n * np * 4) as u64)?;
@@ -482,6 +488,11 @@ impl Ops for GpuEngine {
         let per = code.per_buffer();
         for (i, y) in code.y.iter().enumerate() {
             kernels::activity(g, &mut enc, y, &act, &boxed, (h, w, m), r, (i * per, per));
+        }
+        if vote > 0 {
+            // The activities are spent: their buffer holds the marks.
+            let any = &code.y[0];
+            kernels::vote(g, &mut enc, any, &act, &boxed, (h, w), vote, pairs);
         }
         use kernels::PairMaps;
         if code.y.len() == 1 {

@@ -67,7 +67,7 @@ const LOWPASS: Shader = Shader {
 const ACTIVITY: Shader = Shader {
     key: "activity",
     source: || include_str!("../../shaders/activity.wgsl"),
-    entries: &["activity", "boxsum"],
+    entries: &["activity", "boxsum", "mark"],
     slots: &[U, R, W, W],
 };
 const ELEMENTWISE: Shader = Shader {
@@ -363,6 +363,34 @@ pub fn activity(
         let k = gpu.shader(&ACTIVITY, entry);
         gpu.dispatch(enc, &k, &[&prm, coef, act, boxed], (g.0, g.1, batch as u32));
     }
+}
+
+/// Majority vote of radius `k` over the choose-max decisions of `pairs` pairs of `h x w`: items 2q
+/// and 2q + 1 of `boxed` (windowed activities) become pair q's A and B vote counts, with `act` (all
+/// `2 * pairs` items) as scratch. `coef` is any coefficient buffer: the layout binds one, unread.
+#[allow(clippy::too_many_arguments)]
+pub fn vote(
+    gpu: &Gpu,
+    enc: Enc,
+    coef: &Buf,
+    act: &Buf,
+    boxed: &Buf,
+    (h, w): (usize, usize),
+    k: usize,
+    pairs: usize,
+) {
+    let g = elems(h * w);
+    let prm = gpu.uniform(&[h as u32, w as u32, 0, k as u32, g.0, 0]);
+    let mark = gpu.shader(&ACTIVITY, "mark");
+    gpu.dispatch(
+        enc,
+        &mark,
+        &[&prm, coef, act, boxed],
+        (g.0, g.1, pairs as u32),
+    );
+    let sum = gpu.shader(&ACTIVITY, "boxsum");
+    let items = 2 * pairs as u32;
+    gpu.dispatch(enc, &sum, &[&prm, coef, act, boxed], (g.0, g.1, items));
 }
 
 /// Where choose-max finds the maps of its pairs.

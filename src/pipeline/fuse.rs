@@ -58,6 +58,9 @@ pub struct FuseParams {
     /// Activity window radius for cartoon (5) and texture (2) maps.
     pub cartoon_radius: usize,
     pub texture_radius: usize,
+    /// Radius of the majority vote over each choose-max decision map (0: none, as published; 5 in
+    /// the pyramid mode, chosen by cross-validation).
+    pub vote_radius: usize,
     /// How the base layers are fused in the pyramid mode (the paper mode averages them).
     pub base: BaseRule,
 }
@@ -75,32 +78,64 @@ impl FuseParams {
             },
             cartoon_radius: 5,
             texture_radius: 2,
+            vote_radius: match mode {
+                Mode::Paper => 0,
+                Mode::Pyramid => 5,
+            },
             base: BaseRule::default(),
         }
     }
 }
 
+/// The pyramid mode's rule settings as a user gives them (`None`: the default): the command line's
+/// `--base-share`, `--base-top`, `--base-bright` and `--vote-radius`, Python's `base_share`, ...
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RuleOptions {
+    pub base_share: Option<f64>,
+    pub base_top: Option<f64>,
+    pub base_bright: Option<f64>,
+    pub vote_radius: Option<usize>,
+}
+
+impl RuleOptions {
+    fn is_empty(&self) -> bool {
+        *self == RuleOptions::default()
+    }
+}
+
+/// A vote window wider than this is a whole-image decision, not a smoothing of one.
+const MAX_VOTE_RADIUS: usize = 64;
+
 impl FuseParams {
-    /// Replace the base rule's share and top where given (the command line's `--base-share` and
-    /// `--base-top`, Python's `base_share` and `base_top`). Only the pyramid mode has a base rule:
-    /// giving either to the paper mode is an error, as is a value outside [0, 1].
-    pub fn set_base(&mut self, share: Option<f64>, top: Option<f64>) -> Result<()> {
-        if share.is_none() && top.is_none() {
+    /// Apply the rule settings given. Only the pyramid mode has them: giving any to the paper mode
+    /// is an error, as is a base number outside [0, 1] or a vote radius over 64.
+    pub fn set_rules(&mut self, o: &RuleOptions) -> Result<()> {
+        if o.is_empty() {
             return Ok(());
         }
         if self.mode != Mode::Pyramid {
             return Err(Error::Param(
-                "the base rule (--base-share, --base-top; Python base_share, base_top) applies to \
-                 the pyramid mode; the paper mode averages the base layers"
+                "the rule settings (--base-share, --base-top, --base-bright, --vote-radius; \
+                 Python base_share, base_top, base_bright, vote_radius) apply to the pyramid mode; \
+                 the paper mode is the published method as it stands"
                     .into(),
             ));
         }
         let base = BaseRule {
-            share: share.unwrap_or(self.base.share),
-            top: top.unwrap_or(self.base.top),
+            share: o.base_share.unwrap_or(self.base.share),
+            top: o.base_top.unwrap_or(self.base.top),
+            bright: o.base_bright.unwrap_or(self.base.bright),
         };
         base.validate()?;
+        let vote = o.vote_radius.unwrap_or(self.vote_radius);
+        if vote > MAX_VOTE_RADIUS {
+            return Err(Error::Param(format!(
+                "the vote radius (--vote-radius, vote_radius) must be at most {MAX_VOTE_RADIUS}, \
+                 got {vote}"
+            )));
+        }
         self.base = base;
+        self.vote_radius = vote;
         Ok(())
     }
 }
@@ -328,8 +363,18 @@ fn fuse_batch_on<E: Ops>(
     wall[1] = ms_since(t);
 
     let t = Instant::now();
-    let dcart = e.choose(&parts.cartoon_code, p.cartoon_radius, &mut fc)?;
-    let dtex = e.choose(&parts.texture_code, p.texture_radius, &mut ft)?;
+    let dcart = e.choose(
+        &parts.cartoon_code,
+        p.cartoon_radius,
+        p.vote_radius,
+        &mut fc,
+    )?;
+    let dtex = e.choose(
+        &parts.texture_code,
+        p.texture_radius,
+        p.vote_radius,
+        &mut ft,
+    )?;
     e.mark(3);
     wall[2] = ms_since(t);
 

@@ -17,7 +17,7 @@ cd "$repo"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" || { echo "python: error: cannot make a virtual environment" >&2; exit 1; }
 fi
-"$venv/bin/pip" install -q --disable-pip-version-check maturin pytest numpy nibabel pydicom \
+"$venv/bin/pip" install -q --disable-pip-version-check maturin pytest numpy scipy nibabel pydicom SimpleITK \
   || { echo "python: error: cannot install the test requirements" >&2; exit 1; }
 "$venv/bin/pip" install -q --disable-pip-version-check . \
   || { echo "python: error: pip install . failed" >&2; exit 1; }

@@ -43,6 +43,7 @@ pub mod pipeline;
 pub mod plane;
 pub(crate) mod progress;
 pub mod real;
+pub mod resample;
 
 pub use error::{Error, Result};
 

@@ -5,9 +5,10 @@
 //! contrast and a fine texture, so each source holds detail the other lacks.
 
 use crate::cpu::choose::box_sum;
-use crate::formats::nifti::{new_volume, Slicer, Volume};
+use crate::formats::nifti::{new_volume, scanner_header, Slicer, Volume};
 use crate::learn::SplitMix;
 use crate::plane::Plane;
+use crate::resample::Interp;
 use nifti::NiftiType;
 
 /// Ellipse: centre (x, y) and half-axes in [-1, 1] units, rotation in degrees.
@@ -174,4 +175,86 @@ pub fn phantom_volumes(n: usize, depth: usize) -> (Volume, Volume) {
         new_volume(dims, sp, org, NiftiType::Int16, ct),
         new_volume(dims, sp, org, NiftiType::Float32, mr),
     )
+}
+
+/// The same head on two other grids, as a CT and an MR of one session come: `(ct, mr)` where
+/// the CT-like volume (int16) has 0.5 x 0.5 x 2 mm voxels (twice the in-plane resolution, painted
+/// at that resolution) and the MR-like one (float32) 1 mm isotropic voxels on a grid turned 5°
+/// about z and 3° about x (resampled, cubic, from [`phantom_volumes`]). Both cover the head of
+/// [`phantom_volumes`]`(n, depth)` in the same world frame.
+pub fn phantom_volumes_on_other_grids(n: usize, depth: usize) -> (Volume, Volume) {
+    let fine = 2 * n;
+    let slicer = Slicer {
+        dims: [fine, fine, depth],
+        axis: 2,
+    };
+    let mut ct = vec![0f32; fine * fine * depth];
+    for z in 0..depth {
+        let (c, _) = head_volume_slice(fine, z, depth);
+        let hu = c
+            .data
+            .iter()
+            .map(|v| (v * 3000.0 - 1000.0).round())
+            .collect();
+        slicer.put(&mut ct, z, &Plane::from_vec(fine, fine, hu));
+    }
+    // Voxel i' of the fine grid sits where voxel i'/2 - 1/4 of the coarse one does.
+    let half = n as f32 / 2.0;
+    let ct = new_volume(
+        [fine, fine, depth],
+        [0.5, 0.5, 2.0],
+        [half + 0.25, -half - 0.25, -(depth as f32)],
+        NiftiType::Int16,
+        ct,
+    );
+
+    let (_, mr) = phantom_volumes(n, depth);
+    let source = mr.grid();
+    let dims = [n, n, 2 * depth];
+    let (a, b) = (5f64.to_radians(), 3f64.to_radians());
+    let rz = [
+        [a.cos(), -a.sin(), 0.0],
+        [a.sin(), a.cos(), 0.0],
+        [0.0, 0.0, 1.0],
+    ];
+    let rx = [
+        [1.0, 0.0, 0.0],
+        [0.0, b.cos(), -b.sin()],
+        [0.0, b.sin(), b.cos()],
+    ];
+    let r = |i: usize, j: usize| (0..3).map(|k| rz[i][k] * rx[k][j]).sum::<f64>();
+    // The centre of the new grid lies on the centre of the old one.
+    let centre = |g: &crate::resample::Grid| {
+        let c = g.dims.map(|d| (d as f64 - 1.0) / 2.0);
+        g.affine
+            .map(|row| row[0] * c[0] + row[1] * c[1] + row[2] * c[2] + row[3])
+    };
+    let world = centre(&source);
+    let half = dims.map(|d| (d as f64 - 1.0) / 2.0);
+    let affine = [0, 1, 2].map(|i| {
+        let t = world[i] - (0..3).map(|j| r(i, j) * half[j]).sum::<f64>();
+        [r(i, 0), r(i, 1), r(i, 2), t]
+    });
+    let target = crate::resample::Grid { dims, affine };
+    let data = crate::resample::resample(&mr.data, &source, &target, Interp::Cubic, 0.0)
+        .expect("the phantom's affines are invertible")
+        .data
+        .into_iter()
+        .map(|v| v.clamp(0.0, 1.0))
+        .collect();
+    let header = scanner_header(
+        dims,
+        affine,
+        NiftiType::Float32,
+        (1.0, 0.0),
+        "csfuse phantom",
+    );
+    let mr = Volume {
+        dims,
+        ndim: 3,
+        data,
+        header,
+        datatype: NiftiType::Float32,
+    };
+    (ct, mr)
 }

@@ -196,59 +196,154 @@ fn other_axis_slices_and_budget_of_one_slice() {
     }
 }
 
+/// Fuse `args` (with the CPU engine) in `dir`, asserting success; the report.
+fn fuse_ok(args: &[&str], dir: &Path) -> serde_json::Value {
+    let mut all = vec!["fuse"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--backend", "cpu", "--report", "r.json", "--force"]);
+    let o = csfuse(&all, dir);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    read_json(&dir.join("r.json"))
+}
+
 #[test]
-fn volumes_off_the_same_grid_are_refused() {
+fn volumes_on_other_grids_are_resampled_onto_the_first() {
     let d = tempfile::tempdir().unwrap();
     write_pair(d.path());
-    let (_, mut mr) = phantom_volumes(N, DEPTH);
-    // Shifted by 5 mm: same shape, other affine.
-    mr.header.srow_x[3] += 5.0;
-    volume::write(&d.path().join("shifted.nii.gz"), &mr, &mr.data, mr.datatype).unwrap();
-    let o = csfuse(
-        &["fuse", "ct.nii.gz", "shifted.nii.gz", "-o", "f.nii.gz"],
-        d.path(),
+    let (_, mr) = phantom_volumes(N, DEPTH);
+    // B shifted by 5 mm along x (5 voxels): resampled, it is B moved by 5 columns, with its
+    // lowest value in the 5 columns of A's grid it does not cover. Fusing that, written on A's
+    // grid, must give the same volume.
+    let mut shifted = mr;
+    shifted.header.srow_x[3] += 5.0;
+    volume::write(
+        &d.path().join("shifted.nii.gz"),
+        &shifted,
+        &shifted.data,
+        shifted.datatype,
+    )
+    .unwrap();
+    let (_, mr) = phantom_volumes(N, DEPTH);
+    let lowest = mr.data.iter().copied().fold(f32::INFINITY, f32::min);
+    let mut moved = vec![lowest; mr.data.len()];
+    for (idx, v) in moved.iter_mut().enumerate() {
+        let (i, rest) = (idx % N, idx / N);
+        if i + 5 < N {
+            *v = mr.data[i + 5 + N * rest];
+        }
+    }
+    volume::write(&d.path().join("moved.nii"), &mr, &moved, mr.datatype).unwrap();
+    let r = fuse_ok(&["ct.nii.gz", "shifted.nii.gz", "-o", "f.nii"], d.path());
+    let by_hand = fuse_ok(&["ct.nii.gz", "moved.nii", "-o", "g.nii"], d.path());
+    let (f, g) = (
+        volume::read(&d.path().join("f.nii")).unwrap(),
+        volume::read(&d.path().join("g.nii")).unwrap(),
     );
-    assert!(!o.status.success());
-    let e = stderr(&o);
-    assert!(
-        e.contains("not on the same grid")
-            && e.contains("shifted.nii.gz")
-            && e.contains("--ignore-affine"),
-        "{e}"
-    );
-    assert!(!d.path().join("f.nii.gz").exists());
-    let o = csfuse(
+    let worst = f
+        .data
+        .iter()
+        .zip(&g.data)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(worst <= 1.0, "resampled fusion differs by {worst}");
+    assert_eq!(by_hand["grid"]["resampled"], serde_json::Value::Null);
+    let moved = &r["grid"]["resampled"];
+    assert_eq!(r["grid"]["fused_on"], "a");
+    assert_eq!(moved["input"], "b");
+    assert_eq!(moved["interp"], "linear");
+    assert_eq!(moved["outside_voxels"], 5 * N * DEPTH);
+    assert_eq!(moved["outside_value"], lowest as f64);
+    assert_eq!(r["inputs"][1]["affine"][0][3], (N / 2 + 5) as f64);
+
+    // --ignore-affine fuses voxel by voxel: no resampling.
+    let r = fuse_ok(
         &[
-            "fuse",
             "ct.nii.gz",
             "shifted.nii.gz",
             "-o",
-            "f.nii.gz",
+            "h.nii",
             "--ignore-affine",
-            "--backend",
-            "cpu",
         ],
         d.path(),
     );
-    assert!(o.status.success(), "{}", stderr(&o));
-    // Other shape.
-    let (small, _) = phantom_volumes(N, DEPTH - 1);
-    volume::write(
-        &d.path().join("small.nii.gz"),
-        &small,
-        &small.data,
-        small.datatype,
-    )
-    .unwrap();
-    let o = csfuse(
-        &["fuse", "ct.nii.gz", "small.nii.gz", "-o", "g.nii.gz"],
+    assert_eq!(r["grid"]["resampled"], serde_json::Value::Null);
+
+    // Another shape: resampled onto A's grid, or with --grid b A onto B's.
+    let (small, _) = phantom_volumes(N, DEPTH - 2);
+    let small_path = d.path().join("small.nii.gz");
+    volume::write(&small_path, &small, &small.data, small.datatype).unwrap();
+    fuse_ok(&["mr.nii", "small.nii.gz", "-o", "s.nii"], d.path());
+    assert_eq!(
+        volume::read(&d.path().join("s.nii")).unwrap().dims,
+        [N, N, DEPTH]
+    );
+    let r = fuse_ok(
+        &[
+            "mr.nii",
+            "small.nii.gz",
+            "-o",
+            "t.nii",
+            "--grid",
+            "b",
+            "--interp",
+            "cubic",
+        ],
         d.path(),
     );
-    let e = stderr(&o);
-    assert!(
-        !o.status.success() && e.contains("differ in shape") && e.contains("small.nii.gz"),
-        "{e}"
-    );
+    let t = volume::read(&d.path().join("t.nii")).unwrap();
+    assert_eq!(t.dims, [N, N, DEPTH - 2]);
+    // On B's grid, in A's datatype (float32).
+    assert_eq!(t.datatype, nifti::NiftiType::Float32);
+    assert_eq!(volume::affine(&t.header), volume::affine(&small.header));
+    assert_eq!(r["grid"]["fused_on"], "b");
+    assert_eq!(r["grid"]["resampled"]["input"], "a");
+    assert_eq!(r["grid"]["resampled"]["interp"], "cubic");
+}
+
+#[test]
+fn volumes_that_cannot_be_put_on_one_grid_are_refused_by_name() {
+    let d = tempfile::tempdir().unwrap();
+    write_pair(d.path());
+    let (_, mr) = phantom_volumes(N, DEPTH);
+    let write = |name: &str, v: &volume::Volume| {
+        volume::write(&d.path().join(name), v, &v.data, v.datatype).unwrap();
+    };
+    let mut far = mr;
+    far.header.srow_x[3] += 1000.0;
+    write("far.nii", &far);
+    let (_, mut flat) = phantom_volumes(N, DEPTH);
+    flat.header.srow_z = [0.0, 0.0, 0.0, 3.0];
+    write("flat.nii", &flat);
+    let (small, _) = phantom_volumes(N, DEPTH - 1);
+    write("small.nii.gz", &small);
+    for (args, needles) in [
+        (
+            vec!["ct.nii.gz", "far.nii"],
+            vec!["hardly overlap", "ct.nii.gz", "far.nii", "0.0 %"],
+        ),
+        (vec!["ct.nii.gz", "flat.nii"], vec!["flat.nii", "singular"]),
+        (
+            vec!["ct.nii.gz", "small.nii.gz", "--ignore-affine"],
+            vec!["differ in shape", "small.nii.gz", "--ignore-affine"],
+        ),
+    ] {
+        let mut all = vec!["fuse"];
+        all.extend_from_slice(&args);
+        all.extend_from_slice(&["-o", "out.nii", "--report", "out.json"]);
+        let o = csfuse(&all, d.path());
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {e}");
+        for n in needles {
+            assert!(e.contains(n), "{args:?}: `{n}` not in {e}");
+        }
+        assert!(!d.path().join("out.nii").exists() && !d.path().join("out.json").exists());
+    }
+}
+
+#[test]
+fn bad_volume_options_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    write_pair(d.path());
     // An image with a volume, a volume to PNG, --out-depth on volumes.
     for (args, needle) in [
         (

@@ -38,6 +38,7 @@ __all__ = [
     "imread",
     "imwrite",
     "load_volume",
+    "resample",
     "GpuError",
     "ValidationError",
     "__version__",
@@ -180,6 +181,8 @@ def fuse_files(
     mode="pyramid",
     axis=None,
     ignore_affine=False,
+    interp="linear",
+    grid="a",
     backend="auto",
     precision="f32",
     validate=False,
@@ -196,9 +199,12 @@ def fuse_files(
     """Fuse two files into ``output`` exactly as ``csfuse fuse a b -o output`` does.
 
     ``a`` and ``b`` are images (PNG, TIFF, BMP, JPEG, single-frame DICOM) or volumes (NIfTI
-    ``.nii``/``.nii.gz``, or a folder holding one DICOM series); volumes are written as NIfTI with
-    ``a``'s header and affine, and must share their grid (``ignore_affine=True`` overrides the
-    affine check). ``report`` and ``montage`` are optional paths to write the JSON report and a
+    ``.nii``/``.nii.gz``, or a folder holding one DICOM series); volumes are written as NIfTI.
+    Volumes on different grids are put on one from their affines: ``b`` is resampled onto ``a``'s
+    grid (``grid="b"``: the other way round) with ``interp`` (``"linear"``, ``"nearest"`` or
+    ``"cubic"``, as :func:`resample`), and the output has that grid's header and affine;
+    ``ignore_affine=True`` fuses voxel by voxel instead (one shape needed). Volumes that hardly
+    overlap raise ``ValueError``. ``report`` and ``montage`` are optional paths to write the JSON report and a
     picture of the inputs, result and decision maps. Nothing is overwritten unless
     ``force=True``; all outputs appear together or not at all. The other options are
     :func:`fuse`'s. Returns the report as a dict.
@@ -213,7 +219,7 @@ def fuse_files(
         opt(report),
         opt(montage),
         bool(force),
-        bool(ignore_affine),
+        {"ignore_affine": bool(ignore_affine), "interp": str(interp), "grid": str(grid)},
         args,
         backend,
         precision,
@@ -226,7 +232,8 @@ def fuse_nifti(path_a, path_b, path_out, **options):
     """Fuse two volumes (NIfTI files or DICOM series folders) into the NIfTI file ``path_out``.
 
     The result keeps ``path_a``'s header and affine (float32 when ``path_a`` stores scaled
-    integers). Options as :func:`fuse_files`. Returns the report as a dict. To fuse volumes you
+    integers); ``path_b`` may be on another grid, and is then resampled onto ``path_a``'s
+    (``interp=``, ``grid="b"`` for the other way round). Options as :func:`fuse_files`. Returns the report as a dict. To fuse volumes you
     already hold with nibabel, pass ``img.get_fdata(dtype="float32")`` arrays to :func:`fuse`
     with ``axis=`` and save the result with the source's affine.
     """
@@ -366,3 +373,38 @@ def load_volume(path):
     ``.affine``.
     """
     return _csfuse.load_volume(_os.fspath(path))
+
+
+def resample(data, affine, target_shape, target_affine, *, interp="linear", fill=None):
+    """Put ``data`` (``(X, Y, Z)``, voxel-to-world ``affine``) on another grid: ``target_shape``
+    with ``target_affine`` (both 4x4, RAS+ mm, as nibabel's ``img.affine``), as csfuse does
+    before it fuses volumes on different grids.
+
+    ``interp`` is ``"linear"`` (trilinear), ``"nearest"`` (label maps) or ``"cubic"`` (cubic
+    B-spline with its interpolating prefilter and mirrored edges: SciPy's ``order=3`` and
+    SimpleITK's ``sitkBSpline``). A volume covers its voxels, so its field of view reaches half a
+    voxel beyond its outer voxel centres, as in SimpleITK; target voxels outside it get ``fill``
+    (default: the lowest value of ``data``, its background). nibabel's
+    ``resample_from_to(..., mode="constant")`` stops at the outer centres instead, so the two
+    differ only in that half-voxel shell.
+
+    Returns ``(resampled, outside)``: float32 ``target_shape`` values and how many voxels lay
+    outside ``data``'s field of view.
+    """
+    def flat(m, name):
+        rows = [list(r) for r in m]
+        if len(rows) != 4 or any(len(r) != 4 for r in rows):
+            raise ValueError(f"{name}: a voxel-to-world affine is 4x4, this one is {m!r}")
+        return [float(v) for r in rows for v in r]
+
+    shape = tuple(target_shape)
+    if len(shape) != 3:
+        raise ValueError(f"target_shape: a volume's shape is (X, Y, Z), not {target_shape!r}")
+    return _csfuse.resample(
+        data,
+        flat(affine, "affine"),
+        [_index(n, "target_shape") for n in shape],
+        flat(target_affine, "target_affine"),
+        str(interp),
+        None if fill is None else float(fill),
+    )

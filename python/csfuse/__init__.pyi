@@ -17,6 +17,7 @@ Backend = Literal["auto", "gpu", "cpu"]
 Precision = Literal["f32", "f64"]
 Mode = Literal["pyramid", "paper"]
 IntensityRange = Union[str, Tuple[float, float]]
+Interp = Literal["nearest", "linear", "cubic"]
 
 @overload
 def fuse(
@@ -71,6 +72,8 @@ def fuse_files(
     mode: Mode = ...,
     axis: Optional[int] = ...,
     ignore_affine: bool = ...,
+    interp: Interp = ...,
+    grid: Literal["a", "b"] = ...,
     backend: Backend = ...,
     precision: Precision = ...,
     validate: bool = ...,
@@ -122,3 +125,12 @@ def devices() -> list[dict[str, Any]]: ...
 def imread(path: PathLike) -> np.ndarray: ...
 def imwrite(path: PathLike, image: npt.ArrayLike, *, force: bool = ...) -> None: ...
 def load_volume(path: PathLike) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]: ...
+def resample(
+    data: npt.ArrayLike,
+    affine: npt.ArrayLike,
+    target_shape: Sequence[int],
+    target_affine: npt.ArrayLike,
+    *,
+    interp: Interp = ...,
+    fill: Optional[float] = ...,
+) -> Tuple[npt.NDArray[np.float32], int]: ...

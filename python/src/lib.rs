@@ -10,12 +10,14 @@ use csfuse::cpu::cbpdn::CbpdnOptions;
 use csfuse::dictionary::Dictionary;
 use csfuse::formats::image::{gray_of, SampleFormat};
 use csfuse::formats::intensity::IntensityRange;
+use csfuse::formats::nifti::NiftiType;
 use csfuse::jobs::image::{fuse_rasters, ImagePair};
 use csfuse::jobs::session::{Backend, Session};
 use csfuse::jobs::volume::fuse_volume_data;
-use csfuse::jobs::JobOptions;
+use csfuse::jobs::{GridOf, Interp, JobOptions};
 use csfuse::pipeline::fuse::{FuseParams, Mode, RuleOptions};
 use csfuse::real::Precision;
+use csfuse::resample::{resample as resample_volume, Grid};
 use errors::{run_released, to_py, GpuError, ValidationError};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -174,10 +176,82 @@ fn fuse<'py>(
     Ok((raster_array(py, &fused)?, json(&report)))
 }
 
+/// How volumes on different grids are put on one.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct GridArgs {
+    ignore_affine: bool,
+    interp: String,
+    grid: String,
+}
+
+fn interp(name: &str) -> PyResult<Interp> {
+    match name {
+        "nearest" => Ok(Interp::Nearest),
+        "linear" => Ok(Interp::Linear),
+        "cubic" => Ok(Interp::Cubic),
+        other => Err(PyValueError::new_err(format!(
+            "interp={other:?}: use \"nearest\", \"linear\" or \"cubic\""
+        ))),
+    }
+}
+
+/// An affine from Python: 16 numbers, row by row, the last row (0, 0, 0, 1).
+fn affine(m: &[f64], name: &str) -> PyResult<Grid> {
+    let last = &m[12..];
+    if m.iter().any(|v| !v.is_finite()) || last != [0.0, 0.0, 0.0, 1.0] {
+        return Err(PyValueError::new_err(format!(
+            "{name}: a voxel-to-world affine is a finite 4x4 matrix whose last row is (0, 0, 0, \
+             1), this one is {m:?}"
+        )));
+    }
+    Ok(Grid {
+        dims: [0; 3],
+        affine: [0, 1, 2].map(|i| [m[4 * i], m[4 * i + 1], m[4 * i + 2], m[4 * i + 3]]),
+    })
+}
+
+/// `data` (X, Y, Z) on `source` resampled onto `shape` with `target`; the array and the number
+/// of voxels outside the source's field of view.
+#[pyfunction]
+#[pyo3(signature = (data, source, shape, target, interp_, fill))]
+fn resample<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    source: Vec<f64>,
+    shape: [usize; 3],
+    target: Vec<f64>,
+    interp_: &str,
+    fill: Option<f64>,
+) -> PyResult<(Bound<'py, PyAny>, usize)> {
+    let v = volume(data, "data")?;
+    let mut from = affine(&source, "affine")?;
+    from.dims = v.dims;
+    let mut onto = affine(&target, "target_affine")?;
+    onto.dims = shape;
+    if shape.contains(&0) {
+        return Err(PyValueError::new_err(format!(
+            "target_shape {shape:?}: every axis needs at least one voxel"
+        )));
+    }
+    for (g, name) in [(&from, "affine"), (&onto, "target_affine")] {
+        g.check(Path::new(name)).map_err(to_py)?;
+    }
+    let how = interp(interp_)?;
+    let fill = fill.unwrap_or_else(|| v.data.iter().copied().fold(f32::INFINITY, f32::min) as f64);
+    let r = py
+        .detach(|| resample_volume(&v.data, &from, &onto, how, fill as f32))
+        .expect("affines checked");
+    Ok((
+        volume_array(py, shape, &r.data, NiftiType::Float32)?,
+        r.outside,
+    ))
+}
+
 /// Fuse two files (images, NIfTI volumes or DICOM series folders) into a third, as `csfuse fuse`;
 /// returns the report as JSON.
 #[pyfunction]
-#[pyo3(signature = (a, b, output, report, montage, force, ignore_affine, args, backend, precision, validate))]
+#[pyo3(signature = (a, b, output, report, montage, force, grid, args, backend, precision, validate))]
 #[allow(clippy::too_many_arguments)]
 fn fuse_files(
     py: Python<'_>,
@@ -187,7 +261,7 @@ fn fuse_files(
     report: Option<PathBuf>,
     montage: Option<PathBuf>,
     force: bool,
-    ignore_affine: bool,
+    grid: GridArgs,
     args: FuseArgs<'_>,
     backend: &str,
     precision: &str,
@@ -196,7 +270,17 @@ fn fuse_files(
     let engine = engine(backend, precision, validate)?;
     let mut opts = args.job_options()?;
     opts.montage = montage;
-    opts.ignore_affine = ignore_affine;
+    opts.ignore_affine = grid.ignore_affine;
+    opts.interp = interp(&grid.interp)?;
+    opts.grid = match grid.grid.as_str() {
+        "a" => GridOf::A,
+        "b" => GridOf::B,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "grid={other:?}: use \"a\" (the output on a's grid, b resampled) or \"b\""
+            )))
+        }
+    };
     let dicts: Vec<PathBuf> = [&args.cartoon_dict, &args.texture_dict]
         .into_iter()
         .flatten()
@@ -449,5 +533,6 @@ fn _csfuse(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(imread, m)?)?;
     m.add_function(wrap_pyfunction!(imwrite, m)?)?;
     m.add_function(wrap_pyfunction!(load_volume, m)?)?;
+    m.add_function(wrap_pyfunction!(resample, m)?)?;
     Ok(())
 }

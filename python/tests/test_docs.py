@@ -22,7 +22,8 @@ def python_blocks(page):
 def workdir(tmp_path_factory):
     d = tmp_path_factory.mktemp("docs")
     shutil.copytree(ROOT / "assets", d / "assets")
-    cli("phantom", "--out-dir", "ex", "--size", "128", "--sixteen-bit", "--depth", "16", "--dicom", cwd=d)
+    cli("phantom", "--out-dir", "ex", "--size", "128", "--sixteen-bit", "--depth", "16", "--dicom",
+        "--other-grids", cwd=d)
     return d
 
 

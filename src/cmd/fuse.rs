@@ -4,7 +4,7 @@ use csfuse::dictionary::Dictionary;
 use csfuse::formats::image::SampleFormat;
 use csfuse::formats::intensity::IntensityRange;
 use csfuse::jobs::session::{Backend, Session};
-use csfuse::jobs::{fuse_to_files, JobOptions};
+use csfuse::jobs::{fuse_to_files, GridOf, Interp, JobOptions};
 use csfuse::pipeline::fuse::{FuseParams, Mode, RuleOptions};
 use csfuse::real::Precision;
 use csfuse::{assets, Result};
@@ -53,10 +53,19 @@ pub struct FuseOpts {
     /// Volumes: axis to slice along, 0 = x, 1 = y, 2 = z [default: 2, the slowest in the file].
     #[arg(long, value_name = "0|1|2")]
     pub axis: Option<usize>,
-    /// Volumes: fuse even when the two affines (voxel-to-world transforms) differ. The output keeps
-    /// the first input's.
+    /// Volumes: fuse voxel by voxel even when the two affines (voxel-to-world transforms) differ,
+    /// without resampling; needs one shape. The output keeps the first input's affine.
     #[arg(long)]
     pub ignore_affine: bool,
+    /// Volumes on different grids: how the resampled volume is interpolated. `linear`
+    /// (trilinear), `nearest` (label maps), or `cubic` (cubic B-spline, as SciPy's order 3 and
+    /// SimpleITK's sitkBSpline).
+    #[arg(long, value_enum, default_value_t, value_name = "nearest|linear|cubic")]
+    pub interp: Interp,
+    /// Volumes on different grids: whose grid the output has; the other input is resampled onto
+    /// it from the two affines.
+    #[arg(long, value_enum, default_value_t, value_name = "a|b")]
+    pub grid: GridOf,
     /// Memory the job may use, e.g. 8G, 512M [default: 3/4 of the available memory]. The peak is
     /// estimated from the headers before any work (about 4 KB per pixel of an image or slice with
     /// the built-in dictionaries) and a job over the budget is refused. For volumes on the CPU
@@ -102,6 +111,8 @@ impl FuseOpts {
             out_depth: self.out_depth,
             axis: self.axis,
             ignore_affine: self.ignore_affine,
+            interp: self.interp,
+            grid: self.grid,
             memory_budget: self.memory_budget,
             intensity: self.intensity_range,
             montage,
@@ -171,11 +182,15 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
 /// with the functional colours. Two RGB sources: Y is fused and each pixel's chroma is the blend of
 /// the two weighted by saturation (|Cb-0.5| + |Cr-0.5|), so the more colourful source dominates.
 ///
-/// Volumes (.nii, .nii.gz, NIfTI-1): both must have the same shape and affine (--ignore-affine
-/// overrides the affine check). Each volume is mapped from its own [min, max] to [0, 1]; slices along
-/// --axis are fused in parallel within --memory-budget, slices that are constant in both (background)
-/// are passed through as their mean, and the result is written with the first input's header, affine
-/// and datatype (float32 if the first stores scaled integers), rounded and clamped for integer types.
+/// Volumes (.nii, .nii.gz NIfTI-1 files, or a folder holding one DICOM series): when the two are
+/// on different grids (shape or affine), the second is resampled onto the first's grid in world
+/// space from their affines (--interp, --grid b for the other way round); voxels outside its field
+/// of view get its lowest value, and inputs that hardly overlap (under 10 % of the grid) are
+/// refused. Each volume is mapped from its own [min, max] to [0, 1]; slices along --axis are fused
+/// in parallel within --memory-budget, slices that are constant in both (background) are passed
+/// through as their mean, and the result is written on the fused grid (its input's header and
+/// affine) in the first input's datatype (float32 if the first stores scaled integers), rounded
+/// and clamped for integer types.
 ///
 /// Without dictionary flags the project's own learned dictionaries are used; pass the reference
 /// dictionaries to reproduce the published method exactly. Nothing is written on error, an existing
@@ -185,7 +200,8 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
     after_help = "Examples:\n  csfuse fuse ct.png mr.png -o fused.png --report fused.json\n  \
 csfuse fuse mr.png pet_rgb.png -o fused_rgb.png --montage check.png\n  \
 csfuse fuse ct16.tif mr16.tif -o fused.tif --out-depth f32 --intensity-range p0.5-99.5\n  \
-csfuse fuse ct.nii.gz mr.nii.gz -o fused.nii.gz --axis 2 --memory-budget 8G"
+csfuse fuse ct.nii.gz mr.nii.gz -o fused.nii.gz --axis 2 --memory-budget 8G\n  \
+csfuse fuse ct_series/ mr_1mm.nii.gz -o fused.nii.gz --interp cubic    # MR resampled onto the CT"
 )]
 pub struct Args {
     /// First source (e.g. CT, or MR for MR + PET).

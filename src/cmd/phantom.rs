@@ -4,14 +4,15 @@ use csfuse::formats::dicom::write::ct_series;
 use csfuse::formats::image::{check_output, write_gray, write_image, Raster, SampleFormat};
 use csfuse::formats::nifti;
 use csfuse::formats::output::temp_sibling;
-use csfuse::phantom::{head_pair, pet_like, phantom_volumes};
+use csfuse::phantom::{head_pair, pet_like, phantom_volumes, phantom_volumes_on_other_grids};
 use csfuse::{Error, Result};
 use std::path::{Path, PathBuf};
 
 /// Generate co-registered phantoms (deterministic): a CT-like / MR-like head pair and a PET-like
 /// colour image as 8-bit PNG; with --sixteen-bit the pair as 16-bit TIFF too, with --dicom the
 /// CT-like image as a DICOM file, and with --depth a CT-like / MR-like NIfTI volume pair (with
-/// --dicom also the CT-like volume as a DICOM series).
+/// --dicom also the CT-like volume as a DICOM series; with --other-grids also the same head on the
+/// grids a CT and an MR of one session come on).
 ///
 /// The CT-like image shows bright bone and flat soft tissue; the MR-like image dark bone, grey/white
 /// matter contrast and fine texture; the PET-like image smooth uptake under the "hot" colour map with
@@ -42,6 +43,12 @@ pub struct Args {
     /// Rescale Intercept -1024) on the same grid as mr_like.nii.gz.
     #[arg(long)]
     pub dicom: bool,
+    /// With --depth: also write the same head on other grids, as a CT and an MR of one session
+    /// come: ct_fine_dicom/, the CT-like volume as a DICOM series at 0.5 x 0.5 x 2 mm (twice the
+    /// in-plane resolution), and mr_oblique.nii.gz, the MR-like volume at 1 mm isotropic on a grid
+    /// turned 5° about z and 3° about x. `csfuse fuse` resamples one onto the other.
+    #[arg(long, requires = "depth")]
+    pub other_grids: bool,
     /// Replace existing files.
     #[arg(short, long)]
     pub force: bool,
@@ -136,6 +143,15 @@ pub fn run(args: Args) -> Result<()> {
         }
         if args.dicom {
             let dir = args.out_dir.join("ct_like_dicom");
+            write_folder(&dir, &ct_series(&ct, -1024.0)?, args.force)?;
+            log::info!("wrote {} ({depth} slices)", dir.display());
+        }
+        if args.other_grids {
+            let pm = path("mr_oblique.nii.gz")?;
+            let (ct, mr) = phantom_volumes_on_other_grids(args.size, depth);
+            nifti::write(&pm, &mr, &mr.data, mr.datatype)?;
+            log::info!("wrote {}", pm.display());
+            let dir = args.out_dir.join("ct_fine_dicom");
             write_folder(&dir, &ct_series(&ct, -1024.0)?, args.force)?;
             log::info!("wrote {} ({depth} slices)", dir.display());
         }

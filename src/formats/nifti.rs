@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::formats::output::OutputSet;
 use crate::plane::Plane;
+use crate::resample::Grid;
 use nifti::writer::WriterOptions;
 use nifti::{IntoNdArray, NiftiObject};
 // The header and datatype of every volume csfuse reads or writes.
@@ -19,6 +20,34 @@ pub struct Volume {
     pub data: Vec<f32>,
     pub header: NiftiHeader,
     pub datatype: NiftiType,
+}
+
+impl Volume {
+    /// Its shape and voxel-to-world affine.
+    pub fn grid(&self) -> Grid {
+        Grid {
+            dims: self.dims,
+            affine: affine(&self.header),
+        }
+    }
+
+    /// This volume's samples `data` on `onto`'s grid: `onto`'s geometry (shape, affine, units)
+    /// with this volume's datatype and scaling, so that a result written with it keeps the
+    /// datatype rule of this input.
+    pub fn on_grid_of(&self, onto: &Volume, data: Vec<f32>) -> Volume {
+        let mut header = onto.header.clone();
+        header.datatype = self.header.datatype;
+        header.bitpix = self.header.bitpix;
+        header.scl_slope = self.header.scl_slope;
+        header.scl_inter = self.header.scl_inter;
+        Volume {
+            dims: onto.dims,
+            ndim: onto.ndim,
+            data,
+            header,
+            datatype: self.datatype,
+        }
+    }
 }
 
 /// Whether `path` names a NIfTI file by its extension.
@@ -46,6 +75,14 @@ pub struct VolumeInfo {
 }
 
 impl VolumeInfo {
+    /// Its shape and voxel-to-world affine.
+    pub fn grid(&self) -> Grid {
+        Grid {
+            dims: self.dims,
+            affine: affine(&self.header),
+        }
+    }
+
     pub fn voxels(&self) -> u64 {
         self.dims.iter().map(|d| *d as u64).product()
     }
@@ -300,38 +337,6 @@ pub fn check_same_shape(a: (&Path, [usize; 3]), b: (&Path, [usize; 3])) -> Resul
             b.0.display(),
             b.1
         )));
-    }
-    Ok(())
-}
-
-/// Refuse volumes that are not co-registered: different shapes always, different affines (beyond
-/// float32 storage precision: 1e-4 relative, 1e-3 mm absolute) unless `ignore_affine`.
-pub fn check_same_grid(
-    a: (&Path, &Volume),
-    b: (&Path, &Volume),
-    ignore_affine: bool,
-) -> Result<()> {
-    check_same_shape((a.0, a.1.dims), (b.0, b.1.dims))?;
-    let (ma, mb) = (affine(&a.1.header), affine(&b.1.header));
-    let close = |x: f64, y: f64| (x - y).abs() <= 1e-3_f64.max(1e-4 * x.abs().max(y.abs()));
-    let same = (0..3).all(|i| (0..4).all(|j| close(ma[i][j], mb[i][j])));
-    if !same {
-        if ignore_affine {
-            log::warn!(
-                "affines of {} and {} differ; fusing anyway (--ignore-affine), output keeps the first's",
-                a.0.display(),
-                b.0.display()
-            );
-        } else {
-            return Err(Error::Param(format!(
-                "volumes are not on the same grid: affine of {} is {:?}, of {} is {:?}; resample \
-                 one onto the other, or pass --ignore-affine if they are co-registered anyway",
-                a.0.display(),
-                ma,
-                b.0.display(),
-                mb
-            )));
-        }
     }
     Ok(())
 }

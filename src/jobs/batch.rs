@@ -312,6 +312,8 @@ pub fn parameters(opts: &JobOptions, precision: Precision, montage: bool) -> Val
         "out_depth": opts.out_depth,
         "axis": opts.axis,
         "ignore_affine": opts.ignore_affine,
+        "interp": opts.interp,
+        "grid": opts.grid,
         "intensity_range": opts.intensity,
         "precision": precision.name(),
         "montage": montage,

@@ -27,6 +27,7 @@ use crate::jobs::session::{max_diffs, rel_diff, Session, Validation};
 use crate::pipeline::fuse::{fuse_pair, FuseOutput, FuseParams};
 use crate::plane::Plane;
 use crate::progress::Progress;
+pub use crate::resample::Interp;
 pub use allocation::default_memory_budget;
 use rayon::prelude::*;
 use report::{
@@ -35,6 +36,31 @@ use report::{
 };
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Which input's grid two volumes on different grids are fused on; the other is resampled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GridOf {
+    #[default]
+    A,
+    B,
+}
+
+impl GridOf {
+    pub fn name(self) -> &'static str {
+        match self {
+            GridOf::A => "a",
+            GridOf::B => "b",
+        }
+    }
+
+    pub fn other(self) -> GridOf {
+        match self {
+            GridOf::A => GridOf::B,
+            GridOf::B => GridOf::A,
+        }
+    }
+}
 
 /// Everything about a job except its files.
 #[derive(Clone)]
@@ -47,6 +73,10 @@ pub struct JobOptions {
     /// Volume axis to slice along (`None`: the slowest, z).
     pub axis: Option<usize>,
     pub ignore_affine: bool,
+    /// Volumes on different grids: how the resampled one is interpolated, and whose grid they
+    /// are fused on.
+    pub interp: Interp,
+    pub grid: GridOf,
     /// Bytes the job's estimated peak may reach (`None`: [`default_memory_budget`]).
     pub memory_budget: Option<u64>,
     /// How 16-bit, float and NIfTI sources map to [0, 1].
@@ -68,6 +98,8 @@ impl JobOptions {
             out_depth: None,
             axis: None,
             ignore_affine: false,
+            interp: Interp::Linear,
+            grid: GridOf::A,
             memory_budget: None,
             intensity: Default::default(),
             montage: None,

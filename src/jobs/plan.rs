@@ -4,7 +4,7 @@
 
 use super::allocation::BUDGET_SHARE;
 use super::batch::{Item, Shard};
-use super::volume::volume_fixed_bytes;
+use super::volume::GridPlan;
 use super::{image_bytes, kind, slice_bytes, JobOptions, Kind};
 use crate::error::Result;
 use crate::formats::{image as io, nifti, volume};
@@ -30,16 +30,19 @@ pub fn item_cost(it: &Item, opts: &JobOptions, threads: usize) -> Result<Cost> {
         }
         Kind::Volume => {
             let (ia, ib) = (volume::read_info(&it.a)?, volume::read_info(&it.b)?);
+            let grids = GridPlan::new((&it.a, ia.grid()), (&it.b, ib.grid()), opts)?;
             let slicer = nifti::Slicer {
-                dims: ia.dims,
+                dims: grids.grid.dims,
                 axis: opts.axis.unwrap_or(2),
             };
             let (h, w) = slicer.shape();
             let per_slice = slice_bytes(h, w, opts);
             let in_flight = threads.clamp(1, slicer.count().max(1)) as u64;
             Ok(Cost {
-                bytes: volume_fixed_bytes(&ia, &ib).saturating_add(in_flight * per_slice),
-                pixels: ia.voxels(),
+                bytes: grids
+                    .fixed_bytes(&ia, &ib)
+                    .saturating_add(in_flight * per_slice),
+                pixels: grids.grid.voxels() as u64,
             })
         }
     }

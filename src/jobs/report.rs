@@ -2,12 +2,14 @@
 //! fused, what was written, and where the time went. Typed, so a field cannot drift between jobs.
 
 use super::session::{Session, Validation};
+use super::GridOf;
 use crate::dictionary::Dictionary;
 use crate::formats::image::SampleFormat;
 use crate::formats::intensity::{IntensityRange, Scaling};
 use crate::gpu::{AdapterDesc, Counters};
 use crate::pipeline::decompose::SolveIterations;
 use crate::pipeline::fuse::{FuseOutput, FuseParams, SourceObjectives};
+use crate::resample::Interp;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
@@ -66,7 +68,11 @@ pub enum Input {
     },
     Volume {
         path: String,
+        /// Its own grid, as read (before any resampling): shape, voxel-to-world affine (RAS+ mm,
+        /// three rows of four) and voxel size.
         dims: [usize; 3],
+        affine: [[f64; 4]; 3],
+        voxel_size_mm: [f64; 3],
         /// The NIfTI datatype (`Int16`, `Float32`, ...).
         datatype: String,
         scaling: Scaling,
@@ -182,6 +188,8 @@ impl ImageOutcome {
 pub struct VolumeOutcome {
     pub output: VolumeOutput,
     pub intensity_range: IntensityRange,
+    /// The grid the volumes were fused on, and how the other came onto it.
+    pub grid: GridRecord,
     /// The slicing axis (0, 1 or 2).
     pub axis: usize,
     pub slices: Slices,
@@ -191,6 +199,26 @@ pub struct VolumeOutcome {
     pub params: FuseParams,
     pub timings_ms: VolumeTimings,
     pub admm_iterations: VolumeIterations,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GridRecord {
+    /// The input whose grid the output has (`a` or `b`).
+    pub fused_on: GridOf,
+    /// The input resampled onto it; null when both were on one grid (or `--ignore-affine`).
+    pub resampled: Option<Resampling>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Resampling {
+    pub input: GridOf,
+    pub interp: Interp,
+    /// Voxels of the fused grid outside the resampled input's field of view, their share, and
+    /// the value they hold: that input's lowest (its background).
+    pub outside_voxels: usize,
+    pub outside_fraction: f64,
+    pub outside_value: f64,
+    pub ms: f64,
 }
 
 /// ADMM iterations of a volume's fused slices (empty slices take none).
@@ -262,6 +290,12 @@ mod tests {
         let input = |path: &str| Input::Volume {
             path: path.into(),
             dims: [4, 5, 6],
+            affine: [
+                [1.0, 0.0, 0.0, 0.0],
+                [0.0, 1.0, 0.0, 0.0],
+                [0.0, 0.0, 2.0, 0.0],
+            ],
+            voxel_size_mm: [1.0, 1.0, 2.0],
             datatype: "Int16".into(),
             scaling: Scaling::full(255.0),
         };
@@ -301,6 +335,10 @@ mod tests {
                 scaling: Scaling::full(1.0),
             },
             intensity_range: IntensityRange::default(),
+            grid: GridRecord {
+                fused_on: GridOf::A,
+                resampled: None,
+            },
             axis: 2,
             slices: Slices {
                 total: 6,
@@ -329,6 +367,8 @@ mod tests {
         assert_eq!(v["output"]["path"], "f.nii");
         assert_eq!(v["dictionaries"]["cartoon"]["shape"][2], d.m);
         assert_eq!(v["admm_iterations"]["total"], 400);
+        assert_eq!(v["grid"]["fused_on"], "a");
+        assert!(v["grid"]["resampled"].is_null());
         assert!(v.get("result").is_none(), "flattened, not nested");
     }
 }

@@ -4,6 +4,8 @@
 use super::image::{write_montage, Unit};
 use super::*;
 use crate::formats::volume;
+use crate::resample::{overlap, resample, Grid};
+use report::{GridRecord, Resampling};
 
 /// A slice that is constant in both sources (background) needs no decomposition: its fusion is
 /// the mean of the two, which is what the pipeline would produce (zero detail layers).
@@ -21,11 +23,159 @@ fn volume_scaling(v: &nifti::Volume, range: IntensityRange, path: &Path) -> Scal
     range.scaling(&samples, false, &path_text(path))
 }
 
-/// Bytes a volume job holds whatever the slices in flight: both volumes and the result as f32, the
-/// larger read's transient (which also covers the intensity range's two f64 copies), the writer's
-/// copy.
-pub(crate) fn volume_fixed_bytes(a: &nifti::VolumeInfo, b: &nifti::VolumeInfo) -> u64 {
-    12 * a.voxels() + a.read_bytes().max(b.read_bytes()) + 8 * a.voxels()
+/// The least share of the fused grid's voxels that must lie inside the resampled volume's field
+/// of view: less means the two are not in one patient frame.
+const MIN_OVERLAP: f64 = 0.10;
+
+/// How two volumes come onto one grid, decided from their headers before any voxel is read.
+pub(crate) struct GridPlan {
+    /// The grid they are fused on, and whose it is.
+    pub grid: Grid,
+    pub on: GridOf,
+    /// The other input, when it must be resampled onto `grid` (the grids differ).
+    pub moved: Option<GridOf>,
+    /// The inputs' own grids.
+    pub inputs: [Grid; 2],
+}
+
+impl GridPlan {
+    /// Fuse on `opts.grid`'s grid, resampling the other input when the grids differ; refuse
+    /// affines that place nothing and inputs that hardly overlap. `--ignore-affine` fuses voxel by
+    /// voxel whatever the affines say, which needs one shape.
+    pub fn new(a: (&Path, Grid), b: (&Path, Grid), opts: &JobOptions) -> Result<GridPlan> {
+        let inputs = [a.1, b.1];
+        let same = |moved| GridPlan {
+            grid: a.1,
+            on: GridOf::A,
+            moved,
+            inputs,
+        };
+        if a.1.same_as(&b.1) {
+            return Ok(same(None));
+        }
+        if opts.ignore_affine {
+            nifti::check_same_shape((a.0, a.1.dims), (b.0, b.1.dims)).map_err(|e| {
+                Error::Param(format!(
+                    "{e}; --ignore-affine fuses voxel by voxel, which needs one shape: leave it out \
+                     to resample one volume onto the other's grid from their affines"
+                ))
+            })?;
+            log::warn!(
+                "affines of {} and {} differ; fusing voxel by voxel anyway (--ignore-affine), the \
+                 output keeps the first's",
+                a.0.display(),
+                b.0.display()
+            );
+            return Ok(same(None));
+        }
+        a.1.check(a.0)?;
+        b.1.check(b.0)?;
+        let (on, (fixed, moved)) = match opts.grid {
+            GridOf::A => (GridOf::A, (a, b)),
+            GridOf::B => (GridOf::B, (b, a)),
+        };
+        let inside = overlap(&moved.1, &fixed.1).expect("affines checked");
+        let share = inside as f64 / fixed.1.voxels().max(1) as f64;
+        if share < MIN_OVERLAP {
+            return Err(Error::Param(format!(
+                "{} and {} hardly overlap in space: {:.1} % of {}'s voxels lie inside {}'s field \
+                 of view (at least {:.0} % is needed), so they are not in one patient frame. \
+                 Register one onto the other first (docs/volumes-and-batch.md#registration), or \
+                 pass --ignore-affine if they share one grid and only the headers disagree",
+                a.0.display(),
+                b.0.display(),
+                100.0 * share,
+                fixed.0.display(),
+                moved.0.display(),
+                100.0 * MIN_OVERLAP
+            )));
+        }
+        log::info!(
+            "{} and {} are on different grids ({:?} at {:.3?} mm and {:?} at {:.3?} mm): \
+             resampling {} onto {}'s grid ({}); {:.1} % of it lies inside {}'s field of view",
+            a.0.display(),
+            b.0.display(),
+            a.1.dims,
+            a.1.spacing(),
+            b.1.dims,
+            b.1.spacing(),
+            moved.0.display(),
+            fixed.0.display(),
+            opts.interp.name(),
+            100.0 * share,
+            moved.0.display()
+        );
+        Ok(GridPlan {
+            grid: fixed.1,
+            on,
+            moved: Some(on.other()),
+            inputs,
+        })
+    }
+
+    /// Bytes the job holds whatever the slices in flight: both volumes on the fused grid and the
+    /// result as f32, the larger read's transient (which also covers the intensity range's two
+    /// f64 copies), the writer's copy; and when resampling, the moved input as read and its spline
+    /// coefficients.
+    pub fn fixed_bytes(&self, a: &nifti::VolumeInfo, b: &nifti::VolumeInfo) -> u64 {
+        let g = self.grid.voxels() as u64;
+        let moved = match self.moved {
+            Some(GridOf::A) => 8 * a.voxels(),
+            Some(GridOf::B) => 8 * b.voxels(),
+            None => 0,
+        };
+        12 * g + a.read_bytes().max(b.read_bytes()) + 8 * g + moved
+    }
+
+    /// The two volumes on the fused grid: the moved one resampled, holding its lowest value (its
+    /// background) where it has no data.
+    fn apply(
+        &self,
+        va: nifti::Volume,
+        vb: nifti::Volume,
+        interp: Interp,
+    ) -> (nifti::Volume, nifti::Volume, Option<Resampling>) {
+        let Some(moved) = self.moved else {
+            return (va, vb, None);
+        };
+        let t0 = Instant::now();
+        let (fixed_v, moved_v) = match moved {
+            GridOf::A => (&vb, &va),
+            GridOf::B => (&va, &vb),
+        };
+        let fill = moved_v.data.iter().copied().fold(f32::INFINITY, f32::min);
+        let fill = if fill.is_finite() { fill } else { 0.0 };
+        let r = resample(
+            &moved_v.data,
+            &moved_v.grid(),
+            &fixed_v.grid(),
+            interp,
+            fill,
+        )
+        .expect("affines checked");
+        let record = Resampling {
+            input: moved,
+            interp,
+            outside_voxels: r.outside,
+            outside_fraction: r.outside as f64 / self.grid.voxels().max(1) as f64,
+            outside_value: fill as f64,
+            ms: ms_since(t0),
+        };
+        log::info!(
+            "resampled {} in {:.0} ms: {} of the grid's voxels ({:.1} %) lie outside its field of \
+             view and hold its lowest value, {}",
+            moved.name(),
+            record.ms,
+            r.outside,
+            100.0 * record.outside_fraction,
+            fill
+        );
+        let on_grid = moved_v.on_grid_of(fixed_v, r.data);
+        match moved {
+            GridOf::A => (on_grid, vb, Some(record)),
+            GridOf::B => (va, on_grid, Some(record)),
+        }
+    }
 }
 
 /// How a volume pair is sliced and how much memory it may take, checked before any voxel is read.
@@ -73,12 +223,17 @@ pub fn fuse_volumes(
     let t0 = Instant::now();
     // The headers are checked against each other and the memory budget before any voxel is read.
     let (ia, ib) = (volume::read_info(a)?, volume::read_info(b)?);
-    nifti::check_same_shape((a, ia.dims), (b, ib.dims))?;
-    let plan = VolumePlan::new(ia.dims, volume_fixed_bytes(&ia, &ib), opts)?;
-    let va = volume::read(a)?;
-    let vb = volume::read(b)?;
-    nifti::check_same_grid((a, &va), (b, &vb), opts.ignore_affine)?;
-    let done = match fuse_loaded((a, &va), (b, &vb), s, &plan, opts, t0)? {
+    let grids = GridPlan::new((a, ia.grid()), (b, ib.grid()), opts)?;
+    let plan = VolumePlan::new(grids.grid.dims, grids.fixed_bytes(&ia, &ib), opts)?;
+    let (va, vb, resampling) = grids.apply(volume::read(a)?, volume::read(b)?, opts.interp);
+    let on_grid = OnGrid {
+        inputs: grids.inputs,
+        record: GridRecord {
+            fused_on: grids.on,
+            resampled: resampling,
+        },
+    };
+    let done = match fuse_loaded((a, &va), (b, &vb), &on_grid, s, &plan, opts, t0)? {
         Ok(done) => done,
         Err(failed) => return Ok(*failed),
     };
@@ -129,7 +284,14 @@ pub fn fuse_volume_data(
     // The volumes are already held; the job adds the result and the intensity rule's copies.
     let voxels = va.data.len() as u64;
     let plan = VolumePlan::new(va.dims, 4 * voxels + 16 * voxels, opts)?;
-    match fuse_loaded((a, va), (b, vb), s, &plan, opts, t0)? {
+    let on_grid = OnGrid {
+        inputs: [va.grid(), vb.grid()],
+        record: GridRecord {
+            fused_on: GridOf::A,
+            resampled: None,
+        },
+    };
+    match fuse_loaded((a, va), (b, vb), &on_grid, s, &plan, opts, t0)? {
         Ok(done) => {
             let report = done.report(Path::new("(array)"), 0.0, opts);
             Ok((done.data, done.datatype, report))
@@ -138,6 +300,12 @@ pub fn fuse_volume_data(
             .validation_failure
             .expect("a failed job carries its validation error")),
     }
+}
+
+/// The inputs' own grids, and how they came onto the fused one.
+struct OnGrid {
+    inputs: [Grid; 2],
+    record: GridRecord,
 }
 
 /// A volume pair fused, before it is written.
@@ -149,6 +317,7 @@ struct FusedVolume {
     /// The slice a montage shows: the non-empty one nearest the middle.
     shown: Option<(usize, Plane, Plane, FuseOutput)>,
     head: Report,
+    grid: GridRecord,
     axis: usize,
     output_scaling: Scaling,
     slices: Slices,
@@ -169,6 +338,7 @@ impl FusedVolume {
                 scaling: self.output_scaling,
             },
             intensity_range: opts.intensity,
+            grid: self.grid.clone(),
             axis: self.axis,
             slices: self.slices.clone(),
             montage_slice: opts.montage.as_ref().and(self.shown.as_ref()).map(|s| s.0),
@@ -193,6 +363,7 @@ impl FusedVolume {
 fn fuse_loaded(
     (a, va): (&Path, &nifti::Volume),
     (b, vb): (&Path, &nifti::Volume),
+    on_grid: &OnGrid,
     s: &mut Session,
     plan: &VolumePlan,
     opts: &JobOptions,
@@ -357,13 +528,18 @@ fn fuse_loaded(
     progress.finish();
     let fuse_ms = ms_since(t_fuse);
     let validation = validated.then_some(worst);
-    let describe = |p: &Path, v: &nifti::Volume, scaling: Scaling| Input::Volume {
+    let describe = |p: &Path, v: &nifti::Volume, grid: &Grid, scaling: Scaling| Input::Volume {
         path: path_text(p),
-        dims: v.dims,
+        dims: grid.dims,
+        affine: grid.affine,
+        voxel_size_mm: grid.spacing(),
         datatype: format!("{:?}", v.datatype),
         scaling,
     };
-    let inputs = [describe(a, va, sa), describe(b, vb, sb)];
+    let inputs = [
+        describe(a, va, &on_grid.inputs[0], sa),
+        describe(b, vb, &on_grid.inputs[1], sb),
+    ];
     let head = match report_head(inputs, s, validation) {
         Ok(r) => r,
         Err(failed) => return Ok(Err(failed)),
@@ -374,6 +550,7 @@ fn fuse_loaded(
         clamped,
         shown,
         head,
+        grid: on_grid.record.clone(),
         axis: slicer.axis,
         output_scaling: so,
         slices: Slices {

@@ -211,18 +211,8 @@ pub fn phantom_volumes_on_other_grids(n: usize, depth: usize) -> (Volume, Volume
     let (_, mr) = phantom_volumes(n, depth);
     let source = mr.grid();
     let dims = [n, n, 2 * depth];
-    let (a, b) = (5f64.to_radians(), 3f64.to_radians());
-    let rz = [
-        [a.cos(), -a.sin(), 0.0],
-        [a.sin(), a.cos(), 0.0],
-        [0.0, 0.0, 1.0],
-    ];
-    let rx = [
-        [1.0, 0.0, 0.0],
-        [0.0, b.cos(), -b.sin()],
-        [0.0, b.sin(), b.cos()],
-    ];
-    let r = |i: usize, j: usize| (0..3).map(|k| rz[i][k] * rx[k][j]).sum::<f64>();
+    let rot = crate::resample::rotation(5.0, 3.0);
+    let r = |i: usize, j: usize| rot[i][j];
     // The centre of the new grid lies on the centre of the old one.
     let centre = |g: &crate::resample::Grid| {
         let c = g.dims.map(|d| (d as f64 - 1.0) / 2.0);

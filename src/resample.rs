@@ -137,6 +137,23 @@ impl Grid {
     }
 }
 
+/// The rotation by `z_deg` degrees about z after `x_deg` about x (rows of the matrix): how the
+/// phantom's oblique grids are turned.
+pub fn rotation(z_deg: f64, x_deg: f64) -> [[f64; 3]; 3] {
+    let (a, b) = (z_deg.to_radians(), x_deg.to_radians());
+    let rz = [
+        [a.cos(), -a.sin(), 0.0],
+        [a.sin(), a.cos(), 0.0],
+        [0.0, 0.0, 1.0],
+    ];
+    let rx = [
+        [1.0, 0.0, 0.0],
+        [0.0, b.cos(), -b.sin()],
+        [0.0, b.sin(), b.cos()],
+    ];
+    [0, 1, 2].map(|i| [0, 1, 2].map(|j| (0..3).map(|k| rz[i][k] * rx[k][j]).sum::<f64>()))
+}
+
 /// Where the voxels of a target grid fall in a source's voxel coordinates.
 struct Mapping {
     /// Target voxel (i, j, k, 1) to source voxel coordinates.
@@ -368,25 +385,8 @@ mod tests {
 
     /// An oblique affine: rotations about z and x, voxel sizes `s`, origin `o`.
     fn oblique(s: [f64; 3], o: [f64; 3], deg: (f64, f64)) -> Affine {
-        let (a, b) = (deg.0.to_radians(), deg.1.to_radians());
-        let rz = [
-            [a.cos(), -a.sin(), 0.0],
-            [a.sin(), a.cos(), 0.0],
-            [0.0, 0.0, 1.0],
-        ];
-        let rx = [
-            [1.0, 0.0, 0.0],
-            [0.0, b.cos(), -b.sin()],
-            [0.0, b.sin(), b.cos()],
-        ];
-        let mut m = [[0.0; 4]; 3];
-        for i in 0..3 {
-            for j in 0..3 {
-                m[i][j] = (0..3).map(|k| rz[i][k] * rx[k][j]).sum::<f64>() * s[j];
-            }
-            m[i][3] = o[i];
-        }
-        m
+        let r = rotation(deg.0, deg.1);
+        [0, 1, 2].map(|i| [r[i][0] * s[0], r[i][1] * s[1], r[i][2] * s[2], o[i]])
     }
 
     fn ramp(dims: [usize; 3], f: impl Fn(f64, f64, f64) -> f64) -> Vec<f32> {

@@ -163,16 +163,45 @@ fn a_series_fuses_like_its_nifti_twin() {
     assert_eq!(affine(&from_series.header), affine(&ct.header));
     assert_eq!(from_series.datatype, NiftiType::Float32, "rescaled input");
 
-    // A volume is written as NIfTI, whatever it was read from.
+    // A volume is written as NIfTI or as a DICOM series, whatever it was read from.
     let o = csfuse(
         &["fuse", "ct_like_dicom", "mr_like.nii.gz", "-o", "out.png"],
         d.path(),
     );
     assert!(
-        stderr(&o).contains("volumes are written as NIfTI"),
+        stderr(&o).contains("volumes are written as NIfTI") && stderr(&o).contains("DICOM series"),
         "{}",
         stderr(&o)
     );
+
+    // As a series: read back, the NIfTI result on its grid, within the rescale step.
+    run(&[
+        "fuse",
+        "ct_like_dicom",
+        "mr_like.nii.gz",
+        "-o",
+        "fused_series/",
+        "--backend",
+        "cpu",
+        "--report",
+        "r.json",
+    ]);
+    let back = volume::read(&p("fused_series")).unwrap();
+    assert_eq!(back.dims, from_series.dims);
+    let (a, b) = (affine(&back.header), affine(&from_series.header));
+    assert!((0..3).all(|i| (0..4).all(|j| (a[i][j] - b[i][j]).abs() < 1e-3)));
+    let r = common::read_json(&p("r.json"));
+    let series = &r["output"]["dicom_series"];
+    let step = series["rescale_slope"].as_f64().unwrap();
+    assert_eq!(series["files"], 6);
+    assert_eq!(series["copied_from_first_input"], true);
+    let worst = back
+        .data
+        .iter()
+        .zip(&from_series.data)
+        .map(|(x, y)| (x - y).abs() as f64)
+        .fold(0.0, f64::max);
+    assert!(worst <= 0.5 * step + 1e-3, "{worst} > half of {step}");
 }
 
 /// A series in a batch list: fused once, up to date on the next run, redone when a slice changes.

@@ -183,6 +183,7 @@ def fuse_files(
     ignore_affine=False,
     interp="linear",
     grid="a",
+    out_format=None,
     backend="auto",
     precision="f32",
     validate=False,
@@ -204,7 +205,8 @@ def fuse_files(
     grid (``grid="b"``: the other way round) with ``interp`` (``"linear"``, ``"nearest"`` or
     ``"cubic"``, as :func:`resample`), and the output has that grid's header and affine;
     ``ignore_affine=True`` fuses voxel by voxel instead (one shape needed). Volumes that hardly
-    overlap raise ``ValueError``. ``report`` and ``montage`` are optional paths to write the JSON report and a
+    overlap raise ``ValueError``. ``out_format="dicom"`` writes a fused volume as a DICOM series
+    in the folder ``output`` (one file per slice; see docs/volumes-and-batch.md). ``report`` and ``montage`` are optional paths to write the JSON report and a
     picture of the inputs, result and decision maps. Nothing is overwritten unless
     ``force=True``; all outputs appear together or not at all. The other options are
     :func:`fuse`'s. Returns the report as a dict.
@@ -219,7 +221,8 @@ def fuse_files(
         opt(report),
         opt(montage),
         bool(force),
-        {"ignore_affine": bool(ignore_affine), "interp": str(interp), "grid": str(grid)},
+        {"ignore_affine": bool(ignore_affine), "interp": str(interp), "grid": str(grid),
+         "out_format": None if out_format is None else str(out_format)},
         args,
         backend,
         precision,
@@ -229,17 +232,20 @@ def fuse_files(
 
 
 def fuse_nifti(path_a, path_b, path_out, **options):
-    """Fuse two volumes (NIfTI files or DICOM series folders) into the NIfTI file ``path_out``.
+    """Fuse two volumes (NIfTI files or DICOM series folders) into the NIfTI file ``path_out``
+    (with ``out_format="dicom"``, into a DICOM series in the folder ``path_out``).
 
     The result keeps ``path_a``'s header and affine (float32 when ``path_a`` stores scaled
     integers); ``path_b`` may be on another grid, and is then resampled onto ``path_a``'s
-    (``interp=``, ``grid="b"`` for the other way round). Options as :func:`fuse_files`. Returns the report as a dict. To fuse volumes you
-    already hold with nibabel, pass ``img.get_fdata(dtype="float32")`` arrays to :func:`fuse`
-    with ``axis=`` and save the result with the source's affine.
+    (``interp=``, ``grid="b"`` for the other way round). Options as :func:`fuse_files`.
+    Returns the report as a dict. To fuse volumes you already hold with nibabel, pass
+    ``img.get_fdata(dtype="float32")`` arrays to :func:`fuse` with ``axis=`` and save the result
+    with the source's affine.
     """
     name = _os.fspath(path_out).lower()
-    if not (name.endswith(".nii") or name.endswith(".nii.gz")):
-        raise ValueError(f"{_os.fspath(path_out)}: volumes are written as NIfTI: use .nii or .nii.gz")
+    if options.get("out_format") != "dicom" and not (name.endswith(".nii") or name.endswith(".nii.gz")):
+        raise ValueError(f"{_os.fspath(path_out)}: volumes are written as NIfTI (use .nii or .nii.gz) "
+                         "or, with out_format=\"dicom\", as a DICOM series in a folder")
     options.setdefault("axis", None)
     return fuse_files(path_a, path_b, path_out, **options)
 

@@ -74,6 +74,7 @@ def fuse_files(
     ignore_affine: bool = ...,
     interp: Interp = ...,
     grid: Literal["a", "b"] = ...,
+    out_format: Optional[Literal["nifti", "dicom"]] = ...,
     backend: Backend = ...,
     precision: Precision = ...,
     validate: bool = ...,

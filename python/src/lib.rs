@@ -14,7 +14,7 @@ use csfuse::formats::nifti::NiftiType;
 use csfuse::jobs::image::{fuse_rasters, ImagePair};
 use csfuse::jobs::session::{Backend, Session};
 use csfuse::jobs::volume::fuse_volume_data;
-use csfuse::jobs::{GridOf, Interp, JobOptions};
+use csfuse::jobs::{GridOf, Interp, JobOptions, VolumeFormat};
 use csfuse::pipeline::fuse::{FuseParams, Mode, RuleOptions};
 use csfuse::real::Precision;
 use csfuse::resample::{resample as resample_volume, Grid};
@@ -176,13 +176,14 @@ fn fuse<'py>(
     Ok((raster_array(py, &fused)?, json(&report)))
 }
 
-/// How volumes on different grids are put on one.
+/// How volumes on different grids are put on one, and how a fused volume is written.
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
-struct GridArgs {
+struct VolumeArgs {
     ignore_affine: bool,
     interp: String,
     grid: String,
+    out_format: Option<String>,
 }
 
 fn interp(name: &str) -> PyResult<Interp> {
@@ -251,7 +252,7 @@ fn resample<'py>(
 /// Fuse two files (images, NIfTI volumes or DICOM series folders) into a third, as `csfuse fuse`;
 /// returns the report as JSON.
 #[pyfunction]
-#[pyo3(signature = (a, b, output, report, montage, force, grid, args, backend, precision, validate))]
+#[pyo3(signature = (a, b, output, report, montage, force, volume, args, backend, precision, validate))]
 #[allow(clippy::too_many_arguments)]
 fn fuse_files(
     py: Python<'_>,
@@ -261,7 +262,7 @@ fn fuse_files(
     report: Option<PathBuf>,
     montage: Option<PathBuf>,
     force: bool,
-    grid: GridArgs,
+    volume: VolumeArgs,
     args: FuseArgs<'_>,
     backend: &str,
     precision: &str,
@@ -270,9 +271,20 @@ fn fuse_files(
     let engine = engine(backend, precision, validate)?;
     let mut opts = args.job_options()?;
     opts.montage = montage;
-    opts.ignore_affine = grid.ignore_affine;
-    opts.interp = interp(&grid.interp)?;
-    opts.grid = match grid.grid.as_str() {
+    opts.ignore_affine = volume.ignore_affine;
+    opts.interp = interp(&volume.interp)?;
+    opts.out_format = match volume.out_format.as_deref() {
+        None => None,
+        Some("nifti") => Some(VolumeFormat::Nifti),
+        Some("dicom") => Some(VolumeFormat::Dicom),
+        Some(other) => {
+            return Err(PyValueError::new_err(format!(
+                "out_format={other:?}: use \"nifti\" or \"dicom\" (a DICOM series in the folder \
+                 `output` names)"
+            )))
+        }
+    };
+    opts.grid = match volume.grid.as_str() {
         "a" => GridOf::A,
         "b" => GridOf::B,
         other => {

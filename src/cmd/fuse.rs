@@ -4,7 +4,7 @@ use csfuse::dictionary::Dictionary;
 use csfuse::formats::image::SampleFormat;
 use csfuse::formats::intensity::IntensityRange;
 use csfuse::jobs::session::{Backend, Session};
-use csfuse::jobs::{fuse_to_files, GridOf, Interp, JobOptions};
+use csfuse::jobs::{fuse_to_files, GridOf, Interp, JobOptions, VolumeFormat};
 use csfuse::pipeline::fuse::{FuseParams, Mode, RuleOptions};
 use csfuse::real::Precision;
 use csfuse::{assets, Result};
@@ -113,6 +113,7 @@ impl FuseOpts {
             ignore_affine: self.ignore_affine,
             interp: self.interp,
             grid: self.grid,
+            out_format: None,
             memory_budget: self.memory_budget,
             intensity: self.intensity_range,
             montage,
@@ -201,16 +202,24 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
 csfuse fuse mr.png pet_rgb.png -o fused_rgb.png --montage check.png\n  \
 csfuse fuse ct16.tif mr16.tif -o fused.tif --out-depth f32 --intensity-range p0.5-99.5\n  \
 csfuse fuse ct.nii.gz mr.nii.gz -o fused.nii.gz --axis 2 --memory-budget 8G\n  \
-csfuse fuse ct_series/ mr_1mm.nii.gz -o fused.nii.gz --interp cubic    # MR resampled onto the CT"
+csfuse fuse ct_series/ mr_1mm.nii.gz -o fused.nii.gz --interp cubic    # MR resampled onto the CT\n  \
+csfuse fuse ct_series/ mr_1mm.nii.gz -o fused_series/                   # a DICOM series out"
 )]
 pub struct Args {
     /// First source (e.g. CT, or MR for MR + PET).
     pub a: PathBuf,
     /// Second source; ties of the fusion rule go to this one.
     pub b: PathBuf,
-    /// Fused result to write (.png, .tif, .bmp, .jpg; .nii or .nii.gz for volumes).
+    /// Fused result to write (.png, .tif, .bmp, .jpg; for volumes .nii or .nii.gz, or a folder
+    /// name ending in / for a DICOM series).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Volumes: `nifti`, or `dicom`: a DICOM series in the folder -o names, one file per slice,
+    /// a derived image in a new series with the first input's patient, study and frame of
+    /// reference when it is a DICOM series (an anonymous placeholder patient otherwise), 16-bit
+    /// with Rescale Slope/Intercept [default: by the name: a folder name ending in / is dicom].
+    #[arg(long, value_enum, value_name = "nifti|dicom")]
+    pub out_format: Option<VolumeFormat>,
     /// Write a JSON report: inputs and their intensity mapping, parameters, per-stage timings, final
     /// CBPDN objective values (images), slice counts (volumes).
     #[arg(long, value_name = "R.json")]
@@ -228,7 +237,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let o = &args.opts;
-    let jo = o.job_options(args.montage.clone(), true)?;
+    let mut jo = o.job_options(args.montage.clone(), true)?;
+    jo.out_format = args.out_format;
     fuse_to_files(
         (&args.a, &args.b, &args.output),
         args.report.as_deref(),

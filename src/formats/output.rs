@@ -200,6 +200,23 @@ impl OutputSet {
         Ok(())
     }
 
+    /// Stage a folder holding `files` (name, bytes) as the future content of `path`: a DICOM
+    /// series. A folder already at `path` is replaced by the commit (the caller checked that it
+    /// may be, with [`check_folder_output`]).
+    pub fn stage_folder(&mut self, path: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
+        self.stage_with(path, "folder", |tmp| {
+            std::fs::create_dir(tmp).map_err(|e| Error::io(tmp, e))?;
+            for (name, bytes) in files {
+                let p = tmp.join(name);
+                fault::io_write(&p)
+                    .and_then(|_| std::fs::File::create(&p))
+                    .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+                    .map_err(|e| Error::io(&p, e))?;
+            }
+            Ok(())
+        })
+    }
+
     /// The staged temp holding `path`'s future content (to hash it before the commit).
     pub fn staged_file(&self, path: &Path) -> Option<&Path> {
         self.staged
@@ -223,9 +240,22 @@ impl OutputSet {
             return Err(Error::Interrupted("a signal"));
         }
         for (i, (tmp, dir, path)) in staged.iter().enumerate() {
-            if let Err(e) = std::fs::rename(tmp, path) {
+            // A folder replacing a folder (a DICOM series with --force): the old one is moved
+            // into the temp folder first, put back if the rename fails, else removed with it.
+            let aside = match dir {
+                Some(d) if tmp.is_dir() && path.is_dir() => Some(d.join("replaced")),
+                _ => None,
+            };
+            let moved = match &aside {
+                Some(a) => std::fs::rename(path, a),
+                None => Ok(()),
+            };
+            if let Err(e) = moved.and_then(|_| std::fs::rename(tmp, path)) {
+                if let Some(a) = aside.as_ref().filter(|a| a.exists()) {
+                    let _ = std::fs::rename(a, path);
+                }
                 for p in &placed {
-                    let _ = std::fs::remove_file(p);
+                    remove_any(p);
                 }
                 for (t, d, _) in &staged[i..] {
                     let owner = d.as_ref().unwrap_or(t);
@@ -235,7 +265,10 @@ impl OutputSet {
                 return Err(Error::io(path, e));
             }
             if let Some(d) = dir {
-                let _ = std::fs::remove_dir(d);
+                let _ = match aside {
+                    Some(_) => std::fs::remove_dir_all(d),
+                    None => std::fs::remove_dir(d),
+                };
             }
             let owner = dir.as_ref().unwrap_or(tmp);
             l.paths.retain(|q| q != owner);
@@ -348,6 +381,20 @@ pub fn same_target(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Refuse an output that is one of the inputs.
+fn refuse_input(out: &Path, inputs: &[&Path]) -> Result<()> {
+    match inputs.iter().find(|inp| same_target(out, inp)) {
+        Some(inp) => Err(Error::BadOutput {
+            path: out.to_path_buf(),
+            msg: format!(
+                "output is the same file as input {}; refusing to overwrite it",
+                inp.display()
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Check, before any work, a job's outputs against its inputs and each other: no output is an
 /// input or another output, an existing file is replaced only with `force`, and every output's
 /// folder exists and takes a new file.
@@ -359,12 +406,7 @@ pub fn check_outputs(outputs: &[&Path], inputs: &[&Path], force: bool) -> Result
                 msg,
             })
         };
-        if let Some(inp) = inputs.iter().find(|inp| same_target(out, inp)) {
-            return refuse(format!(
-                "output is the same file as input {}; refusing to overwrite it",
-                inp.display()
-            ));
-        }
+        refuse_input(out, inputs)?;
         if let Some(prev) = outputs[..i].iter().find(|o| same_target(out, o)) {
             return refuse(format!(
                 "the same file is given for two outputs (also {})",
@@ -384,6 +426,46 @@ pub fn check_outputs(outputs: &[&Path], inputs: &[&Path], force: bool) -> Result
         probe_writable(out)?;
     }
     Ok(())
+}
+
+/// Check, before any work, a folder output (a DICOM series): not an input, its parent exists and
+/// takes new files, and an existing folder is replaced only with `force` and only when it holds
+/// nothing but `.dcm` files (a series csfuse wrote), so that `--force` cannot delete other work.
+pub fn check_folder_output(out: &Path, inputs: &[&Path], force: bool) -> Result<()> {
+    let refuse = |msg: String| {
+        Err(Error::BadOutput {
+            path: out.to_path_buf(),
+            msg,
+        })
+    };
+    refuse_input(out, inputs)?;
+    if out.exists() {
+        if !out.is_dir() {
+            return refuse(
+                "exists and is not a folder (a DICOM series is written as a folder)".into(),
+            );
+        }
+        if !force {
+            return refuse("folder exists; pass --force to replace it".into());
+        }
+        let entries = std::fs::read_dir(out).map_err(|e| Error::io(out, e))?;
+        for e in entries {
+            let p = e.map_err(|e| Error::io(out, e))?.path();
+            let dcm = p.extension().is_some_and(|x| x.eq_ignore_ascii_case("dcm"));
+            if !dcm || !p.is_file() {
+                return refuse(format!(
+                    "folder holds {}, which is not a DICOM file csfuse writes; refusing to \
+                     replace it even with --force (choose a new folder)",
+                    p.display()
+                ));
+            }
+        }
+    }
+    let dir = parent_dir(out);
+    if !dir.is_dir() {
+        return refuse(format!("folder {} does not exist", dir.display()));
+    }
+    probe_writable(out)
 }
 
 /// Create and remove a temp beside `out`, so a read-only folder fails now, not after the work.

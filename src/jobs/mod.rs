@@ -62,6 +62,32 @@ impl GridOf {
     }
 }
 
+/// How a fused volume is written: a NIfTI file, or a DICOM series (a folder, one file a slice).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeFormat {
+    Nifti,
+    Dicom,
+}
+
+/// The format `out` is written in: `opts.out_format`, else a DICOM series for a folder name
+/// ending in `/` (or an existing folder) and NIfTI for `.nii`/`.nii.gz`.
+pub fn volume_format(out: &Path, opts: &JobOptions) -> Result<VolumeFormat> {
+    let text = out.to_string_lossy();
+    let folder = text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR) || out.is_dir();
+    match opts.out_format {
+        Some(VolumeFormat::Nifti) | None if nifti::is_nifti(out) => Ok(VolumeFormat::Nifti),
+        Some(VolumeFormat::Dicom) => Ok(VolumeFormat::Dicom),
+        None if folder => Ok(VolumeFormat::Dicom),
+        _ => Err(Error::BadOutput {
+            path: out.to_path_buf(),
+            msg: "volumes are written as NIfTI (use .nii or .nii.gz) or as a DICOM series (a \
+                  folder name ending in /, or --out-format dicom)"
+                .into(),
+        }),
+    }
+}
+
 /// Everything about a job except its files.
 #[derive(Clone)]
 pub struct JobOptions {
@@ -77,6 +103,8 @@ pub struct JobOptions {
     /// are fused on.
     pub interp: Interp,
     pub grid: GridOf,
+    /// How a fused volume is written (`None`: by the output's name, see [`volume_format`]).
+    pub out_format: Option<VolumeFormat>,
     /// Bytes the job's estimated peak may reach (`None`: [`default_memory_budget`]).
     pub memory_budget: Option<u64>,
     /// How 16-bit, float and NIfTI sources map to [0, 1].
@@ -100,6 +128,7 @@ impl JobOptions {
             ignore_affine: false,
             interp: Interp::Linear,
             grid: GridOf::A,
+            out_format: None,
             memory_budget: None,
             intensity: Default::default(),
             montage: None,
@@ -143,13 +172,7 @@ pub fn check_job(a: &Path, b: &Path, out: &Path, opts: &JobOptions) -> Result<Ki
     }
     match k {
         Kind::Volume => {
-            if !nifti::is_nifti(out) {
-                return Err(Error::BadOutput {
-                    path: out.to_path_buf(),
-                    msg: "volumes are written as NIfTI (a DICOM series too): use .nii or .nii.gz"
-                        .into(),
-                });
-            }
+            volume_format(out, opts)?;
             if opts.out_depth.is_some() {
                 return Err(Error::Param(
                     "--out-depth applies to images; a fused volume keeps the first input's datatype"
@@ -161,6 +184,11 @@ pub fn check_job(a: &Path, b: &Path, out: &Path, opts: &JobOptions) -> Result<Ki
             }
         }
         Kind::Image => {
+            if opts.out_format.is_some() {
+                return Err(Error::Param(
+                    "--out-format applies to volumes; an image's format is its extension".into(),
+                ));
+            }
             io::output_format(out)?;
             if let Some(d) = opts.out_depth {
                 io::check_output_depth(out, d)?;
@@ -202,17 +230,23 @@ pub fn fuse_to_files(
     protected: &[&Path],
     force: bool,
 ) -> Result<Report> {
-    use crate::formats::output::{check_outputs, remove_stale_temps};
-    check_job(a, b, out, opts)?;
+    use crate::formats::output::{check_folder_output, check_outputs, remove_stale_temps};
+    let kind = check_job(a, b, out, opts)?;
     let mut inputs = vec![a, b];
     inputs.extend(protected);
+    let series = kind == Kind::Volume && volume_format(out, opts)? == VolumeFormat::Dicom;
     let mut outs = vec![out];
     outs.extend(report);
     outs.extend(opts.montage.as_deref());
     for o in &outs {
         remove_stale_temps(o);
     }
-    check_outputs(&outs, &inputs, force)?;
+    if series {
+        check_folder_output(out, &inputs, force)?;
+        check_outputs(&outs[1..], &inputs, force)?;
+    } else {
+        check_outputs(&outs, &inputs, force)?;
+    }
     let mut session = Session::open(backend, precision, validate)?;
     let mut set = OutputSet::default();
     let done = fuse_files(&mut session, a, b, out, opts, &mut set)?;

@@ -4,6 +4,7 @@
 use super::session::{Session, Validation};
 use super::GridOf;
 use crate::dictionary::Dictionary;
+use crate::formats::dicom::fused::SeriesRecord;
 use crate::formats::image::SampleFormat;
 use crate::formats::intensity::{IntensityRange, Scaling};
 use crate::gpu::{AdapterDesc, Counters};
@@ -231,8 +232,11 @@ pub struct VolumeIterations {
 #[derive(Clone, Debug, Serialize)]
 pub struct VolumeOutput {
     pub path: String,
+    /// The NIfTI datatype the values are in (a DICOM series stores them as `dicom_series` says).
     pub datatype: String,
     pub scaling: Scaling,
+    /// The series written, when the output is a DICOM series; null for NIfTI.
+    pub dicom_series: Option<SeriesRecord>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -333,6 +337,7 @@ mod tests {
                 path: "f.nii".into(),
                 datatype: "Float32".into(),
                 scaling: Scaling::full(1.0),
+                dicom_series: None,
             },
             intensity_range: IntensityRange::default(),
             grid: GridRecord {

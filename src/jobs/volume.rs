@@ -1,8 +1,9 @@
 //! Volume jobs (NIfTI files, DICOM series): fused slice by slice along an axis, many slice pairs
-//! per batch, written as NIfTI.
+//! per batch, written as NIfTI or as a DICOM series.
 
 use super::image::{write_montage, Unit};
 use super::*;
+use crate::formats::dicom::{fused, series};
 use crate::formats::volume;
 use crate::resample::{overlap, resample, Grid};
 use report::{GridRecord, Resampling};
@@ -239,7 +240,34 @@ pub fn fuse_volumes(
     };
     let t_write = Instant::now();
     io::warn_clamped(out, done.clamped);
-    nifti::stage(set, out, &va, &done.data, done.datatype)?;
+    let series = match volume_format(out, opts)? {
+        VolumeFormat::Nifti => {
+            nifti::stage(set, out, &va, &done.data, done.datatype)?;
+            None
+        }
+        VolumeFormat::Dicom => {
+            // The first input's patient, study and frame of reference, when it is a series.
+            let first = a.is_dir().then(|| series::scan(a)).transpose()?;
+            let source = fused::source_attributes(first.as_ref().map(|s| s.first_file()))?;
+            let text = fused::SeriesText {
+                description: format!(
+                    "csfuse {} fusion ({} mode)",
+                    env!("CARGO_PKG_VERSION"),
+                    opts.params.mode.name()
+                ),
+                derivation: format!(
+                    "CS-MCA fusion by csfuse {} ({} mode) of {} and {}",
+                    env!("CARGO_PKG_VERSION"),
+                    opts.params.mode.name(),
+                    file_name(a),
+                    file_name(b)
+                ),
+            };
+            let (files, record) = fused::series_files(&va, &done.data, &source, &text)?;
+            set.stage_folder(out, &files)?;
+            Some(record)
+        }
+    };
     if let (Some(m), Some((k, pa, pb, fo))) = (&opts.montage, &done.shown) {
         let unit = |p: &Plane| Unit {
             luma: p.clone(),
@@ -264,10 +292,20 @@ pub fn fuse_volumes(
         ms_since(t0) / 1e3,
         done.fuse_ms / 1e3 / done.slices.fused.max(1) as f64
     );
+    let mut report = done.report(out, ms_since(t_write), opts);
+    if let Some(Outcome::Volume(v)) = &mut report.result {
+        v.output.dicom_series = series;
+    }
     Ok(JobOutput {
-        report: done.report(out, ms_since(t_write), opts),
+        report,
         validation_failure: None,
     })
+}
+
+/// A path's last component, for text that should not carry a whole path.
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map_or_else(|| path_text(p), |n| n.to_string_lossy().into_owned())
 }
 
 /// Fuse two volumes already in memory (arrays from Python): the fused voxels (x fastest, in the
@@ -336,6 +374,7 @@ impl FusedVolume {
                 path: path_text(out),
                 datatype: format!("{:?}", self.datatype),
                 scaling: self.output_scaling,
+                dicom_series: None,
             },
             intensity_range: opts.intensity,
             grid: self.grid.clone(),

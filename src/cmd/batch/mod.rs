@@ -135,7 +135,15 @@ fn checked_items(
     let mine: Vec<Item> = items.into_iter().filter(|i| takes(i)).collect();
     for it in &mine {
         let at = |e: Error| Error::Param(format!("{}:{}: {e}", args.list.display(), it.line));
-        check_job(&it.a, &it.b, &it.out, &item_options(&opts, it)).map_err(at)?;
+        let kind = check_job(&it.a, &it.b, &it.out, &item_options(&opts, it)).map_err(at)?;
+        if kind == Kind::Volume && !csfuse::formats::nifti::is_nifti(&it.out) {
+            return Err(at(Error::BadOutput {
+                path: it.out.clone(),
+                msg: "batch writes volumes as NIfTI (.nii or .nii.gz); a DICOM series is \
+                      written by `csfuse fuse A B -o FOLDER/`"
+                    .into(),
+            }));
+        }
         for p in item_outputs(it, args.montage) {
             if canonical_target(&p).is_some_and(|c| inputs.contains(&c)) {
                 return Err(at(Error::BadOutput {

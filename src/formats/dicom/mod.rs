@@ -1,7 +1,7 @@
 //! DICOM files read with dicom-rs (`dicom-object`): native (uncompressed) pixel data, grey
 //! (MONOCHROME1/2) or RGB, 8, 16 or 32 bits, one frame per file. A single file is a 2-D source
 //! (this module); a folder holding one series is a volume ([`series`]). [`write`] makes the files
-//! of `csfuse phantom --dicom`.
+//! of `csfuse phantom --dicom`; [`fused`] writes a fused volume as a series.
 //!
 //! - **Values.** The Modality LUT's linear form is applied, v·slope + intercept (Rescale Slope
 //!   and Intercept, 0028,1053 and 0028,1052), so a CT is read in Hounsfield units. An unsigned
@@ -14,6 +14,7 @@
 //!   `gdcmconv --raw in.dcm out.dcm`), several frames (a volume), palette and YBR
 //!   colour, a high bit other than BitsStored − 1, pixel data shorter than the header says.
 
+pub mod fused;
 mod lengths;
 pub mod series;
 pub mod write;

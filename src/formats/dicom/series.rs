@@ -425,6 +425,12 @@ impl Series {
         )
     }
 
+    /// The file of the first slice, whose patient, study and frame of reference a fused series
+    /// copies.
+    pub fn first_file(&self) -> &Path {
+        &self.slices[0].path
+    }
+
     /// What reading the volume takes, from the headers alone.
     pub fn info(&self, dir: &Path) -> VolumeInfo {
         let l = &self.slices[0].layout;

@@ -1,6 +1,6 @@
 //! The DICOM files of `csfuse phantom --dicom`: a CT-like image, and a CT-like volume as a series
 //! (one file per slice) placed so that csfuse and dcm2niix read it back on the volume's own grid.
-//! Nothing else in csfuse writes DICOM.
+//! A fused volume is written by [`super::fused`].
 
 use super::EXPLICIT_LE;
 use crate::error::{Error, Result};
@@ -85,6 +85,10 @@ fn encode(s: &Slice) -> Result<Vec<u8>> {
     }
     if let Some((uid, number)) = &s.series {
         elements.extend([
+            DataElement::new(tags::PATIENT_NAME, VR::PN, "Phantom^CT"),
+            DataElement::new(tags::PATIENT_ID, VR::LO, "PHANTOM"),
+            DataElement::new(tags::STUDY_INSTANCE_UID, VR::UI, format!("{uid}.1")),
+            DataElement::new(tags::FRAME_OF_REFERENCE_UID, VR::UI, format!("{uid}.2")),
             DataElement::new(tags::SERIES_INSTANCE_UID, VR::UI, uid.as_str()),
             DataElement::new(tags::SERIES_NUMBER, VR::IS, "1"),
             DataElement::new(tags::INSTANCE_NUMBER, VR::IS, number.to_string()),

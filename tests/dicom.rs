@@ -3,7 +3,7 @@
 //! CLI like any other image, and every bad file refused with its reason and nothing written.
 
 mod common;
-use common::dicom::{grey, write, Spec, EXPLICIT_LE, IMPLICIT_LE};
+use common::dicom::{grey, write, Spec, DEFLATED_LE, EXPLICIT_LE, IMPLICIT_LE, RLE_LOSSLESS};
 use common::{csfuse, files_in, stderr};
 use csfuse::formats::image::{read_image, SampleFormat};
 
@@ -31,7 +31,16 @@ fn grey_files_are_read_with_their_rescale_and_photometry() {
         ..grey(23, 37, 16, v12.clone())
     };
     write(&p("implicit.dcm"), &implicit);
-    for name in ["u16.dcm", "implicit.dcm"] {
+    // RLE Lossless (two byte segments) and a deflated data set read the same too.
+    for (name, ts) in [("rle.dcm", RLE_LOSSLESS), ("deflated.dcm", DEFLATED_LE)] {
+        let spec = Spec {
+            stored: 12,
+            ts,
+            ..grey(23, 37, 16, v12.clone())
+        };
+        write(&p(name), &spec);
+    }
+    for name in ["u16.dcm", "implicit.dcm", "rle.dcm", "deflated.dcm"] {
         let r = read_image(&p(name)).unwrap();
         assert_eq!((r.h, r.w, r.format), (23, 37, SampleFormat::U16), "{name}");
         let want: Vec<f64> = v12.iter().map(|v| *v as f64).collect();

@@ -22,21 +22,30 @@ def pydicom_values(path):
 
 
 @pytest.mark.parametrize(
-    "name", ["CT_small.dcm", "MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm"]
+    "name",
+    [
+        "CT_small.dcm", "MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm",
+        # RLE Lossless (grey and RGB, 8, 16 and 32 bits) and a deflated data set
+        "MR_small_RLE.dcm", "SC_rgb_rle.dcm", "SC_rgb_rle_16bit.dcm", "SC_rgb_rle_32bit.dcm",
+        "rtdose_rle_1frame.dcm", "image_dfl.dcm",
+        # 32-bit samples, little and big endian
+        "rtdose_1frame.dcm", "rtdose_expb_1frame.dcm",
+    ],
 )
 def test_pydicom_sample_files_read_as_pydicom_reads_them(name):
     path = get_testdata_file(name, download=False)
     got = csfuse.imread(path)
     want = pydicom_values(path)
-    # Signed or rescaled data is float (a CT in HU); values are whole numbers here, exact in f32.
-    assert got.dtype == np.float32 and got.shape == want.shape
-    assert np.array_equal(got.astype(np.float64), want)
+    # Values are whole numbers here: exact in the dtype csfuse gives (float32 for signed,
+    # rescaled or 32-bit data, so 32-bit values to float32's precision; uint8/uint16 otherwise).
+    assert got.shape == want.shape
+    assert np.array_equal(got, want.astype(got.dtype))
 
 
 @pytest.mark.parametrize(
     "name, reason",
     [
-        ("MR_small_RLE.dcm", "RLE Lossless"),
+        ("SC_ybr_full_422_uncompressed.dcm", "YBR_FULL_422"),
         ("JPEG2000.dcm", "JPEG 2000"),
         ("rtdose.dcm", r"multi-frame DICOM \(15 frames\)"),
     ],
@@ -116,9 +125,10 @@ def broken_series(root):
     cases["truncated"] = "im002.dcm"
     write_series(root / "compressed")
     ds = pydicom.dcmread(root / "compressed" / "im001.dcm")
-    ds.compress(pydicom.uid.RLELossless)
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.JPEG2000Lossless
+    ds.PixelData = pydicom.encaps.encapsulate([b"\xff\x4f\xff\x51" + bytes(60)])
     ds.save_as(root / "compressed" / "im001.dcm")
-    cases["compressed"] = "RLE Lossless"
+    cases["compressed"] = "JPEG 2000"
     return cases
 
 
@@ -137,3 +147,15 @@ def test_bad_series_raise_with_the_reason_and_write_nothing(tmp_path):
     write_series(tmp_path / "good")
     with pytest.raises(ValueError, match="NIfTI"):
         csfuse.fuse_nifti(tmp_path / "good", mr, tmp_path / "out.png")
+
+
+def test_an_rle_compressed_series_reads_as_its_uncompressed_twin(tmp_path):
+    write_series(tmp_path / "plain", shape=(4, 24, 20), rescale=(1.0, -1024.0))
+    write_series(tmp_path / "rle", shape=(4, 24, 20), rescale=(1.0, -1024.0))
+    for p in sorted((tmp_path / "rle").iterdir()):
+        ds = pydicom.dcmread(p)
+        ds.compress(pydicom.uid.RLELossless)
+        ds.save_as(p)
+    plain, plain_affine = csfuse.load_volume(tmp_path / "plain")
+    rle, rle_affine = csfuse.load_volume(tmp_path / "rle")
+    assert np.array_equal(plain, rle) and np.array_equal(plain_affine, rle_affine)

@@ -7,6 +7,39 @@ use std::path::Path;
 
 pub const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 pub const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
+pub const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+pub const DEFLATED_LE: &str = "1.2.840.10008.1.2.1.99";
+
+/// The RLE Lossless fragment of grey `values` at `bits` (8 or 16): one segment per byte, most
+/// significant first, each as literal runs of at most 128 bytes (DICOM PS3.5 annex G).
+fn rle_fragment(values: &[i64], bits: u16) -> Vec<u8> {
+    let bytes = (bits / 8) as usize;
+    let segments: Vec<Vec<u8>> = (0..bytes)
+        .map(|b| {
+            let shift = 8 * (bytes - 1 - b);
+            let plane: Vec<u8> = values.iter().map(|v| (*v >> shift) as u8).collect();
+            let mut seg = Vec::new();
+            for run in plane.chunks(128) {
+                seg.push((run.len() - 1) as u8);
+                seg.extend_from_slice(run);
+            }
+            if seg.len() % 2 == 1 {
+                seg.push(0);
+            }
+            seg
+        })
+        .collect();
+    let mut header = [0u32; 16];
+    header[0] = bytes as u32;
+    let mut at = 64;
+    for (i, seg) in segments.iter().enumerate() {
+        header[i + 1] = at;
+        at += seg.len() as u32;
+    }
+    let mut out: Vec<u8> = header.iter().flat_map(|v| v.to_le_bytes()).collect();
+    segments.iter().for_each(|s| out.extend_from_slice(s));
+    out
+}
 
 /// What a generated file holds.
 pub struct Spec<'a> {
@@ -99,6 +132,14 @@ pub fn write(path: &Path, s: &Spec) {
         el.push(DataElement::new(tags::NUMBER_OF_FRAMES, VR::IS, n));
     }
     let pixels = match s.bits {
+        _ if s.ts == RLE_LOSSLESS => DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OB,
+            dicom_core::value::PixelFragmentSequence::new(
+                Vec::<u32>::new(),
+                vec![rle_fragment(&s.values, s.bits)],
+            ),
+        ),
         8 => DataElement::new(
             tags::PIXEL_DATA,
             VR::OB,

@@ -10,12 +10,15 @@
 //!   from its own range.
 //! - **MONOCHROME1** (low values shown white) is inverted so that bright means high, as for every
 //!   other source: about the image's own range for float, about 2^BitsStored − 1 for integers.
-//! - **Refused**, with the reason: compressed or deflated transfer syntaxes (decompress first, e.g.
+//! - **Transfer syntaxes**: native (implicit and explicit VR little endian, explicit big endian),
+//!   deflated explicit VR little endian (dicom-rs), and RLE Lossless ([`rle`], bounds-checked).
+//! - **Refused**, with the reason: other compressed transfer syntaxes (decompress first, e.g.
 //!   `gdcmconv --raw in.dcm out.dcm`), several frames (a volume), palette and YBR
 //!   colour, a high bit other than BitsStored − 1, pixel data shorter than the header says.
 
 pub mod fused;
 mod lengths;
+mod rle;
 pub mod series;
 pub mod write;
 
@@ -36,6 +39,10 @@ const NATIVE: [&str; 3] = [
     "1.2.840.10008.1.2.1",
     "1.2.840.10008.1.2.2",
 ];
+
+/// Transfer syntaxes decoded beyond the native ones: RLE Lossless pixel data ([`rle`]), and the
+/// deflated explicit VR little endian data set (inflated by dicom-rs; its pixel data is native).
+const DECODED: [&str; 2] = ["1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.99"];
 
 /// What csfuse writes: explicit VR little endian.
 const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
@@ -152,7 +159,7 @@ fn layout(path: &Path, obj: &DefaultDicomObject) -> Result<Layout> {
         .transfer_syntax()
         .trim_end_matches('\0')
         .to_string();
-    if !NATIVE.contains(&ts.as_str()) {
+    if !NATIVE.contains(&ts.as_str()) && !DECODED.contains(&ts.as_str()) {
         use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
         let name = dicom_transfer_syntax_registry::TransferSyntaxRegistry
             .get(&ts)
@@ -161,8 +168,8 @@ fn layout(path: &Path, obj: &DefaultDicomObject) -> Result<Layout> {
             path,
             format!(
                 "transfer syntax {ts} ({name}) is not supported: csfuse reads uncompressed \
-                 (native) DICOM; decompress it first (e.g. `gdcmconv --raw IN.dcm OUT.dcm` \
-                 or `dcmdjpeg IN.dcm OUT.dcm`)"
+                 (native), deflated and RLE Lossless DICOM; decompress it first (e.g. `gdcmconv \
+                 --raw IN.dcm OUT.dcm` or `dcmdjpeg IN.dcm OUT.dcm`)"
             ),
         ));
     }
@@ -219,7 +226,8 @@ fn layout(path: &Path, obj: &DefaultDicomObject) -> Result<Layout> {
         bits: bits as usize,
         stored: stored as usize,
         signed: int(obj, tags::PIXEL_REPRESENTATION) == Some(1),
-        planar: int(obj, tags::PLANAR_CONFIGURATION) == Some(1),
+        // A codec's output is interleaved whatever the file says.
+        planar: int(obj, tags::PLANAR_CONFIGURATION) == Some(1) && ts != DECODED[0],
         monochrome1: photometric == "MONOCHROME1",
     })
 }
@@ -232,26 +240,65 @@ pub fn dims(path: &Path) -> Result<(usize, usize)> {
 }
 
 /// The pixel data's bytes, little endian, whatever value type the parser gave them.
-fn pixel_bytes(path: &Path, obj: &DefaultDicomObject) -> Result<Vec<u8>> {
+fn pixel_bytes(path: &Path, obj: &DefaultDicomObject, l: &Layout) -> Result<Vec<u8>> {
+    let bits = l.bits;
     let elem = obj
         .element_opt(tags::PIXEL_DATA)
         .ok()
         .flatten()
         .ok_or_else(|| bad(path, "no Pixel Data (7FE0,0010)"))?;
+    let ts = obj.meta().transfer_syntax().trim_end_matches('\0');
+    let big_endian = ts == NATIVE[2];
+    if ts == DECODED[0] && elem.value().primitive().is_some() {
+        return Err(bad(
+            path,
+            format!(
+                "transfer syntax {ts} (RLE Lossless) needs encapsulated pixel data, and this \
+                 file's is native: the file is corrupt"
+            ),
+        ));
+    }
     Ok(match elem.value().primitive() {
         Some(PrimitiveValue::U8(v)) => v.to_vec(),
+        // 32-bit samples of a big endian file come as 16-bit words (OW), high word first.
+        Some(PrimitiveValue::U16(v)) if big_endian && bits == 32 => v
+            .chunks(2)
+            .flat_map(|w| w.iter().rev().flat_map(|x| x.to_le_bytes()))
+            .collect(),
         Some(PrimitiveValue::U16(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         Some(PrimitiveValue::I16(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         Some(PrimitiveValue::U32(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         Some(PrimitiveValue::I32(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         Some(p) => p.to_bytes().into_owned(),
-        None => return Err(bad(path, "the pixel data is encapsulated (compressed)")),
+        None => decode_encapsulated(path, obj, l)?,
+    })
+}
+
+/// Encapsulated pixel data decoded: RLE Lossless, the one compression read so far. Native
+/// samples, little endian, colour interleaved (planar configuration 0).
+fn decode_encapsulated(path: &Path, obj: &DefaultDicomObject, l: &Layout) -> Result<Vec<u8>> {
+    let elem = obj
+        .element_opt(tags::PIXEL_DATA)
+        .ok()
+        .flatten()
+        .ok_or_else(|| bad(path, "no Pixel Data (7FE0,0010)"))?;
+    let fragments = elem
+        .value()
+        .fragments()
+        .ok_or_else(|| bad(path, "the pixel data is neither native nor encapsulated"))?;
+    // One frame: its fragments joined.
+    let frame: Vec<u8> = fragments.iter().flatten().copied().collect();
+    rle::decode(&frame, l.rows * l.cols, l.samples, l.bits / 8).map_err(|e| {
+        bad(
+            path,
+            format!("cannot decode the RLE Lossless pixel data: {e}"),
+        )
     })
 }
 
 /// The stored samples of a file as numbers (sign-extended from Bits Stored), in file order.
 fn stored_samples(path: &Path, obj: &DefaultDicomObject, l: &Layout) -> Result<Vec<f64>> {
-    let raw = pixel_bytes(path, obj)?;
+    let raw = pixel_bytes(path, obj, l)?;
     let n = l.rows * l.cols * l.samples;
     let width = l.bits / 8;
     if raw.len() < n * width {

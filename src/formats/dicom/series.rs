@@ -14,7 +14,7 @@
 //! - **Refused**, naming the files: two series in the folder, slices of different size, layout,
 //!   spacing or orientation, two slices at one position (echoes, phases, time points), irregular
 //!   spacing, gantry tilt (positions that move off the normal), missing orientation or position,
-//!   colour slices, and anything a single file is refused for (compressed, multi-frame, cut short).
+//!   colour slices, and anything a single file is refused for (JPEG and JPEG 2000 compression, multi-frame, cut short).
 //!   Files that are not DICOM, hidden files, DICOMDIR and subfolders are skipped.
 
 use super::{bad, float, floats, layout, rescale, stored_samples, text, Layout};

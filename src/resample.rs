@@ -201,6 +201,17 @@ pub fn overlap(source: &Grid, target: &Grid) -> Option<usize> {
     )
 }
 
+/// A volume's background, what its resampled voxels outside its field of view hold: its lowest
+/// value (0 when it has no finite one).
+pub fn lowest(data: &[f32]) -> f32 {
+    let low = data.iter().copied().fold(f32::INFINITY, f32::min);
+    if low.is_finite() {
+        low
+    } else {
+        0.0
+    }
+}
+
 /// A source on a target grid.
 pub struct Resampled {
     /// Voxels of the target grid, x fastest.

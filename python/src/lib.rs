@@ -17,7 +17,7 @@ use csfuse::jobs::volume::fuse_volume_data;
 use csfuse::jobs::{GridOf, Interp, JobOptions, VolumeFormat};
 use csfuse::pipeline::fuse::{FuseParams, Mode, RuleOptions};
 use csfuse::real::Precision;
-use csfuse::resample::{resample as resample_volume, Grid};
+use csfuse::resample::{lowest, resample as resample_volume, Grid};
 use errors::{run_released, to_py, GpuError, ValidationError};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -239,7 +239,7 @@ fn resample<'py>(
         g.check(Path::new(name)).map_err(to_py)?;
     }
     let how = interp(interp_)?;
-    let fill = fill.unwrap_or_else(|| v.data.iter().copied().fold(f32::INFINITY, f32::min) as f64);
+    let fill = fill.unwrap_or_else(|| lowest(&v.data) as f64);
     let r = py
         .detach(|| resample_volume(&v.data, &from, &onto, how, fill as f32))
         .expect("affines checked");

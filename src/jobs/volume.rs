@@ -5,7 +5,7 @@ use super::image::{write_montage, Unit};
 use super::*;
 use crate::formats::dicom::{fused, series};
 use crate::formats::volume;
-use crate::resample::{overlap, resample, Grid};
+use crate::resample::{lowest, overlap, resample, Grid};
 use report::{GridRecord, Resampling};
 
 /// A slice that is constant in both sources (background) needs no decomposition: its fusion is
@@ -144,8 +144,7 @@ impl GridPlan {
             GridOf::A => (&vb, &va),
             GridOf::B => (&va, &vb),
         };
-        let fill = moved_v.data.iter().copied().fold(f32::INFINITY, f32::min);
-        let fill = if fill.is_finite() { fill } else { 0.0 };
+        let fill = lowest(&moved_v.data);
         let r = resample(
             &moved_v.data,
             &moved_v.grid(),

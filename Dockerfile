@@ -5,9 +5,11 @@
 #   docker run --rm --gpus all -v "$PWD:/data" csfuse devices
 
 FROM rust:1-bookworm AS build
+# cmake builds CharLS, the JPEG-LS decoder of the `jpegls` feature (the image has a C++ compiler).
+RUN apt-get update && apt-get install -y --no-install-recommends cmake && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked && strip target/release/csfuse
+RUN cargo build --release --locked --features jpegls && strip target/release/csfuse
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The Python package built and tested as a user installs it:
-#   1. a virtual environment VENV (default target/py-venv) with pytest, NumPy, nibabel and pydicom;
+#   1. a virtual environment VENV (default target/py-venv) with pytest, NumPy, nibabel, pydicom and
+#      the decoders pydicom uses for compressed DICOM;
 #   2. `pip install .`, which builds the abi3 extension with maturin (release, sharing target/);
 #   3. pytest on python/tests, against the csfuse binary in target/release (build it first).
 #
@@ -17,8 +18,15 @@ cd "$repo"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" || { echo "python: error: cannot make a virtual environment" >&2; exit 1; }
 fi
+# pydicom decodes compressed DICOM through pylibjpeg (libjpeg, OpenJPEG) and pyjpegls (CharLS):
+# the reference for csfuse's own decoding in test_dicom_codecs.py.
 "$venv/bin/pip" install -q --disable-pip-version-check maturin pytest numpy scipy nibabel pydicom SimpleITK \
+  pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pyjpegls \
   || { echo "python: error: cannot install the test requirements" >&2; exit 1; }
+# CSFUSE_FEATURES (e.g. jpegls, which .ci/run sets) builds the wheel with those cargo features.
+if [ -n "${CSFUSE_FEATURES:-}" ]; then
+  export MATURIN_PEP517_ARGS="--features ${CSFUSE_FEATURES}"
+fi
 "$venv/bin/pip" install -q --disable-pip-version-check . \
   || { echo "python: error: pip install . failed" >&2; exit 1; }
 log=$(mktemp)

@@ -50,11 +50,12 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    // wgpu's own info lines are noise to a user; its warnings and errors are kept.
+    // wgpu's own info lines are noise to a user; its warnings and errors are kept. OpenJPEG's
+    // messages (through jpeg2k) are not: a stream it cannot decode is an error naming the file.
     let level = if cli.quiet {
         "error"
     } else {
-        "info,wgpu_core=warn,wgpu_hal=warn,naga=warn"
+        "info,wgpu_core=warn,wgpu_hal=warn,naga=warn,jpeg2k=off"
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_timestamp(None)

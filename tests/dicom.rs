@@ -162,7 +162,7 @@ fn bad_dicom_files_are_refused_with_the_reason_and_nothing_written() {
             ..grey(32, 32, 8, mr.clone())
         },
     );
-    // A compressed transfer syntax: the same file with its syntax UID changed to RLE Lossless
+    // RLE Lossless declared over native pixel data: the same file with its syntax UID changed
     // (the same length, so the meta group stays valid).
     let mut bytes = std::fs::read(p("good.dcm")).unwrap();
     let at = bytes
@@ -188,9 +188,13 @@ fn bad_dicom_files_are_refused_with_the_reason_and_nothing_written() {
         .unwrap();
 
     let cases = [
-        ("frames.dcm", "multi-frame DICOM (3 frames)"),
+        // A multi-frame file is a volume: it does not pair with an image.
+        ("frames.dcm", "are not both images or both volumes"),
         ("ybr.dcm", "photometric interpretation \"PALETTE COLOR\""),
-        ("rle.dcm", "transfer syntax 1.2.840.10008.1.2.5"),
+        (
+            "rle.dcm",
+            "transfer syntax 1.2.840.10008.1.2.5 needs encapsulated pixel data",
+        ),
         ("truncated.dcm", "truncated.dcm"),
         ("header_only.dcm", "cannot read this DICOM file"),
         ("huge.dcm", "element (7FE0,0010) at byte"),
@@ -257,4 +261,91 @@ fn the_dicom_phantom_reads_back_in_its_units_and_fuses() {
         d.path(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The compressed seeds of the fuzz corpus, made from csfuse's own seeds by DCMTK and pydicom
+/// (`tests/fuzz_corpus/make_compressed_seeds.sh`), decode to the files they were made from:
+/// exactly for the lossless syntaxes, within NEAR for near-lossless JPEG-LS, and close for the
+/// lossy JPEG and JPEG 2000 ones.
+#[test]
+fn compressed_files_decode_to_the_files_they_were_made_from() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_corpus/image");
+    let read =
+        |name: &str| read_image(&corpus.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    // (largest, mean) absolute difference.
+    let error = |a: &[f64], b: &[f64]| {
+        assert_eq!(a.len(), b.len());
+        let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x - y).abs()).collect();
+        let worst = d.iter().copied().fold(0.0, f64::max);
+        (worst, d.iter().sum::<f64>() / d.len() as f64)
+    };
+    let ct = read("ct16.dcm");
+    for name in ["jpeg_lossless16.dcm", "jpeg_lossless_sv1_16.dcm"] {
+        let r = read(name);
+        assert_eq!((r.h, r.w, r.format), (ct.h, ct.w, ct.format), "{name}");
+        assert_eq!(r.channels, ct.channels, "{name}");
+    }
+    // JPEG 2000 needs 32 pixels each way: the CT seed tiled 3 × 4.
+    let tiled: Vec<f64> = (0..3 * ct.h)
+        .flat_map(|y| (0..4 * ct.w).map(move |x| (y % 12, x % 10)))
+        .map(|(y, x)| ct.channels[0][y * ct.w + x])
+        .collect();
+    let j2k = read("j2k_lossless16.dcm");
+    assert_eq!((j2k.h, j2k.w), (36, 40));
+    assert_eq!(j2k.channels[0], tiled);
+    // Lossy: a 3:1 JPEG 2000 of a range of 3000, 8-bit JPEG of noise-like test patterns.
+    let (worst, mean) = error(&read("j2k_lossy16.dcm").channels[0], &tiled);
+    assert!(
+        worst > 0.0 && worst <= 100.0 && mean <= 20.0,
+        "JPEG 2000 3:1: {worst}, {mean}"
+    );
+    let grey8 = read("deflated8.dcm");
+    let (worst, mean) = error(&read("jpeg_extended8.dcm").channels[0], &grey8.channels[0]);
+    assert!(
+        worst <= 16.0 && mean <= 4.0,
+        "JPEG extended: {worst}, {mean}"
+    );
+    // Baseline from RGB through YCbCr 4:2:2 and back.
+    let (rgb, baseline) = (read("rgb8.dcm"), read("jpeg_baseline_rgb8.dcm"));
+    assert_eq!(baseline.channels.len(), 3);
+    for c in 0..3 {
+        let (worst, mean) = error(&baseline.channels[c], &rgb.channels[c]);
+        assert!(
+            worst <= 128.0 && mean <= 20.0,
+            "JPEG baseline {c}: {worst}, {mean}"
+        );
+    }
+}
+
+/// JPEG-LS through CharLS: lossless exactly, near-lossless (NEAR = 2) within 2 of every sample.
+/// A build without the `jpegls` feature runs the test below instead: each build tests what it
+/// does with these files.
+#[test]
+#[cfg(feature = "jpegls")]
+fn jpeg_ls_files_decode_to_the_files_they_were_made_from() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_corpus/image");
+    let ct = read_image(&corpus.join("ct16.dcm")).unwrap();
+    let lossless = read_image(&corpus.join("jpegls16.dcm")).unwrap();
+    assert_eq!(lossless.channels, ct.channels);
+    let near = read_image(&corpus.join("jpegls_near16.dcm")).unwrap();
+    let worst = near.channels[0]
+        .iter()
+        .zip(&ct.channels[0])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(worst > 0.0 && worst <= 2.0, "near-lossless error {worst}");
+}
+
+/// Without the `jpegls` feature a JPEG-LS file is refused by name, saying how to get it read.
+#[test]
+#[cfg(not(feature = "jpegls"))]
+fn jpeg_ls_is_refused_by_a_build_without_charls() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_corpus/image");
+    let e = read_image(&corpus.join("jpegls16.dcm"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("jpegls16.dcm") && e.contains("--features jpegls"),
+        "{e}"
+    );
 }

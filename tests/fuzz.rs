@@ -2,9 +2,10 @@
 //! after it), NIfTI headers and data, the image decoders as csfuse drives them, and batch lists.
 //!
 //! Each target starts from the committed seed corpus in `tests/fuzz_corpus/<target>/` (valid files
-//! csfuse wrote, one per DICOM transfer syntax it reads; it holds no regression case: the one
-//! failure so far, dicom-rs's RLE adapter indexing past a short segment, was answered by csfuse's
-//! own bounds-checked decoder) and
+//! csfuse wrote, and one small DICOM file per compressed transfer syntax it decodes, made from
+//! those by DCMTK and pydicom with `tests/fuzz_corpus/make_compressed_seeds.sh`; it holds no
+//! regression case: the one failure so far, dicom-rs's RLE adapter indexing past a short segment,
+//! was answered by csfuse's own bounds-checked decoder) and
 //! applies random mutations: bit flips, byte runs, inserted and deleted spans, and "interesting" integers (0, -1,
 //! 2^31, 2^63, ...) written over header fields. proptest drives the generation and shrinks a failure
 //! to a small case; a panic, an abort or a hang is a failure. The property for every target: the

@@ -25,7 +25,7 @@ import numbers as _numbers
 import os as _os
 
 from . import _csfuse
-from ._csfuse import GpuError, ValidationError, __version__
+from ._csfuse import GpuError, ValidationError, __version__, features
 
 __all__ = [
     "fuse",
@@ -42,6 +42,7 @@ __all__ = [
     "GpuError",
     "ValidationError",
     "__version__",
+    "features",
 ]
 
 
@@ -358,8 +359,9 @@ def devices():
 
 
 def imread(path):
-    """Read an image file (PNG, TIFF, BMP, JPEG, single-frame DICOM) as csfuse does: ``(H, W)``
-    or ``(H, W, 3)``; uint8, uint16, or float32 for float files and rescaled DICOM (a CT in HU)."""
+    """Read an image file (PNG, TIFF, BMP, JPEG, single-frame DICOM, compressed or not) as csfuse
+    does: ``(H, W)`` or ``(H, W, 3)``; uint8, uint16, or float32 for float files and rescaled
+    DICOM (a CT in HU). YBR colour is converted to RGB."""
     return _csfuse.imread(_os.fspath(path))
 
 
@@ -371,7 +373,8 @@ def imwrite(path, image, *, force=False):
 
 
 def load_volume(path):
-    """Read a volume as csfuse fuses it: a NIfTI file or a folder holding one DICOM series.
+    """Read a volume as csfuse fuses it: a NIfTI file, a folder holding one DICOM series, or a
+    multi-frame DICOM file.
 
     Returns ``(data, affine)``: float32 values ``(X, Y, Z)`` with any rescaling applied, and the
     4x4 voxel-to-world (RAS+ mm) affine. A DICOM series is laid out and placed as dcm2niix would

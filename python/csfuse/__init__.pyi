@@ -7,6 +7,7 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+features: list[str]  # optional parts of this build, e.g. "jpegls" (JPEG-LS DICOM)
 
 class GpuError(RuntimeError): ...
 class ValidationError(RuntimeError): ...

@@ -528,7 +528,7 @@ fn _csfuse(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // CSFUSE_LOG says otherwise (e.g. CSFUSE_LOG=info, CSFUSE_LOG=off).
     let _ = env_logger::Builder::from_env(env_logger::Env::new().filter_or(
         "CSFUSE_LOG",
-        "warn,wgpu_core=error,wgpu_hal=error,naga=error",
+        "warn,wgpu_core=error,wgpu_hal=error,naga=error,jpeg2k=off",
     ))
     .format_timestamp(None)
     .format_target(false)
@@ -536,6 +536,12 @@ fn _csfuse(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GpuError", m.py().get_type::<GpuError>())?;
     m.add("ValidationError", m.py().get_type::<ValidationError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Optional parts this build has: "jpegls" (JPEG-LS DICOM through CharLS).
+    let features: Vec<&str> = [("jpegls", cfg!(feature = "jpegls"))]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+    m.add("features", features)?;
     m.add_function(wrap_pyfunction!(fuse, m)?)?;
     m.add_function(wrap_pyfunction!(fuse_files, m)?)?;
     m.add_function(wrap_pyfunction!(sparse_code, m)?)?;

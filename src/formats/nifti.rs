@@ -72,6 +72,9 @@ pub struct VolumeInfo {
     /// Bytes of voxel data the file holds.
     pub data_bytes: u64,
     pub header: NiftiHeader,
+    /// Why the voxels may differ from what was acquired (a DICOM series stored with lossy
+    /// compression); `None` for NIfTI.
+    pub lossy: Option<String>,
 }
 
 impl VolumeInfo {
@@ -210,6 +213,7 @@ fn header_info(path: &Path, src: impl std::io::Read, file_len: Option<u64>) -> R
         datatype,
         data_bytes,
         header,
+        lossy: None,
     })
 }
 

@@ -80,7 +80,20 @@ fn describe_raster(path: &Path, r: &Raster, s: &Scaling) -> Input {
         format: r.format,
         colour: r.is_colour(),
         scaling: *s,
+        lossy_compression: lossy_warning(path, crate::formats::dicom::lossy(path)),
     }
+}
+
+/// Logs that an input was stored with lossy compression (the report carries the same note).
+pub(crate) fn lossy_warning(path: &Path, note: Option<String>) -> Option<String> {
+    if let Some(n) = &note {
+        log::warn!(
+            "{}: {n}; the fusion is of the decompressed samples, which may differ from the \
+             acquired ones",
+            path.display()
+        );
+    }
+    note
 }
 
 /// Fuse two images into `out` (a one-pair [`fuse_image_pairs`]).

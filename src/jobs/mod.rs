@@ -165,7 +165,8 @@ pub fn check_job(a: &Path, b: &Path, out: &Path, opts: &JobOptions) -> Result<Ki
     let k = kind(a);
     if kind(b) != k {
         return Err(Error::Param(format!(
-            "{} and {} are not both images or both volumes (NIfTI files or DICOM series folders)",
+            "{} and {} are not both images or both volumes (NIfTI files, DICOM series folders \
+             or multi-frame DICOM files)",
             a.display(),
             b.display()
         )));

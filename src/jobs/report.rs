@@ -66,6 +66,9 @@ pub enum Input {
         format: SampleFormat,
         colour: bool,
         scaling: Scaling,
+        /// Why the samples may differ from what was acquired (a DICOM file stored with lossy
+        /// compression); null otherwise.
+        lossy_compression: Option<String>,
     },
     Volume {
         path: String,
@@ -77,6 +80,8 @@ pub enum Input {
         /// The NIfTI datatype (`Int16`, `Float32`, ...).
         datatype: String,
         scaling: Scaling,
+        /// As for an image: a lossy-compressed DICOM series or file; null otherwise.
+        lossy_compression: Option<String>,
     },
 }
 
@@ -302,6 +307,7 @@ mod tests {
             voxel_size_mm: [1.0, 1.0, 2.0],
             datatype: "Int16".into(),
             scaling: Scaling::full(255.0),
+            lossy_compression: None,
         };
         let report = Report {
             csfuse_version: "0",

@@ -1,9 +1,9 @@
 //! Volume jobs (NIfTI files, DICOM series): fused slice by slice along an axis, many slice pairs
 //! per batch, written as NIfTI or as a DICOM series.
 
-use super::image::{write_montage, Unit};
+use super::image::{lossy_warning, write_montage, Unit};
 use super::*;
-use crate::formats::dicom::{fused, series};
+use crate::formats::dicom::fused;
 use crate::formats::volume;
 use crate::resample::{lowest, overlap, resample, Grid};
 use report::{GridRecord, Resampling};
@@ -232,6 +232,7 @@ pub fn fuse_volumes(
             fused_on: grids.on,
             resampled: resampling,
         },
+        lossy: [lossy_warning(a, ia.lossy), lossy_warning(b, ib.lossy)],
     };
     let done = match fuse_loaded((a, &va), (b, &vb), &on_grid, s, &plan, opts, t0)? {
         Ok(done) => done,
@@ -246,7 +247,7 @@ pub fn fuse_volumes(
         }
         VolumeFormat::Dicom => {
             // The first input's patient, study and frame of reference, when it is a series.
-            let first = a.is_dir().then(|| series::scan(a)).transpose()?;
+            let first = volume::dicom_series(a)?;
             let source = fused::source_attributes(first.as_ref().map(|s| s.first_file()))?;
             let text = fused::SeriesText {
                 description: format!(
@@ -327,6 +328,7 @@ pub fn fuse_volume_data(
             fused_on: GridOf::A,
             resampled: None,
         },
+        lossy: [None, None],
     };
     match fuse_loaded((a, va), (b, vb), &on_grid, s, &plan, opts, t0)? {
         Ok(done) => {
@@ -343,6 +345,8 @@ pub fn fuse_volume_data(
 struct OnGrid {
     inputs: [Grid; 2],
     record: GridRecord,
+    /// Each input's lossy-compression note, for the report.
+    lossy: [Option<String>; 2],
 }
 
 /// A volume pair fused, before it is written.
@@ -566,18 +570,19 @@ fn fuse_loaded(
     progress.finish();
     let fuse_ms = ms_since(t_fuse);
     let validation = validated.then_some(worst);
-    let describe = |p: &Path, v: &nifti::Volume, grid: &Grid, scaling: Scaling| Input::Volume {
-        path: path_text(p),
-        dims: grid.dims,
-        affine: grid.affine,
-        voxel_size_mm: grid.spacing(),
-        datatype: format!("{:?}", v.datatype),
-        scaling,
+    let describe = |p: &Path, v: &nifti::Volume, k: usize, scaling: Scaling| {
+        let grid = &on_grid.inputs[k];
+        Input::Volume {
+            path: path_text(p),
+            dims: grid.dims,
+            affine: grid.affine,
+            voxel_size_mm: grid.spacing(),
+            datatype: format!("{:?}", v.datatype),
+            scaling,
+            lossy_compression: on_grid.lossy[k].clone(),
+        }
     };
-    let inputs = [
-        describe(a, va, &on_grid.inputs[0], sa),
-        describe(b, vb, &on_grid.inputs[1], sb),
-    ];
+    let inputs = [describe(a, va, 0, sa), describe(b, vb, 1, sb)];
     let head = match report_head(inputs, s, validation) {
         Ok(r) => r,
         Err(failed) => return Ok(Err(failed)),

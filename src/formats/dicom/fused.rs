@@ -19,6 +19,20 @@ use std::path::Path;
 
 const SECONDARY_CAPTURE: &str = "1.2.840.10008.5.1.4.1.1.7";
 
+/// The single-frame SOP class of each multi-frame (enhanced or legacy converted) CT, MR and PET
+/// class; any other multi-frame source gives Secondary Capture.
+const SINGLE_FRAME_CLASS: [(&str, &str); 6] = [
+    ("1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2"),
+    ("1.2.840.10008.5.1.4.1.1.2.2", "1.2.840.10008.5.1.4.1.1.2"),
+    ("1.2.840.10008.5.1.4.1.1.4.1", "1.2.840.10008.5.1.4.1.1.4"),
+    ("1.2.840.10008.5.1.4.1.1.4.4", "1.2.840.10008.5.1.4.1.1.4"),
+    ("1.2.840.10008.5.1.4.1.1.130", "1.2.840.10008.5.1.4.1.1.128"),
+    (
+        "1.2.840.10008.5.1.4.1.1.128.1",
+        "1.2.840.10008.5.1.4.1.1.128",
+    ),
+];
+
 /// What the series says of itself.
 pub struct SeriesText {
     /// Series Description (at most 64 characters): names csfuse and the mode.
@@ -49,7 +63,8 @@ const COPIED: [Tag; 17] = [
     tags::SERIES_NUMBER,
 ];
 
-/// The attributes a fused series takes from `source` (a DICOM series folder's first file);
+/// The attributes a fused series takes from `source` (a DICOM series folder's first file, or a
+/// multi-frame file);
 /// `None` reads as "not DICOM": a placeholder patient and a new study and frame of reference.
 pub fn source_attributes(first_file: Option<&Path>) -> Result<Source> {
     // The placeholder, which also fills what a source lacks (all type 1 or 2 in the IODs).
@@ -82,6 +97,17 @@ pub fn source_attributes(first_file: Option<&Path>) -> Result<Source> {
         .iter()
         .filter_map(|t| obj.element_opt(*t).ok().flatten().cloned())
         .collect();
+    // A series is one file per slice: a multi-frame source's class becomes its single-frame one.
+    let frames = super::int(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1);
+    if frames > 1 {
+        let class = super::text(&obj, tags::SOP_CLASS_UID).unwrap_or_default();
+        let single = SINGLE_FRAME_CLASS
+            .iter()
+            .find(|(multi, _)| *multi == class)
+            .map_or(SECONDARY_CAPTURE, |(_, one)| one);
+        out.retain(|e| e.tag() != tags::SOP_CLASS_UID);
+        out.push(DataElement::new(tags::SOP_CLASS_UID, VR::UI, single));
+    }
     // A source without a SOP class keeps the placeholder's with its modality, so the two agree.
     let has = |out: &[InMemElement], t: Tag| out.iter().any(|e| e.tag() == t);
     if !has(&out, tags::SOP_CLASS_UID) {

@@ -16,6 +16,7 @@
 //!   `gdcmconv --raw in.dcm out.dcm`), several frames (a volume), palette and YBR
 //!   colour, a high bit other than BitsStored − 1, pixel data shorter than the header says.
 
+mod codec;
 pub mod fused;
 mod lengths;
 mod rle;
@@ -26,23 +27,11 @@ use super::image::{Raster, SampleFormat};
 use crate::error::{Error, Result};
 use dicom_core::value::PrimitiveValue;
 use dicom_dictionary_std::tags;
-use dicom_object::{DefaultDicomObject, OpenFileOptions, Tag};
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions, Tag};
 use std::path::Path;
 
 /// The offset of the `DICM` magic: after the 128-byte preamble.
 const PREAMBLE: usize = 128;
-
-/// Native transfer syntaxes this reader decodes: implicit and explicit VR little endian, and the
-/// retired explicit VR big endian (the parser gives its 16- and 32-bit samples as numbers).
-const NATIVE: [&str; 3] = [
-    "1.2.840.10008.1.2",
-    "1.2.840.10008.1.2.1",
-    "1.2.840.10008.1.2.2",
-];
-
-/// Transfer syntaxes decoded beyond the native ones: RLE Lossless pixel data ([`rle`]), and the
-/// deflated explicit VR little endian data set (inflated by dicom-rs; its pixel data is native).
-const DECODED: [&str; 2] = ["1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.99"];
 
 /// What csfuse writes: explicit VR little endian.
 const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
@@ -115,64 +104,128 @@ pub(crate) fn open(path: &Path, until: Option<Tag>) -> Result<DefaultDicomObject
     parse_until(path, &bytes, until)
 }
 
+/// The values of a numeric or text attribute stored with VR UN (some converters write known
+/// attributes as UN in explicit VR files; pydicom reads them by the dictionary's VR).
+fn un_values(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<String>> {
+    let e = obj.element_opt(tag).ok().flatten()?;
+    if e.vr() != dicom_core::VR::UN {
+        return None;
+    }
+    let bytes = e.value().to_bytes().ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    Some(
+        text.trim_end_matches(['\0', ' '])
+            .split('\\')
+            .map(|v| v.trim().to_string())
+            .collect(),
+    )
+}
+
+/// Numbers from a UN attribute's text, when every value parses.
+fn un_numbers<T: std::str::FromStr>(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<T>> {
+    un_values(obj, tag)?
+        .iter()
+        .map(|v| v.parse().ok())
+        .collect()
+}
+
 /// An integer attribute, `None` when absent.
-fn int(obj: &DefaultDicomObject, tag: Tag) -> Option<i64> {
+fn int(obj: &InMemDicomObject, tag: Tag) -> Option<i64> {
+    if un_values(obj, tag).is_some() {
+        return un_numbers(obj, tag)?.first().copied();
+    }
     obj.element_opt(tag).ok().flatten()?.to_int::<i64>().ok()
 }
 
-fn float(obj: &DefaultDicomObject, tag: Tag) -> Option<f64> {
-    obj.element_opt(tag).ok().flatten()?.to_float64().ok()
+fn float(obj: &InMemDicomObject, tag: Tag) -> Option<f64> {
+    Some(*floats(obj, tag)?.first()?)
 }
 
 /// All values of a multi-valued numeric attribute (DS, FD, ...), `None` when absent or unreadable.
-fn floats(obj: &DefaultDicomObject, tag: Tag) -> Option<Vec<f64>> {
+fn floats(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<f64>> {
+    if un_values(obj, tag).is_some() {
+        return un_numbers(obj, tag);
+    }
     obj.element_opt(tag).ok().flatten()?.to_multi_float64().ok()
 }
 
-fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
+fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+    if let Some(v) = un_values(obj, tag) {
+        return Some(v.join("\\"));
+    }
     let s = obj.element_opt(tag).ok().flatten()?.to_str().ok()?;
     Some(s.trim_end_matches(['\0', ' ']).trim().to_string())
 }
 
+/// How the samples of a pixel are to be read as colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Photometric {
+    Monochrome1,
+    Monochrome2,
+    Rgb,
+    /// YCbCr, full range (converted to RGB when read).
+    YbrFull,
+    /// YCbCr with chroma halved along a row (expanded and converted when read).
+    YbrFull422,
+    /// JPEG 2000's component transforms, undone by the codec: its output is RGB.
+    YbrJ2k,
+}
+
 /// The pixel module of a file, checked.
-struct Layout {
+#[derive(Clone)]
+pub(crate) struct Layout {
     rows: usize,
     cols: usize,
     samples: usize,
     bits: usize,
     stored: usize,
     signed: bool,
+    /// Colour planes one after the other (native data only; codecs give interleaved samples).
     planar: bool,
     monochrome1: bool,
+    photometric: Photometric,
+    frames: usize,
+    coding: codec::Coding,
+    /// Why the samples may differ from what was acquired, when they may: a lossy transfer
+    /// syntax, or Lossy Image Compression (0028,2110) "01" from an earlier step.
+    lossy: Option<String>,
 }
 
-impl Layout {
-    /// The Bits Stored mask.
-    fn mask(&self) -> u64 {
-        (1u64 << self.stored) - 1
-    }
-}
-
-fn layout(path: &Path, obj: &DefaultDicomObject) -> Result<Layout> {
-    let ts = obj
-        .meta()
-        .transfer_syntax()
-        .trim_end_matches('\0')
-        .to_string();
-    if !NATIVE.contains(&ts.as_str()) && !DECODED.contains(&ts.as_str()) {
-        use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
-        let name = dicom_transfer_syntax_registry::TransferSyntaxRegistry
-            .get(&ts)
-            .map_or("unknown".to_string(), |t| t.name().to_string());
-        return Err(bad(
+/// The transfer syntax of `obj`, refused by name when csfuse does not decode it.
+fn transfer_syntax(path: &Path, obj: &DefaultDicomObject) -> Result<&'static codec::Syntax> {
+    let ts = obj.meta().transfer_syntax().trim_end_matches('\0');
+    let refuse = |name: &str, why: &str| {
+        bad(
             path,
             format!(
-                "transfer syntax {ts} ({name}) is not supported: csfuse reads uncompressed \
-                 (native), deflated and RLE Lossless DICOM; decompress it first (e.g. `gdcmconv \
-                 --raw IN.dcm OUT.dcm` or `dcmdjpeg IN.dcm OUT.dcm`)"
+                "transfer syntax {ts} ({name}) is not supported{why}; decompress it first (e.g. \
+                 `gdcmconv --raw IN.dcm OUT.dcm` or `dcmdjpeg IN.dcm OUT.dcm`); docs/formats.md \
+                 lists what csfuse reads"
             ),
-        ));
+        )
+    };
+    match codec::syntax(ts) {
+        Some(s) if codec::decodes(s.coding) => Ok(s),
+        Some(s) if s.coding == codec::Coding::JpegLs => Err(refuse(
+            s.name,
+            " by this build: JPEG-LS needs csfuse built with `--features jpegls` (CharLS, which \
+             needs cmake and a C++ compiler)",
+        )),
+        Some(s) => Err(refuse(s.name, "")),
+        None => {
+            use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+            let name = dicom_transfer_syntax_registry::TransferSyntaxRegistry
+                .get(ts)
+                .map_or("unknown".to_string(), |t| t.name().to_string());
+            Err(refuse(&name, ""))
+        }
     }
+}
+
+pub(crate) fn layout(path: &Path, obj: &DefaultDicomObject) -> Result<Layout> {
+    let syntax = transfer_syntax(path, obj)?;
+    let coding = syntax.coding;
+    let native = matches!(coding, codec::Coding::Native { .. });
     let need = |tag: Tag, name: &str| {
         int(obj, tag).ok_or_else(|| bad(path, format!("no {name} attribute; is this an image?")))
     };
@@ -182,34 +235,52 @@ fn layout(path: &Path, obj: &DefaultDicomObject) -> Result<Layout> {
     let bits = need(tags::BITS_ALLOCATED, "Bits Allocated (0028,0100)")?;
     let stored = int(obj, tags::BITS_STORED).unwrap_or(bits);
     let high = int(obj, tags::HIGH_BIT).unwrap_or(stored - 1);
-    let frames = int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1);
-    let photometric = text(obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
+    let frames = match obj.element_opt(tags::NUMBER_OF_FRAMES).ok().flatten() {
+        None => 1,
+        Some(e) => int(obj, tags::NUMBER_OF_FRAMES).ok_or_else(|| {
+            bad(
+                path,
+                format!(
+                    "Number of Frames (0028,0008) {:?} is not a number",
+                    e.to_str().unwrap_or_default()
+                ),
+            )
+        })?,
+    };
+    let text_photometric = text(obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
     if rows <= 0 || cols <= 0 {
         return Err(bad(path, format!("image is empty ({cols}x{rows})")));
     }
-    if frames != 1 {
+    if !(1..=u16::MAX as i64).contains(&frames) {
         return Err(bad(
             path,
-            format!(
-                "a multi-frame DICOM ({frames} frames) holds a volume; csfuse fuses single-frame \
-                 files: convert it to NIfTI (e.g. with dcm2niix) and fuse the volumes"
-            ),
+            format!("Number of Frames {frames} is not usable"),
         ));
     }
-    let grey = photometric == "MONOCHROME1" || photometric == "MONOCHROME2";
-    match (samples, photometric.as_str()) {
-        (1, _) if grey => {}
-        (3, "RGB") => {}
-        _ => {
+    use Photometric::*;
+    let photometric = match (samples, text_photometric.as_str()) {
+        (1, "MONOCHROME1") => Monochrome1,
+        (1, "MONOCHROME2") => Monochrome2,
+        (3, "RGB") => Rgb,
+        (3, "YBR_FULL") => YbrFull,
+        (3, "YBR_FULL_422") => YbrFull422,
+        (3, "YBR_ICT" | "YBR_RCT") if coding == codec::Coding::Jpeg2000 => YbrJ2k,
+        (_, p) => {
+            let hint = if p == "PALETTE COLOR" {
+                " (palette colour is not read: convert it to RGB first)"
+            } else {
+                ""
+            };
             return Err(bad(
                 path,
                 format!(
-                    "photometric interpretation {photometric:?} with {samples} samples per pixel \
-                     is not supported (MONOCHROME1, MONOCHROME2 or RGB)"
+                    "photometric interpretation {p:?} with {samples} samples per pixel is not \
+                     supported (MONOCHROME1, MONOCHROME2, RGB, YBR_FULL or YBR_FULL_422, and \
+                     YBR_ICT/YBR_RCT in JPEG 2000){hint}"
                 ),
-            ))
+            ));
         }
-    }
+    };
     if ![8, 16, 32].contains(&bits) || stored < 1 || stored > bits || high != stored - 1 {
         return Err(bad(
             path,
@@ -219,6 +290,31 @@ fn layout(path: &Path, obj: &DefaultDicomObject) -> Result<Layout> {
             ),
         ));
     }
+    if matches!(photometric, YbrFull | YbrFull422) && bits != 8 {
+        return Err(bad(
+            path,
+            format!("{text_photometric} with {bits} bits allocated is not read (8 bits only)"),
+        ));
+    }
+    let planar = int(obj, tags::PLANAR_CONFIGURATION) == Some(1) && native;
+    if photometric == YbrFull422 && planar {
+        return Err(bad(
+            path,
+            "YBR_FULL_422 with Planar Configuration 1 breaks the standard (PS3.3 C.7.6.3.1.3)",
+        ));
+    }
+    let earlier = text(obj, tags::LOSSY_IMAGE_COMPRESSION).is_some_and(|v| v == "01");
+    let lossy = if syntax.lossy {
+        Some(format!("stored with lossy compression ({})", syntax.name))
+    } else if earlier {
+        Some(
+            "Lossy Image Compression (0028,2110) is 01: lossy compression was applied to it \
+              before"
+                .to_string(),
+        )
+    } else {
+        None
+    };
     Ok(Layout {
         rows: rows as usize,
         cols: cols as usize,
@@ -226,9 +322,12 @@ fn layout(path: &Path, obj: &DefaultDicomObject) -> Result<Layout> {
         bits: bits as usize,
         stored: stored as usize,
         signed: int(obj, tags::PIXEL_REPRESENTATION) == Some(1),
-        // A codec's output is interleaved whatever the file says.
-        planar: int(obj, tags::PLANAR_CONFIGURATION) == Some(1) && ts != DECODED[0],
-        monochrome1: photometric == "MONOCHROME1",
+        planar,
+        monochrome1: photometric == Monochrome1,
+        photometric,
+        frames: frames as usize,
+        coding,
+        lossy,
     })
 }
 
@@ -236,77 +335,196 @@ fn layout(path: &Path, obj: &DefaultDicomObject) -> Result<Layout> {
 pub fn dims(path: &Path) -> Result<(usize, usize)> {
     let obj = open(path, Some(tags::PIXEL_DATA))?;
     let l = layout(path, &obj)?;
+    single_frame(path, &l)?;
     Ok((l.rows, l.cols))
 }
 
-/// The pixel data's bytes, little endian, whatever value type the parser gave them.
-fn pixel_bytes(path: &Path, obj: &DefaultDicomObject, l: &Layout) -> Result<Vec<u8>> {
-    let bits = l.bits;
-    let elem = obj
-        .element_opt(tags::PIXEL_DATA)
-        .ok()
-        .flatten()
-        .ok_or_else(|| bad(path, "no Pixel Data (7FE0,0010)"))?;
-    let ts = obj.meta().transfer_syntax().trim_end_matches('\0');
-    let big_endian = ts == NATIVE[2];
-    if ts == DECODED[0] && elem.value().primitive().is_some() {
+/// Whether `path` is a DICOM file of several frames (a volume), from its header.
+pub fn is_multiframe(path: &Path) -> bool {
+    is_dicom_file(path)
+        && open(path, Some(tags::PIXEL_DATA))
+            .ok()
+            .and_then(|o| int(&o, tags::NUMBER_OF_FRAMES))
+            .is_some_and(|n| n > 1)
+}
+
+/// Why the samples of the DICOM file at `path` may differ from what was acquired (lossy
+/// compression), when they may; `None` for other files.
+pub fn lossy(path: &Path) -> Option<String> {
+    if !is_dicom_file(path) {
+        return None;
+    }
+    let obj = open(path, Some(tags::PIXEL_DATA)).ok()?;
+    layout(path, &obj).ok()?.lossy
+}
+
+/// Refuses a multi-frame file where a 2-D image is wanted.
+fn single_frame(path: &Path, l: &Layout) -> Result<()> {
+    if l.frames != 1 {
         return Err(bad(
             path,
             format!(
-                "transfer syntax {ts} (RLE Lossless) needs encapsulated pixel data, and this \
-                 file's is native: the file is corrupt"
+                "a multi-frame DICOM ({} frames) is a volume, not a 2-D image: fuse it with \
+                 another volume (a NIfTI file or a DICOM series), or read it with \
+                 csfuse.load_volume",
+                l.frames
             ),
         ));
     }
-    Ok(match elem.value().primitive() {
-        Some(PrimitiveValue::U8(v)) => v.to_vec(),
-        // 32-bit samples of a big endian file come as 16-bit words (OW), high word first.
-        Some(PrimitiveValue::U16(v)) if big_endian && bits == 32 => v
-            .chunks(2)
-            .flat_map(|w| w.iter().rev().flat_map(|x| x.to_le_bytes()))
-            .collect(),
-        Some(PrimitiveValue::U16(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Some(PrimitiveValue::I16(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Some(PrimitiveValue::U32(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Some(PrimitiveValue::I32(v)) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Some(p) => p.to_bytes().into_owned(),
-        None => decode_encapsulated(path, obj, l)?,
-    })
+    Ok(())
 }
 
-/// Encapsulated pixel data decoded: RLE Lossless, the one compression read so far. Native
-/// samples, little endian, colour interleaved (planar configuration 0).
-fn decode_encapsulated(path: &Path, obj: &DefaultDicomObject, l: &Layout) -> Result<Vec<u8>> {
+/// Frame `k`'s samples as bytes: little endian, interleaved, colour as RGB.
+fn frame_bytes(path: &Path, obj: &DefaultDicomObject, l: &Layout, k: usize) -> Result<Decoded> {
     let elem = obj
         .element_opt(tags::PIXEL_DATA)
         .ok()
         .flatten()
         .ok_or_else(|| bad(path, "no Pixel Data (7FE0,0010)"))?;
-    let fragments = elem
-        .value()
-        .fragments()
-        .ok_or_else(|| bad(path, "the pixel data is neither native nor encapsulated"))?;
-    // One frame: its fragments joined.
-    let frame: Vec<u8> = fragments.iter().flatten().copied().collect();
-    rle::decode(&frame, l.rows * l.cols, l.samples, l.bits / 8).map_err(|e| {
-        bad(
-            path,
-            format!("cannot decode the RLE Lossless pixel data: {e}"),
-        )
-    })
+    let width = l.bits / 8;
+    let px = l.rows * l.cols;
+    let mut out = match (l.coding, elem.value().primitive()) {
+        (codec::Coding::Native { big_endian }, Some(p)) => {
+            // YBR_FULL_422 stores two samples for every pixel.
+            let frame_len = match l.photometric {
+                Photometric::YbrFull422 => l.rows * 2 * l.cols.div_ceil(2) * 2,
+                _ => px * l.samples * width,
+            };
+            let all = native_bytes(p, big_endian && l.bits == 32);
+            let need = frame_len * l.frames;
+            if all.len() < need {
+                return Err(bad(
+                    path,
+                    format!(
+                        "truncated: {} bytes of pixel data, {} frame(s) of {}x{}x{} samples of \
+                         {} bits need {need}",
+                        all.len(),
+                        l.frames,
+                        l.cols,
+                        l.rows,
+                        l.samples,
+                        l.bits,
+                    ),
+                ));
+            }
+            let mut bytes = all[k * frame_len..(k + 1) * frame_len].to_vec();
+            if l.photometric == Photometric::YbrFull422 {
+                bytes = codec::expand_422(&bytes, l.rows, l.cols).map_err(|e| bad(path, e))?;
+            }
+            if l.planar && l.samples > 1 {
+                bytes = (0..px * l.samples)
+                    .flat_map(|i| {
+                        let (p, c) = (i / l.samples, i % l.samples);
+                        let at = (c * px + p) * width;
+                        bytes[at..at + width].to_vec()
+                    })
+                    .collect();
+            }
+            Decoded {
+                bytes,
+                signed_bits: None,
+            }
+        }
+        (codec::Coding::Native { .. }, None) => {
+            return Err(bad(
+                path,
+                "the pixel data is encapsulated (compressed) but the transfer syntax says it is \
+                 not: the file is corrupt",
+            ))
+        }
+        (coding, None) => {
+            let v = elem.value();
+            let fragments = v
+                .fragments()
+                .ok_or_else(|| bad(path, "the pixel data is neither native nor encapsulated"))?;
+            let offsets = v.offset_table().unwrap_or(&[]);
+            let name = obj.meta().transfer_syntax().trim_end_matches('\0');
+            let name = codec::syntax(name).map_or(name, |s| s.name);
+            let fail = |e: String| {
+                bad(
+                    path,
+                    format!(
+                        "cannot decode the {name} pixel data of frame {}: {e}",
+                        k + 1
+                    ),
+                )
+            };
+            let data = codec::frame_bytes(fragments, offsets, l.frames, k, coding).map_err(fail)?;
+            let target = codec::Target {
+                rows: l.rows,
+                cols: l.cols,
+                samples: l.samples,
+                width,
+                ycbcr: matches!(
+                    l.photometric,
+                    Photometric::YbrFull | Photometric::YbrFull422
+                ),
+            };
+            codec::decode(coding, &data, &target).map_err(fail)?
+        }
+        (_, Some(_)) => {
+            let ts = obj.meta().transfer_syntax().trim_end_matches('\0');
+            return Err(bad(
+                path,
+                format!(
+                    "transfer syntax {ts} needs encapsulated pixel data, and this file's is \
+                     native: the file is corrupt"
+                ),
+            ));
+        }
+    };
+    // JPEG's decoder undoes the colour transform itself; other codings store YCbCr as it is.
+    let converted = l.coding == codec::Coding::Jpeg;
+    if matches!(
+        l.photometric,
+        Photometric::YbrFull | Photometric::YbrFull422
+    ) && !converted
+    {
+        codec::ybr_full_to_rgb(&mut out.bytes);
+    }
+    Ok(out)
 }
 
-/// The stored samples of a file as numbers (sign-extended from Bits Stored), in file order.
-fn stored_samples(path: &Path, obj: &DefaultDicomObject, l: &Layout) -> Result<Vec<f64>> {
-    let raw = pixel_bytes(path, obj, l)?;
-    let n = l.rows * l.cols * l.samples;
+use codec::Decoded;
+
+/// Native pixel data's bytes, little endian, whatever value type the parser gave them.
+fn native_bytes(p: &PrimitiveValue, big_endian_32: bool) -> Vec<u8> {
+    match p {
+        PrimitiveValue::U8(v) => v.to_vec(),
+        // 32-bit samples of a big endian file come as 16-bit words (OW), high word first.
+        PrimitiveValue::U16(v) if big_endian_32 => v
+            .chunks(2)
+            .flat_map(|w| w.iter().rev().flat_map(|x| x.to_le_bytes()))
+            .collect(),
+        PrimitiveValue::U16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        PrimitiveValue::I16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        PrimitiveValue::U32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        PrimitiveValue::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        p => p.to_bytes().into_owned(),
+    }
+}
+
+/// The stored samples of frame `k` as numbers (sign-extended from Bits Stored), interleaved,
+/// with the layout they were read with (a JPEG 2000 codestream may correct sign and bits).
+fn frame_samples(
+    path: &Path,
+    obj: &DefaultDicomObject,
+    l: &Layout,
+    k: usize,
+) -> Result<(Vec<f64>, bool, usize)> {
+    let d = frame_bytes(path, obj, l, k)?;
+    // A JPEG 2000 codestream's own sign wins only where the header says unsigned (pydicom's
+    // rule for files whose Pixel Representation and codestream disagree).
+    let signed = l.signed || d.signed_bits.is_some_and(|(s, _)| s);
+    let stored = l.stored;
     let width = l.bits / 8;
-    if raw.len() < n * width {
+    let n = l.rows * l.cols * l.samples;
+    if d.bytes.len() < n * width {
         return Err(bad(
             path,
             format!(
                 "truncated: {} bytes of pixel data, {}x{}x{} samples of {} bits need {}",
-                raw.len(),
+                d.bytes.len(),
                 l.cols,
                 l.rows,
                 l.samples,
@@ -315,24 +533,25 @@ fn stored_samples(path: &Path, obj: &DefaultDicomObject, l: &Layout) -> Result<V
             ),
         ));
     }
-    let mask = l.mask();
-    Ok(raw[..n * width]
+    let mask = (1u64 << stored) - 1;
+    let v = d.bytes[..n * width]
         .chunks_exact(width)
         .map(|c| {
             let mut b = [0u8; 8];
             b[..width].copy_from_slice(c);
             let v = u64::from_le_bytes(b) & mask;
-            if l.signed && v >> (l.stored - 1) & 1 == 1 {
-                v as f64 - (1u64 << l.stored) as f64
+            if signed && v >> (stored - 1) & 1 == 1 {
+                v as f64 - (1u64 << stored) as f64
             } else {
                 v as f64
             }
         })
-        .collect())
+        .collect();
+    Ok((v, signed, stored))
 }
 
 /// The Modality LUT's linear form, (Rescale Slope, Rescale Intercept), (1, 0) when absent.
-fn rescale(path: &Path, obj: &DefaultDicomObject) -> Result<(f64, f64)> {
+fn rescale(path: &Path, obj: &InMemDicomObject) -> Result<(f64, f64)> {
     let slope = float(obj, tags::RESCALE_SLOPE).unwrap_or(1.0);
     let intercept = float(obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0);
     if !slope.is_finite() || !intercept.is_finite() || slope == 0.0 {
@@ -348,10 +567,11 @@ fn rescale(path: &Path, obj: &DefaultDicomObject) -> Result<(f64, f64)> {
 pub fn decode(path: &Path, bytes: &[u8]) -> Result<Raster> {
     let obj = parse(path, bytes)?;
     let l = layout(path, &obj)?;
-    let stored = stored_samples(path, &obj, &l)?;
+    single_frame(path, &l)?;
+    let (stored, signed, bits) = frame_samples(path, &obj, &l, 0)?;
     let (slope, intercept) = rescale(path, &obj)?;
     let rescaled = slope != 1.0 || intercept != 0.0;
-    let format = match (l.bits, l.signed, rescaled) {
+    let format = match (l.bits, signed, rescaled) {
         (8, false, false) => SampleFormat::U8,
         (16, false, false) => SampleFormat::U16,
         _ => SampleFormat::F32,
@@ -360,14 +580,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Raster> {
     let mut channels: Vec<Vec<f64>> = (0..l.samples)
         .map(|c| {
             (0..px)
-                .map(|p| {
-                    let i = if l.planar {
-                        c * px + p
-                    } else {
-                        p * l.samples + c
-                    };
-                    stored[i] * slope + intercept
-                })
+                .map(|p| stored[p * l.samples + c] * slope + intercept)
                 .collect()
         })
         .collect();
@@ -380,7 +593,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Raster> {
                     .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
                 lo + hi
             }
-            _ => l.mask() as f64,
+            _ => ((1u64 << bits) - 1) as f64,
         };
         g.iter_mut().for_each(|v| *v = pivot - *v);
     }

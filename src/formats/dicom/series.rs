@@ -17,11 +17,12 @@
 //!   colour slices, and anything a single file is refused for (JPEG and JPEG 2000 compression, multi-frame, cut short).
 //!   Files that are not DICOM, hidden files, DICOMDIR and subfolders are skipped.
 
-use super::{bad, float, floats, layout, rescale, stored_samples, text, Layout};
+use super::{bad, float, floats, frame_samples, layout, rescale, text, Layout};
 use crate::error::{Error, Result};
 use crate::formats::nifti::{self, Volume, VolumeInfo};
 use ::nifti::{NiftiHeader, NiftiType};
 use dicom_dictionary_std::tags;
+use dicom_object::{DefaultDicomObject, InMemDicomObject, Tag};
 use std::path::{Path, PathBuf};
 
 /// Media Storage SOP Class of a DICOMDIR (an index of files, not an image).
@@ -35,6 +36,8 @@ const GAP_TOLERANCE: f64 = 0.01;
 /// What one file says of itself before its pixels are read.
 struct Slice {
     path: PathBuf,
+    /// The frame of a multi-frame file (0 for a single-frame file).
+    frame: usize,
     series: String,
     description: String,
     layout: Layout,
@@ -58,6 +61,17 @@ pub struct Series {
     pub datatype: NiftiType,
     /// The one (slope, intercept) of every slice; `None` when they differ (float32 volume).
     pub rescale: Option<(f64, f64)>,
+}
+
+impl Slice {
+    /// The file's name, and the frame's number in a multi-frame file.
+    fn label(&self) -> String {
+        if self.layout.frames > 1 {
+            format!("{} frame {}", name(&self.path), self.frame + 1)
+        } else {
+            name(&self.path)
+        }
+    }
 }
 
 fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
@@ -85,9 +99,33 @@ fn name(p: &Path) -> String {
         .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
 }
 
-/// The file's header (everything before the pixel data), or `None` when it is not an image of a
-/// series (a DICOMDIR).
-fn read_header(path: &Path) -> Result<Option<Slice>> {
+/// An attribute of frame `k` of a multi-frame file, as the enhanced IODs place it: in the
+/// frame's item of the Per-Frame Functional Groups, else in the Shared Functional Groups, inside
+/// the macro sequence `macro_tag`; else at the top level (single-frame and legacy files).
+fn frame_attr<T>(
+    obj: &InMemDicomObject,
+    k: usize,
+    macro_tag: Tag,
+    get: impl Fn(&InMemDicomObject) -> Option<T>,
+) -> Option<T> {
+    let item = |groups: Tag, i: usize| -> Option<T> {
+        let group = obj.element_opt(groups).ok().flatten()?.items()?.get(i)?;
+        let m = group
+            .element_opt(macro_tag)
+            .ok()
+            .flatten()?
+            .items()?
+            .first()?;
+        get(m)
+    };
+    item(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE, k)
+        .or_else(|| item(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE, 0))
+        .or_else(|| get(obj))
+}
+
+/// The file's header (everything before the pixel data) as one slice per frame, or nothing when
+/// it is not an image of a series (a DICOMDIR).
+fn read_header(path: &Path) -> Result<Vec<Slice>> {
     let obj = super::open(path, Some(tags::PIXEL_DATA))?;
     if obj
         .meta()
@@ -95,9 +133,19 @@ fn read_header(path: &Path) -> Result<Option<Slice>> {
         .trim_end_matches('\0')
         == DICOMDIR_CLASS
     {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let l = layout(path, &obj)?;
+    if l.samples != 1 && l.frames > 1 {
+        return Err(bad(
+            path,
+            format!(
+                "a colour multi-frame file ({} frames): volumes are fused as grey values, and \
+                 colour DICOM is read as single-frame 2-D images",
+                l.frames
+            ),
+        ));
+    }
     if l.samples != 1 {
         return Err(bad(
             path,
@@ -105,9 +153,15 @@ fn read_header(path: &Path) -> Result<Option<Slice>> {
              file at a time",
         ));
     }
-    let three = |v: &[f64]| [v[0], v[1], v[2]];
-    let orientation = floats(&obj, tags::IMAGE_ORIENTATION_PATIENT)
-        .filter(|v| v.len() == 6)
+    let frames = l.frames;
+    // Legacy multi-frame files (RT Dose, NM) step from one position by Grid Frame Offset Vector.
+    let offsets = floats(&obj, tags::GRID_FRAME_OFFSET_VECTOR).filter(|v| v.len() == frames);
+    let mut slices = Vec::with_capacity(frames);
+    for k in 0..frames {
+        let three = |v: &[f64]| [v[0], v[1], v[2]];
+        let orientation = frame_attr(&obj, k, tags::PLANE_ORIENTATION_SEQUENCE, |o| {
+            floats(o, tags::IMAGE_ORIENTATION_PATIENT).filter(|v| v.len() == 6)
+        })
         .ok_or_else(|| {
             bad(
                 path,
@@ -115,8 +169,9 @@ fn read_header(path: &Path) -> Result<Option<Slice>> {
                  in space, so the series is not read as a volume",
             )
         })?;
-    let position = floats(&obj, tags::IMAGE_POSITION_PATIENT)
-        .filter(|v| v.len() == 3)
+        let position = frame_attr(&obj, k, tags::PLANE_POSITION_SEQUENCE, |o| {
+            floats(o, tags::IMAGE_POSITION_PATIENT).filter(|v| v.len() == 3)
+        })
         .ok_or_else(|| {
             bad(
                 path,
@@ -124,50 +179,75 @@ fn read_header(path: &Path) -> Result<Option<Slice>> {
                  space, so the series is not read as a volume",
             )
         })?;
-    let unit = |v: [f64; 3]| -> Result<[f64; 3]> {
-        let n = norm(v);
-        if (n - 1.0).abs() > 1e-2 {
+        let unit = |v: [f64; 3]| -> Result<[f64; 3]> {
+            let n = norm(v);
+            if (n - 1.0).abs() > 1e-2 {
+                return Err(bad(
+                    path,
+                    format!("Image Orientation (Patient) {orientation:?} is not two unit vectors"),
+                ));
+            }
+            Ok(v.map(|x| x / n))
+        };
+        let (row, col) = (
+            unit(three(&orientation[..3]))?,
+            unit(three(&orientation[3..]))?,
+        );
+        if dot(row, col).abs() > 1e-3 {
             return Err(bad(
                 path,
-                format!("Image Orientation (Patient) {orientation:?} is not two unit vectors"),
+                format!("Image Orientation (Patient) {orientation:?}: its row and column are not perpendicular"),
             ));
         }
-        Ok(v.map(|x| x / n))
-    };
-    let (row, col) = (
-        unit(three(&orientation[..3]))?,
-        unit(three(&orientation[3..]))?,
-    );
-    if dot(row, col).abs() > 1e-3 {
-        return Err(bad(
-            path,
-            format!("Image Orientation (Patient) {orientation:?}: its row and column are not perpendicular"),
-        ));
-    }
-    let spacing = floats(&obj, tags::PIXEL_SPACING)
-        .filter(|v| v.len() == 2 && v.iter().all(|s| s.is_finite() && *s > 0.0))
+        let mut position = three(&position);
+        if let (Some(o), true) = (&offsets, frames > 1) {
+            let normal = cross(row, col);
+            position = [0, 1, 2].map(|i| position[i] + (o[k] - o[0]) * normal[i]);
+        }
+        let spacing = frame_attr(&obj, k, tags::PIXEL_MEASURES_SEQUENCE, |o| {
+            floats(o, tags::PIXEL_SPACING)
+                .filter(|v| v.len() == 2 && v.iter().all(|s| s.is_finite() && *s > 0.0))
+        })
         .ok_or_else(|| bad(path, "no usable Pixel Spacing (0028,0030)"))?;
-    Ok(Some(Slice {
-        path: path.to_path_buf(),
-        series: text(&obj, tags::SERIES_INSTANCE_UID).unwrap_or_default(),
-        description: [
-            text(&obj, tags::SERIES_NUMBER).map(|n| format!("#{n}")),
-            text(&obj, tags::MODALITY),
-            text(&obj, tags::SERIES_DESCRIPTION),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" "),
-        layout: l,
-        row,
-        col,
-        position: three(&position),
-        spacing: [spacing[0], spacing[1]],
-        thickness: float(&obj, tags::SLICE_THICKNESS).filter(|t| t.is_finite() && *t > 0.0),
-        rescale: rescale(path, &obj)?,
-    }))
+        let thickness = frame_attr(&obj, k, tags::PIXEL_MEASURES_SEQUENCE, |o| {
+            float(o, tags::SLICE_THICKNESS).filter(|t| t.is_finite() && *t > 0.0)
+        });
+        let transform = |o: &InMemDicomObject| {
+            let has = |t| o.element_opt(t).ok().flatten().is_some();
+            (has(tags::RESCALE_SLOPE) || has(tags::RESCALE_INTERCEPT)).then(|| rescale(path, o))
+        };
+        let rescaled = frame_attr(
+            &obj,
+            k,
+            tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE,
+            transform,
+        )
+        .transpose()?
+        .unwrap_or((1.0, 0.0));
+        slices.push(Slice {
+            path: path.to_path_buf(),
+            frame: k,
+            series: text(&obj, tags::SERIES_INSTANCE_UID).unwrap_or_default(),
+            description: [
+                text(&obj, tags::SERIES_NUMBER).map(|n| format!("#{n}")),
+                text(&obj, tags::MODALITY),
+                text(&obj, tags::SERIES_DESCRIPTION),
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+            layout: l.clone(),
+            row,
+            col,
+            position,
+            spacing: [spacing[0], spacing[1]],
+            thickness,
+            rescale: rescaled,
+        });
+    }
+    Ok(slices)
 }
 
 /// The DICOM files directly in `dir`, by name; hidden files and other files skipped.
@@ -215,8 +295,18 @@ fn dicom_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Read the headers of the series in `dir`, check them against each other, and sort the slices.
 pub fn scan(dir: &Path) -> Result<Series> {
+    scan_files(dir, dicom_files(dir)?)
+}
+
+/// A multi-frame file read as a volume, its frames sorted and checked as a series' slices are.
+pub fn scan_file(path: &Path) -> Result<Series> {
+    scan_files(path, vec![path.to_path_buf()])
+}
+
+/// Read the headers of `files` (the series `dir`), check them and sort the slices.
+fn scan_files(dir: &Path, files: Vec<PathBuf>) -> Result<Series> {
     let mut slices = Vec::new();
-    for p in dicom_files(dir)? {
+    for p in files {
         slices.extend(read_header(&p)?);
     }
     if slices.is_empty() {
@@ -239,8 +329,8 @@ pub fn scan(dir: &Path) -> Result<Series> {
                 dir,
                 format!(
                     "{} and {} differ in {what}; a volume's slices share it",
-                    name(&first.path),
-                    name(&s.path)
+                    first.label(),
+                    s.label()
                 ),
             )
         };
@@ -358,8 +448,8 @@ fn spacing_along(dir: &Path, slices: &[Slice], normal: [f64; 3]) -> Result<f64> 
                 format!(
                     "{} and {} lie at the same position {:?}: several echoes, phases or time \
                      points are not one volume; split them into folders (e.g. with dcm2niix)",
-                    name(&a.path),
-                    name(&b.path),
+                    a.label(),
+                    b.label(),
                     b.position
                 ),
             ));
@@ -375,8 +465,8 @@ fn spacing_along(dir: &Path, slices: &[Slice], normal: [f64; 3]) -> Result<f64> 
                     round(lateral),
                     round(step),
                     (lateral / step).atan().to_degrees(),
-                    name(&a.path),
-                    name(&b.path)
+                    a.label(),
+                    b.label()
                 ),
             ));
         }
@@ -400,8 +490,8 @@ fn spacing_along(dir: &Path, slices: &[Slice], normal: [f64; 3]) -> Result<f64> 
                 round(lo),
                 round(hi),
                 round(step),
-                name(&slices[k].path),
-                name(&slices[k + 1].path)
+                slices[k].label(),
+                slices[k + 1].label()
             ),
         ));
     }
@@ -440,6 +530,7 @@ impl Series {
             datatype: self.datatype,
             data_bytes: self.voxels() * (l.bits / 8) as u64,
             header: self.header(dir),
+            lossy: self.lossy(),
         }
     }
 
@@ -447,14 +538,23 @@ impl Series {
     pub fn read(&self, dir: &Path) -> Result<Volume> {
         let [x, y, _] = self.dims;
         let mut data = vec![0f32; self.voxels() as usize];
+        // The file last opened: the frames of a multi-frame file are parsed once.
+        let mut open: Option<(&Path, DefaultDicomObject, Layout)> = None;
         for (k, s) in self.slices.iter().enumerate() {
-            let obj = super::open(&s.path, None)?;
-            let l = layout(&s.path, &obj)?;
-            if (l.rows, l.cols, l.bits) != (s.layout.rows, s.layout.cols, s.layout.bits) {
-                return Err(bad(&s.path, "changed while the series was read"));
+            if open.as_ref().is_none_or(|o| o.0 != s.path) {
+                let obj = super::open(&s.path, None)?;
+                let l = layout(&s.path, &obj)?;
+                if (l.rows, l.cols, l.bits, l.frames)
+                    != (s.layout.rows, s.layout.cols, s.layout.bits, s.layout.frames)
+                {
+                    return Err(bad(&s.path, "changed while the series was read"));
+                }
+                open = Some((&s.path, obj, l));
             }
-            let stored = stored_samples(&s.path, &obj, &l)?;
-            let (slope, inter) = rescale(&s.path, &obj)?;
+            let (_, obj, l) = open.as_ref().expect("opened above");
+            let (stored, signed, bits) = frame_samples(&s.path, obj, l, s.frame)?;
+            let (slope, inter) = s.rescale;
+            let mask = ((1u64 << bits) - 1) as f64;
             let plane = &mut data[k * x * y..(k + 1) * x * y];
             for r in 0..y {
                 // NIfTI's y runs up the DICOM rows.
@@ -463,11 +563,7 @@ impl Series {
                     let mut q = stored[r * x + c];
                     if l.monochrome1 {
                         // The stored bits inverted: mask − v unsigned, −1 − v signed.
-                        q = if l.signed {
-                            -1.0 - q
-                        } else {
-                            l.mask() as f64 - q
-                        };
+                        q = if signed { -1.0 - q } else { mask - q };
                     }
                     *v = (q * slope + inter) as f32;
                 }
@@ -480,6 +576,11 @@ impl Series {
             header: self.header(dir),
             datatype: self.datatype,
         })
+    }
+
+    /// Why the voxels may differ from what was acquired (lossy compression), when they may.
+    pub fn lossy(&self) -> Option<String> {
+        self.slices.iter().find_map(|s| s.layout.lossy.clone())
     }
 }
 

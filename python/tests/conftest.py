@@ -48,6 +48,23 @@ def dcm2niix():
     return exe
 
 
+def new_dataset(sop_class, modality):
+    """An empty pydicom data set of `sop_class`, with its file meta (explicit VR little endian), a
+    new SOP instance UID and its modality."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
+    ds.Modality = modality
+    return ds
+
+
 def write_series(
     folder,
     *,
@@ -68,8 +85,7 @@ def write_series(
     origin + k * step * normal (or `positions[k]`). Returns the stored values (slices, rows,
     columns) in position order."""
     import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
 
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,15 +100,7 @@ def write_series(
     dtype = np.int16 if signed else np.uint16
     stored = rng.integers(0, 3000, (n, rows, cols)).astype(dtype)
     for k in range(n):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = meta.MediaStorageSOPClassUID
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.Modality = "CT"
+        ds = new_dataset("1.2.840.10008.5.1.4.1.1.2", "CT")
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series_uid, frame
         ds.PatientName, ds.PatientID = "Phantom", "0"
         ds.SeriesNumber, ds.InstanceNumber = 1, k + 1

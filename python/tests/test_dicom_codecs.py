@@ -19,7 +19,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 import csfuse
-from conftest import cli, cli_path, convert
+from conftest import cli, cli_path, convert, new_dataset
 
 TEST_FILES = pathlib.Path(get_testdata_file("CT_small.dcm", download=False)).parent
 DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "formats.md"
@@ -197,7 +197,7 @@ def test_lossy_inputs_are_reported_and_warned_about(tmp_path):
 def write_enhanced(path, *, syntax, shuffle=True, seed=1):
     """An enhanced MR image (multi-frame, functional groups) on an oblique grid, frames stored in
     a shuffled order; returns nothing (dcm2niix is the reference)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -212,14 +212,8 @@ def write_enhanced(path, *, syntax, shuffle=True, seed=1):
     normal = np.cross(row, col)
     stored = rng.integers(0, 4000, (frames, rows, cols)).astype(np.uint16)
     order = rng.permutation(frames) if shuffle else np.arange(frames)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientName, ds.PatientID = "MR", "Phantom", "0"
+    ds = new_dataset("1.2.840.10008.5.1.4.1.1.4.1", "MR")
+    ds.PatientName, ds.PatientID = "Phantom", "0"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.FrameOfReferenceUID = generate_uid()
     ds.SeriesNumber, ds.InstanceNumber = 3, 1

@@ -265,8 +265,8 @@ fn the_dicom_phantom_reads_back_in_its_units_and_fuses() {
 
 /// The compressed seeds of the fuzz corpus, made from csfuse's own seeds by DCMTK and pydicom
 /// (`tests/fuzz_corpus/make_compressed_seeds.sh`), decode to the files they were made from:
-/// exactly for the lossless syntaxes, within NEAR for near-lossless JPEG-LS, and close for the
-/// lossy JPEG and JPEG 2000 ones.
+/// exactly for the lossless syntaxes, and close for the lossy JPEG (8- and 12-bit) and JPEG 2000
+/// ones.
 #[test]
 fn compressed_files_decode_to_the_files_they_were_made_from() {
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_corpus/image");
@@ -305,6 +305,14 @@ fn compressed_files_decode_to_the_files_they_were_made_from() {
         worst <= 16.0 && mean <= 4.0,
         "JPEG extended: {worst}, {mean}"
     );
+    // 12-bit lossy JPEG (csfuse's own decoder) of 12-bit data.
+    let (native12, jpeg12) = (read("native12.dcm"), read("jpeg_extended12.dcm"));
+    assert_eq!(
+        (jpeg12.h, jpeg12.w, jpeg12.format),
+        (12, 10, SampleFormat::U16)
+    );
+    let (worst, mean) = error(&jpeg12.channels[0], &native12.channels[0]);
+    assert!(worst <= 16.0 && mean <= 3.0, "12-bit JPEG: {worst}, {mean}");
     // Baseline from RGB through YCbCr 4:2:2 and back.
     let (rgb, baseline) = (read("rgb8.dcm"), read("jpeg_baseline_rgb8.dcm"));
     assert_eq!(baseline.channels.len(), 3);

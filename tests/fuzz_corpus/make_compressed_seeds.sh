@@ -34,5 +34,14 @@ for syntax, name, kw in [(JPEG2000Lossless, "j2k_lossless16.dcm", {}),
     ds.PixelData = tiled.astype(np.int16).tobytes()
     ds.compress(syntax, **kw)
     ds.save_as(here / name, enforce_file_format=True)
+# A 12-bit unsigned grey file, the source of the 12-bit lossy JPEG seed: the CT seed moved into
+# 0..4095.
+ds = pydicom.dcmread(here / "ct16.dcm")
+v = np.clip(ds.pixel_array.astype(np.int32) + 1000, 0, 4095).astype(np.uint16)
+ds.PixelRepresentation, ds.BitsStored, ds.HighBit = 0, 12, 11
+del ds.RescaleSlope, ds.RescaleIntercept
+ds.PixelData = v.tobytes()
+ds.save_as(here / "native12.dcm", enforce_file_format=True)
 PY
-ls -l "$here"/jpeg* "$here"/j2k* "$here"/jpegls*
+dcmcjpeg +ee +un "$here/native12.dcm" "$here/jpeg_extended12.dcm"      # .4.51, 12-bit
+ls -l "$here"/native12.dcm "$here"/jpeg* "$here"/j2k* "$here"/jpegls*

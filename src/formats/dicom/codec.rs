@@ -1,8 +1,9 @@
 //! Transfer syntaxes and the decoding of compressed (encapsulated) pixel data, one frame at a
 //! time. The frames are cut out of the fragments here, every length is checked here, and each
-//! frame goes to a codec crate: csfuse's own RLE decoder ([`super::rle`]), jpeg-decoder (JPEG
-//! baseline, 8-bit extended and lossless; pure Rust), jpeg2k over openjp2 (JPEG 2000; OpenJPEG
-//! ported to Rust) and, with the `jpegls` feature, CharLS (JPEG-LS; C++). A codec's output is
+//! frame goes to a codec: csfuse's own RLE decoder ([`super::rle`]), jpeg-decoder (JPEG baseline,
+//! 8-bit extended and lossless; pure Rust) with csfuse's own 12-bit decoder
+//! ([`super::jpeg12`]) for what it leaves out, jpeg2k over openjp2 (JPEG 2000; OpenJPEG ported to
+//! Rust) and, with the `jpegls` feature, CharLS (JPEG-LS; C++). A codec's output is
 //! checked against the header's size before it is used, and a codec that panics on a corrupt
 //! stream is turned into an error naming the file (the fuzz tests feed them mutated files).
 
@@ -15,7 +16,7 @@ pub(crate) enum Coding {
     Native { big_endian: bool },
     /// RLE Lossless, PS3.5 annex G.
     Rle,
-    /// ISO 10918-1: baseline, extended (8-bit samples here) and lossless.
+    /// ISO 10918-1: baseline, extended (8 bits, and 12 bits for grey) and lossless.
     Jpeg,
     /// ISO 15444-1 codestreams (or JP2 files).
     Jpeg2000,
@@ -350,7 +351,12 @@ fn widen(v: &[u8], from: usize, t: &Target) -> Result<Vec<u8>, String> {
 fn jpeg(data: &[u8], t: &Target) -> Result<Vec<u8>, String> {
     use jpeg_decoder::{ColorTransform, Decoder, PixelFormat};
     let mut d = Decoder::new(data);
-    d.read_info().map_err(jpeg_error)?;
+    if let Err(e) = d.read_info() {
+        if e.to_string().contains("SamplePrecision(12)") {
+            return jpeg12(data, t);
+        }
+        return Err(jpeg_error(e));
+    }
     let info = d.info().ok_or("JPEG: no frame header")?;
     let components = match info.pixel_format {
         PixelFormat::L8 | PixelFormat::L16 => 1,
@@ -380,15 +386,21 @@ fn jpeg(data: &[u8], t: &Target) -> Result<Vec<u8>, String> {
 }
 
 fn jpeg_error(e: jpeg_decoder::Error) -> String {
-    let e = e.to_string();
-    if e.contains("SamplePrecision(12)") {
-        format!(
-            "JPEG: {e}: 12-bit lossy JPEG is not decoded (no pure-Rust decoder has it); convert \
-             the file first, e.g. `gdcmconv --raw IN.dcm OUT.dcm`"
-        )
-    } else {
-        format!("JPEG: {e}")
+    format!("JPEG: {e}")
+}
+
+/// 12-bit lossy JPEG, which jpeg-decoder leaves out: csfuse's own decoder ([`super::jpeg12`]).
+fn jpeg12(data: &[u8], t: &Target) -> Result<Vec<u8>, String> {
+    if t.samples != 1 || t.width != 2 {
+        return Err(format!(
+            "12-bit JPEG is read as grey samples in 16 bits allocated, not {} samples of {} bits",
+            t.samples,
+            8 * t.width
+        ));
     }
+    let v =
+        super::jpeg12::decode(data, (t.cols, t.rows)).map_err(|e| format!("12-bit JPEG: {e}"))?;
+    Ok(v.iter().flat_map(|x| x.to_le_bytes()).collect())
 }
 
 /// Width, height and components from a JPEG 2000 codestream's SIZ segment (ISO 15444-1 A.5.1),

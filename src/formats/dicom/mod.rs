@@ -18,6 +18,7 @@
 
 mod codec;
 pub mod fused;
+mod jpeg12;
 mod lengths;
 mod rle;
 pub mod series;

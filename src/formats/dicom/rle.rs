@@ -25,6 +25,14 @@ pub(super) fn decode(
             samples * bytes
         ));
     }
+    // A repeat run turns 2 bytes into at most 128: a header claiming more than that cannot be
+    // met, and is refused before its size is allocated.
+    if pixels > 64 * frame.len() {
+        return Err(format!(
+            "{pixels} pixels per segment cannot come from a {}-byte frame",
+            frame.len()
+        ));
+    }
     let offsets: Vec<usize> = (1..=count).map(word).collect();
     let mut out = vec![0u8; pixels * samples * bytes];
     for (k, &start) in offsets.iter().enumerate() {

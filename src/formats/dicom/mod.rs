@@ -1,7 +1,8 @@
-//! DICOM files read with dicom-rs (`dicom-object`): native (uncompressed) pixel data, grey
-//! (MONOCHROME1/2) or RGB, 8, 16 or 32 bits, one frame per file. A single file is a 2-D source
-//! (this module); a folder holding one series is a volume ([`series`]). [`write`] makes the files
-//! of `csfuse phantom --dicom`; [`fused`] writes a fused volume as a series.
+//! DICOM files read with dicom-rs (`dicom-object`): grey (MONOCHROME1/2) or colour (RGB, and
+//! YBR converted to RGB), 8, 16 or 32 bits, uncompressed or compressed ([`codec`]). A
+//! single-frame file is a 2-D source (this module); a multi-frame file, or a folder holding one
+//! series, is a volume ([`series`]). [`write`] makes the files of `csfuse phantom --dicom`;
+//! [`fused`] writes a fused volume as a series.
 //!
 //! - **Values.** The Modality LUT's linear form is applied, v·slope + intercept (Rescale Slope
 //!   and Intercept, 0028,1053 and 0028,1052), so a CT is read in Hounsfield units. An unsigned
@@ -10,11 +11,12 @@
 //!   from its own range.
 //! - **MONOCHROME1** (low values shown white) is inverted so that bright means high, as for every
 //!   other source: about the image's own range for float, about 2^BitsStored − 1 for integers.
-//! - **Transfer syntaxes**: native (implicit and explicit VR little endian, explicit big endian),
-//!   deflated explicit VR little endian (dicom-rs), and RLE Lossless ([`rle`], bounds-checked).
-//! - **Refused**, with the reason: other compressed transfer syntaxes (decompress first, e.g.
-//!   `gdcmconv --raw in.dcm out.dcm`), several frames (a volume), palette and YBR
-//!   colour, a high bit other than BitsStored − 1, pixel data shorter than the header says.
+//! - **Transfer syntaxes**: the table in [`codec`] (and docs/formats.md): native, deflated, RLE
+//!   Lossless ([`rle`]), JPEG (with 12-bit lossy in [`jpeg12`]), JPEG 2000, and JPEG-LS with the
+//!   `jpegls` feature. Lossy ones are read with a note ([`lossy`]) that the jobs log and report.
+//! - **Refused**, with the reason: other transfer syntaxes (decompress first, e.g. `gdcmconv
+//!   --raw in.dcm out.dcm`), palette colour, a high bit other than BitsStored − 1, pixel data
+//!   shorter than the header says, a decoded frame of another size than the header's.
 
 mod codec;
 pub mod fused;

@@ -1,5 +1,7 @@
-//! A folder holding one DICOM series, read as a volume laid out the way dcm2niix writes it, so
-//! that a series and its dcm2niix conversion are the same array on the same grid:
+//! A folder holding one DICOM series, or a multi-frame file, read as a volume laid out the way
+//! dcm2niix writes it, so that a series and its dcm2niix conversion are the same array on the
+//! same grid. The frames of a multi-frame file are slices placed by their functional groups (or a
+//! Grid Frame Offset Vector), and follow the same rules:
 //!
 //! - **Slices** are sorted by Image Position (Patient) projected on the slice normal (row × column
 //!   of Image Orientation (Patient)), nearest first; the slice spacing is the mean gap between
@@ -14,8 +16,8 @@
 //! - **Refused**, naming the files: two series in the folder, slices of different size, layout,
 //!   spacing or orientation, two slices at one position (echoes, phases, time points), irregular
 //!   spacing, gantry tilt (positions that move off the normal), missing orientation or position,
-//!   colour slices, and anything a single file is refused for (JPEG and JPEG 2000 compression, multi-frame, cut short).
-//!   Files that are not DICOM, hidden files, DICOMDIR and subfolders are skipped.
+//!   colour slices, and anything a single file is refused for (an unsupported transfer syntax, a
+//!   file cut short). Files that are not DICOM, hidden files, DICOMDIR and subfolders are skipped.
 
 use super::{bad, float, floats, frame_samples, layout, rescale, text, Layout};
 use crate::error::{Error, Result};

@@ -153,3 +153,24 @@ def test_a_compressed_series_reads_as_its_uncompressed_twin(tmp_path, syntax):
     plain, plain_affine = csfuse.load_volume(tmp_path / "plain")
     packed, packed_affine = csfuse.load_volume(tmp_path / "packed")
     assert np.array_equal(plain, packed) and np.array_equal(plain_affine, packed_affine)
+
+
+def test_signed_jpeg2000_under_an_unsigned_header_keeps_its_negative_values(tmp_path):
+    # The codestream says signed, the header unsigned: the samples are read signed (as pydicom
+    # reads them) and the volume is float32, so the fused NIfTI cannot clip them.
+    stored = write_series(tmp_path / "mismatch", shape=(3, 40, 36), signed=True)
+    for p in sorted((tmp_path / "mismatch").iterdir()):
+        ds = pydicom.dcmread(p)
+        ds.PixelData = (ds.pixel_array.astype(np.int16) - 1500).tobytes()
+        ds.compress(pydicom.uid.JPEG2000Lossless)
+        ds.PixelRepresentation = 0
+        ds.save_as(p)
+    data, affine = csfuse.load_volume(tmp_path / "mismatch")
+    assert data.min() == stored.min() - 1500 < 0
+    mr = tmp_path / "mr.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones(data.shape, np.float32), affine), mr)
+    out = tmp_path / "fused.nii.gz"
+    csfuse.fuse_nifti(tmp_path / "mismatch", mr, out)
+    fused = nib.load(out)
+    assert fused.get_data_dtype() == np.float32
+    assert fused.get_fdata().min() < 0

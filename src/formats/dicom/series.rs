@@ -506,12 +506,12 @@ impl Series {
     }
 
     /// The NIfTI header the volume is described by (and a fused result written with).
-    fn header(&self, dir: &Path) -> NiftiHeader {
+    fn header(&self, dir: &Path, datatype: NiftiType) -> NiftiHeader {
         let (slope, inter) = self.rescale.unwrap_or((1.0, 0.0));
         nifti::scanner_header(
             self.dims,
             self.affine,
-            self.datatype,
+            datatype,
             (slope, inter),
             &format!("csfuse: DICOM series {}", name(dir)),
         )
@@ -531,7 +531,7 @@ impl Series {
             ndim: 3,
             datatype: self.datatype,
             data_bytes: self.voxels() * (l.bits / 8) as u64,
-            header: self.header(dir),
+            header: self.header(dir, self.datatype),
             lossy: self.lossy(),
         }
     }
@@ -542,6 +542,9 @@ impl Series {
         let mut data = vec![0f32; self.voxels() as usize];
         // The file last opened: the frames of a multi-frame file are parsed once.
         let mut open: Option<(&Path, DefaultDicomObject, Layout)> = None;
+        // A JPEG 2000 codestream may hold signed samples under a header that says unsigned: the
+        // volume is then float32, so that a fused result cannot clip its negative values.
+        let mut datatype = self.datatype;
         for (k, s) in self.slices.iter().enumerate() {
             if open.as_ref().is_none_or(|o| o.0 != s.path) {
                 let obj = super::open(&s.path, None)?;
@@ -555,6 +558,9 @@ impl Series {
             }
             let (_, obj, l) = open.as_ref().expect("opened above");
             let (stored, signed, bits) = frame_samples(&s.path, obj, l, s.frame)?;
+            if signed && !l.signed {
+                datatype = NiftiType::Float32;
+            }
             let (slope, inter) = s.rescale;
             let mask = ((1u64 << bits) - 1) as f64;
             let plane = &mut data[k * x * y..(k + 1) * x * y];
@@ -575,8 +581,8 @@ impl Series {
             dims: self.dims,
             ndim: 3,
             data,
-            header: self.header(dir),
-            datatype: self.datatype,
+            header: self.header(dir, datatype),
+            datatype,
         })
     }
 

@@ -1,5 +1,6 @@
 //! Volumes whatever holds them: a NIfTI-1 file (`.nii`, `.nii.gz`), a folder holding one DICOM
-//! series, or a multi-frame DICOM file. Both read into a [`Volume`] with a NIfTI header, which a fused result is written with.
+//! series, or a multi-frame DICOM file. Each reads into a [`Volume`] with a NIfTI header, which a
+//! fused result is written with.
 
 use super::dicom::{self, series};
 use super::nifti::{self, Volume, VolumeInfo};

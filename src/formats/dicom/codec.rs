@@ -282,8 +282,8 @@ impl Target {
 /// A decoded frame: native little-endian samples, interleaved, `Target::width` bytes each.
 pub(crate) struct Decoded {
     pub bytes: Vec<u8>,
-    /// JPEG 2000 codestreams say whether their samples are signed and how many bits they hold.
-    pub signed_bits: Option<(bool, usize)>,
+    /// A JPEG 2000 codestream that says its samples are signed.
+    pub signed: bool,
 }
 
 /// Decode one compressed frame.
@@ -291,7 +291,7 @@ pub(crate) fn decode(coding: Coding, data: &[u8], t: &Target) -> Result<Decoded,
     let run = || -> Result<Decoded, String> {
         let plain = |bytes| Decoded {
             bytes,
-            signed_bits: None,
+            signed: false,
         };
         match coding {
             Coding::Rle => super::rle::decode(data, t.rows * t.cols, t.samples, t.width).map(plain),
@@ -334,7 +334,7 @@ fn same_size(what: &str, got: (usize, usize, usize), t: &Target) -> Result<(), S
 /// Samples of `from` bytes (native endian) widened or kept to `t.width` bytes, little endian.
 fn widen(v: &[u8], from: usize, t: &Target) -> Result<Vec<u8>, String> {
     match (from, t.width) {
-        (a, b) if a == b && a == 1 => Ok(v.to_vec()),
+        (1, 1) => Ok(v.to_vec()),
         (2, 2) => Ok(v
             .chunks_exact(2)
             .flat_map(|c| u16::from_ne_bytes([c[0], c[1]]).to_le_bytes())
@@ -349,13 +349,14 @@ fn widen(v: &[u8], from: usize, t: &Target) -> Result<Vec<u8>, String> {
 }
 
 fn jpeg(data: &[u8], t: &Target) -> Result<Vec<u8>, String> {
-    use jpeg_decoder::{ColorTransform, Decoder, PixelFormat};
+    use jpeg_decoder::{ColorTransform, Decoder, PixelFormat, UnsupportedFeature};
     let mut d = Decoder::new(data);
-    if let Err(e) = d.read_info() {
-        if e.to_string().contains("SamplePrecision(12)") {
-            return jpeg12(data, t);
+    match d.read_info() {
+        Err(jpeg_decoder::Error::Unsupported(UnsupportedFeature::SamplePrecision(12))) => {
+            return jpeg12(data, t)
         }
-        return Err(jpeg_error(e));
+        Err(e) => return Err(jpeg_error(e)),
+        Ok(()) => {}
     }
     let info = d.info().ok_or("JPEG: no frame header")?;
     let components = match info.pixel_format {
@@ -458,10 +459,7 @@ fn jpeg2000(data: &[u8], t: &Target) -> Result<Decoded, String> {
             out[o..o + t.width].copy_from_slice(&s.to_le_bytes()[..t.width]);
         }
     }
-    Ok(Decoded {
-        bytes: out,
-        signed_bits: Some((signed, bits)),
-    })
+    Ok(Decoded { bytes: out, signed })
 }
 
 #[cfg(feature = "jpegls")]

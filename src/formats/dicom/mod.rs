@@ -124,18 +124,15 @@ fn un_values(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<String>> {
     )
 }
 
-/// Numbers from a UN attribute's text, when every value parses.
-fn un_numbers<T: std::str::FromStr>(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<T>> {
-    un_values(obj, tag)?
-        .iter()
-        .map(|v| v.parse().ok())
-        .collect()
+/// Numbers from a UN attribute's text values, when every one parses.
+fn parsed<T: std::str::FromStr>(values: &[String]) -> Option<Vec<T>> {
+    values.iter().map(|v| v.parse().ok()).collect()
 }
 
 /// An integer attribute, `None` when absent.
 fn int(obj: &InMemDicomObject, tag: Tag) -> Option<i64> {
-    if un_values(obj, tag).is_some() {
-        return un_numbers(obj, tag)?.first().copied();
+    if let Some(v) = un_values(obj, tag) {
+        return parsed(&v)?.first().copied();
     }
     obj.element_opt(tag).ok().flatten()?.to_int::<i64>().ok()
 }
@@ -146,8 +143,8 @@ fn float(obj: &InMemDicomObject, tag: Tag) -> Option<f64> {
 
 /// All values of a multi-valued numeric attribute (DS, FD, ...), `None` when absent or unreadable.
 fn floats(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<f64>> {
-    if un_values(obj, tag).is_some() {
-        return un_numbers(obj, tag);
+    if let Some(v) = un_values(obj, tag) {
+        return parsed(&v);
     }
     obj.element_opt(tag).ok().flatten()?.to_multi_float64().ok()
 }
@@ -185,13 +182,19 @@ pub(crate) struct Layout {
     signed: bool,
     /// Colour planes one after the other (native data only; codecs give interleaved samples).
     planar: bool,
-    monochrome1: bool,
     photometric: Photometric,
     frames: usize,
     coding: codec::Coding,
     /// Why the samples may differ from what was acquired, when they may: a lossy transfer
     /// syntax, or Lossy Image Compression (0028,2110) "01" from an earlier step.
     lossy: Option<String>,
+}
+
+impl Layout {
+    /// Low values shown white (inverted when read).
+    fn monochrome1(&self) -> bool {
+        self.photometric == Photometric::Monochrome1
+    }
 }
 
 /// The transfer syntax of `obj`, refused by name when csfuse does not decode it.
@@ -326,7 +329,6 @@ pub(crate) fn layout(path: &Path, obj: &DefaultDicomObject) -> Result<Layout> {
         stored: stored as usize,
         signed: int(obj, tags::PIXEL_REPRESENTATION) == Some(1),
         planar,
-        monochrome1: photometric == Monochrome1,
         photometric,
         frames: frames as usize,
         coding,
@@ -393,24 +395,24 @@ fn frame_bytes(path: &Path, obj: &DefaultDicomObject, l: &Layout, k: usize) -> R
                 Photometric::YbrFull422 => l.rows * 2 * l.cols.div_ceil(2) * 2,
                 _ => px * l.samples * width,
             };
-            let all = native_bytes(p, big_endian && l.bits == 32);
+            let len = native_len(p);
             let need = frame_len * l.frames;
-            if all.len() < need {
+            if len < need {
                 return Err(bad(
                     path,
                     format!(
-                        "truncated: {} bytes of pixel data, {} frame(s) of {}x{}x{} samples of \
+                        "truncated: {len} bytes of pixel data, {} frame(s) of {}x{}x{} samples of \
                          {} bits need {need}",
-                        all.len(),
-                        l.frames,
-                        l.cols,
-                        l.rows,
-                        l.samples,
-                        l.bits,
+                        l.frames, l.cols, l.rows, l.samples, l.bits,
                     ),
                 ));
             }
-            let mut bytes = all[k * frame_len..(k + 1) * frame_len].to_vec();
+            let mut bytes = native_bytes(
+                p,
+                big_endian && l.bits == 32,
+                k * frame_len..(k + 1) * frame_len,
+            )
+            .expect("the length was checked above");
             if l.photometric == Photometric::YbrFull422 {
                 bytes = codec::expand_422(&bytes, l.rows, l.cols).map_err(|e| bad(path, e))?;
             }
@@ -425,7 +427,7 @@ fn frame_bytes(path: &Path, obj: &DefaultDicomObject, l: &Layout, k: usize) -> R
             }
             Decoded {
                 bytes,
-                signed_bits: None,
+                signed: false,
             }
         }
         (codec::Coding::Native { .. }, None) => {
@@ -490,54 +492,73 @@ fn frame_bytes(path: &Path, obj: &DefaultDicomObject, l: &Layout, k: usize) -> R
 
 use codec::Decoded;
 
-/// Native pixel data's bytes, little endian, whatever value type the parser gave them.
-fn native_bytes(p: &PrimitiveValue, big_endian_32: bool) -> Vec<u8> {
-    match p {
-        PrimitiveValue::U8(v) => v.to_vec(),
+/// Bytes `range` of native pixel data, little endian, whatever value type the parser gave it;
+/// only the words that cover the range are converted (a multi-frame file is read frame by
+/// frame). `None` when the data is shorter.
+fn native_bytes(
+    p: &PrimitiveValue,
+    big_endian_32: bool,
+    range: std::ops::Range<usize>,
+) -> Option<Vec<u8>> {
+    use PrimitiveValue::*;
+    // Bytes per value, and per unit converted together (a big endian 32-bit sample's two words).
+    let (size, unit) = match p {
+        U8(_) => (1, 1),
+        U16(_) if big_endian_32 => (2, 4),
+        U16(_) | I16(_) => (2, 2),
+        U32(_) | I32(_) => (4, 4),
+        p => return p.to_bytes().get(range).map(<[u8]>::to_vec),
+    };
+    let (a, b) = (range.start / unit * unit, range.end.div_ceil(unit) * unit);
+    let words = a / size..b / size;
+    let covered: Vec<u8> = match p {
+        U8(v) => v.get(words)?.to_vec(),
         // 32-bit samples of a big endian file come as 16-bit words (OW), high word first.
-        PrimitiveValue::U16(v) if big_endian_32 => v
+        U16(v) if big_endian_32 => v
+            .get(words)?
             .chunks(2)
             .flat_map(|w| w.iter().rev().flat_map(|x| x.to_le_bytes()))
             .collect(),
-        PrimitiveValue::U16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        PrimitiveValue::I16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        PrimitiveValue::U32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        PrimitiveValue::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        p => p.to_bytes().into_owned(),
+        U16(v) => v.get(words)?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        I16(v) => v.get(words)?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        U32(v) => v.get(words)?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        I32(v) => v.get(words)?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        _ => unreachable!("other value types returned above"),
+    };
+    Some(covered[range.start - a..range.end - a].to_vec())
+}
+
+/// The length of native pixel data in bytes.
+fn native_len(p: &PrimitiveValue) -> usize {
+    use PrimitiveValue::*;
+    match p {
+        U8(v) => v.len(),
+        U16(v) => 2 * v.len(),
+        I16(v) => 2 * v.len(),
+        U32(v) => 4 * v.len(),
+        I32(v) => 4 * v.len(),
+        p => p.to_bytes().len(),
     }
 }
 
-/// The stored samples of frame `k` as numbers (sign-extended from Bits Stored), interleaved,
-/// with the layout they were read with (a JPEG 2000 codestream may correct sign and bits).
+/// The stored samples of frame `k` as numbers (sign-extended from Bits Stored), interleaved, and
+/// whether they were read as signed (a JPEG 2000 codestream may say so where the header does not).
 fn frame_samples(
     path: &Path,
     obj: &DefaultDicomObject,
     l: &Layout,
     k: usize,
-) -> Result<(Vec<f64>, bool, usize)> {
+) -> Result<(Vec<f64>, bool)> {
     let d = frame_bytes(path, obj, l, k)?;
     // A JPEG 2000 codestream's own sign wins only where the header says unsigned (pydicom's
     // rule for files whose Pixel Representation and codestream disagree).
-    let signed = l.signed || d.signed_bits.is_some_and(|(s, _)| s);
-    let stored = l.stored;
-    let width = l.bits / 8;
-    let n = l.rows * l.cols * l.samples;
-    if d.bytes.len() < n * width {
-        return Err(bad(
-            path,
-            format!(
-                "truncated: {} bytes of pixel data, {}x{}x{} samples of {} bits need {}",
-                d.bytes.len(),
-                l.cols,
-                l.rows,
-                l.samples,
-                l.bits,
-                n * width
-            ),
-        ));
-    }
+    let signed = l.signed || d.signed;
+    let (stored, width) = (l.stored, l.bits / 8);
+    // frame_bytes gives exactly one frame: the native slice and every codec's output are checked.
+    debug_assert_eq!(d.bytes.len(), l.rows * l.cols * l.samples * width);
     let mask = (1u64 << stored) - 1;
-    let v = d.bytes[..n * width]
+    let v = d
+        .bytes
         .chunks_exact(width)
         .map(|c| {
             let mut b = [0u8; 8];
@@ -550,7 +571,7 @@ fn frame_samples(
             }
         })
         .collect();
-    Ok((v, signed, stored))
+    Ok((v, signed))
 }
 
 /// The Modality LUT's linear form, (Rescale Slope, Rescale Intercept), (1, 0) when absent.
@@ -571,7 +592,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Raster> {
     let obj = parse(path, bytes)?;
     let l = layout(path, &obj)?;
     single_frame(path, &l)?;
-    let (stored, signed, bits) = frame_samples(path, &obj, &l, 0)?;
+    let (stored, signed) = frame_samples(path, &obj, &l, 0)?;
     let (slope, intercept) = rescale(path, &obj)?;
     let rescaled = slope != 1.0 || intercept != 0.0;
     let format = match (l.bits, signed, rescaled) {
@@ -587,7 +608,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Raster> {
                 .collect()
         })
         .collect();
-    if l.monochrome1 {
+    if l.monochrome1() {
         let g = &mut channels[0];
         let pivot = match format {
             SampleFormat::F32 => {
@@ -596,7 +617,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Raster> {
                     .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
                 lo + hi
             }
-            _ => ((1u64 << bits) - 1) as f64,
+            _ => ((1u64 << l.stored) - 1) as f64,
         };
         g.iter_mut().for_each(|v| *v = pivot - *v);
     }

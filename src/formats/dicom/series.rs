@@ -340,8 +340,8 @@ fn scan_files(dir: &Path, files: Vec<PathBuf>) -> Result<Series> {
         if (a.rows, a.cols) != (b.rows, b.cols) {
             return Err(differ("size"));
         }
-        if (a.bits, a.stored, a.signed, a.monochrome1)
-            != (b.bits, b.stored, b.signed, b.monochrome1)
+        if (a.bits, a.stored, a.signed, a.monochrome1())
+            != (b.bits, b.stored, b.signed, b.monochrome1())
         {
             return Err(differ(
                 "pixel layout (bits, sign or photometric interpretation)",
@@ -557,19 +557,19 @@ impl Series {
                 open = Some((&s.path, obj, l));
             }
             let (_, obj, l) = open.as_ref().expect("opened above");
-            let (stored, signed, bits) = frame_samples(&s.path, obj, l, s.frame)?;
+            let (stored, signed) = frame_samples(&s.path, obj, l, s.frame)?;
             if signed && !l.signed {
                 datatype = NiftiType::Float32;
             }
             let (slope, inter) = s.rescale;
-            let mask = ((1u64 << bits) - 1) as f64;
+            let mask = ((1u64 << l.stored) - 1) as f64;
             let plane = &mut data[k * x * y..(k + 1) * x * y];
             for r in 0..y {
                 // NIfTI's y runs up the DICOM rows.
                 let dst = &mut plane[(y - 1 - r) * x..(y - r) * x];
                 for (c, v) in dst.iter_mut().enumerate() {
                     let mut q = stored[r * x + c];
-                    if l.monochrome1 {
+                    if l.monochrome1() {
                         // The stored bits inverted: mask − v unsigned, −1 − v signed.
                         q = if signed { -1.0 - q } else { mask - q };
                     }

@@ -38,10 +38,11 @@ pub mod gpu;
 pub mod jobs;
 pub mod learn;
 pub mod metrics;
+pub mod pages;
 pub mod phantom;
 pub mod pipeline;
 pub mod plane;
-pub(crate) mod progress;
+pub mod progress;
 pub mod real;
 pub mod resample;
 

@@ -3,9 +3,27 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-pub struct Progress {
+// The latest job's units done and in all, for a caller on another thread (the Python package's
+// `csfuse.progress()`, which napari's progress bar polls).
+static DONE: AtomicU64 = AtomicU64::new(0);
+static TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// Forget the latest job's progress (a new job that reports none then reads as `(0, 0)`).
+pub fn reset() {
+    DONE.store(0, Ordering::Relaxed);
+    TOTAL.store(0, Ordering::Relaxed);
+}
+
+/// Units done and in all of the latest job that reports progress (volumes: slices); `(0, 0)`
+/// before any.
+pub fn current() -> (u64, u64) {
+    (DONE.load(Ordering::Relaxed), TOTAL.load(Ordering::Relaxed))
+}
+
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     what: &'static str,
     total: u64,
@@ -25,6 +43,8 @@ impl Progress {
 
     /// Progress over `total` units named `what` ("slices"); `show = false` keeps it silent.
     pub fn new(total: u64, what: &'static str, show: bool) -> Self {
+        DONE.store(0, Ordering::Relaxed);
+        TOTAL.store(total, Ordering::Relaxed);
         let bar = (show && std::io::stderr().is_terminal() && log::log_enabled!(log::Level::Info))
             .then(|| {
                 let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
@@ -52,6 +72,7 @@ impl Progress {
 
     pub fn inc(&mut self, n: u64) {
         self.done += n;
+        DONE.fetch_add(n, Ordering::Relaxed);
         if let Some(b) = &self.bar {
             b.set_position(self.done);
         } else if self.done >= self.next_log

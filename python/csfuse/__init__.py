@@ -39,6 +39,8 @@ __all__ = [
     "imwrite",
     "load_volume",
     "resample",
+    "cancel",
+    "progress",
     "GpuError",
     "ValidationError",
     "__version__",
@@ -356,6 +358,19 @@ def devices():
     driver, max_storage_binding, max_workgroup_storage, timestamps). Empty without a GPU or a
     software Vulkan adapter."""
     return _json.loads(_csfuse.devices())
+
+
+def cancel():
+    """Ask every running csfuse job to stop at its next solver iteration, from any thread (a GUI's
+    Cancel button while a worker thread fuses). The job raises ``KeyboardInterrupt`` in its own
+    thread and writes nothing; the next job starts afresh."""
+    _csfuse.cancel()
+
+
+def progress():
+    """``(done, total)`` of the latest job that reports progress: the slices of a volume fusion,
+    so that another thread can show how far it is; ``(0, 0)`` before any. Images report none."""
+    return tuple(_csfuse.progress())
 
 
 def imread(path):

@@ -56,6 +56,7 @@ where
     F: FnOnce() -> csfuse::Result<T> + Send + 'static,
 {
     csfuse::cancel::clear();
+    csfuse::progress::reset();
     let done = Arc::new((Mutex::new(false), Condvar::new()));
     let signal = Arc::clone(&done);
     let worker = std::thread::Builder::new()

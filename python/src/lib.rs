@@ -522,6 +522,18 @@ fn load_volume<'py>(
     Ok((data, array(py, &[4, 4], m)?))
 }
 
+/// Ask every running job to stop at its next solver iteration (from any thread).
+#[pyfunction]
+fn cancel() {
+    csfuse::cancel::request();
+}
+
+/// Units done and in all of the latest job that reports progress (volumes: slices).
+#[pyfunction]
+fn progress() -> (u64, u64) {
+    csfuse::progress::current()
+}
+
 #[pymodule]
 fn _csfuse(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // csfuse logs through `log`; warnings (a GPU fallback, clamped samples) go to stderr unless
@@ -552,5 +564,7 @@ fn _csfuse(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(imwrite, m)?)?;
     m.add_function(wrap_pyfunction!(load_volume, m)?)?;
     m.add_function(wrap_pyfunction!(resample, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel, m)?)?;
+    m.add_function(wrap_pyfunction!(progress, m)?)?;
     Ok(())
 }

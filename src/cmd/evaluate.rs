@@ -11,11 +11,12 @@ use csfuse::formats::montage::{self, Panel};
 use csfuse::formats::output::{check_outputs, remove_stale_temps, OutputSet};
 use csfuse::jobs::batch::{input_records, parameters, read_list, sha256_file, sidecar_path};
 use csfuse::jobs::batch::{Item, OnDisk};
-use csfuse::jobs::image::{fuse_rasters, ImagePair};
+use csfuse::jobs::image::{fuse_rasters_with_decisions, ImagePair};
 use csfuse::jobs::report::{json_bytes, Outcome};
 use csfuse::jobs::session::Session;
 use csfuse::jobs::{kind, path_text, JobOptions, Kind};
 use csfuse::metrics::{score, Gray};
+use csfuse::pages::report::{report_html, PairImages, Provenance};
 use csfuse::plane::Plane;
 use csfuse::{Error, Result};
 use serde_json::{json, Value};
@@ -45,6 +46,12 @@ use std::time::Instant;
 ///                          per pair of each method (ADMM iterations, seconds)
 ///   montages/OUTPUT        A | B | each method's result, labelled
 ///   plots/METRIC.png       a box plot of each method's scores (one dot per pair)
+///   report.html            a page for a browser: the tables (sortable), each pair's pictures
+///                          at full resolution with a swipe or blink comparison of any two, the
+///                          box plots, and the command and parameters; it shows these files:
+///   sources/PAIR.a.png     the sources as 8-bit PNG (B likewise)
+///   decisions/METHOD/PAIR.cartoon.png, .texture.png
+///                          each CS-MCA method's decision maps, white where A was taken
 ///
 /// A pair that fails is reported and the others go on (exit status 1 at the end).
 #[derive(clap::Args)]
@@ -83,6 +90,32 @@ struct Done {
     cost: Option<Cost>,
     fused_now: Option<Raster>,
     output: PathBuf,
+    /// A CS-MCA method's decision maps (cartoon, texture).
+    decisions: Option<[PathBuf; 2]>,
+}
+
+/// A pair's name less its extension: `ct_mr_p01.png` -> `ct_mr_p01`.
+fn pair_stem(pair: &str) -> String {
+    path_text(&Path::new(pair).with_extension(""))
+}
+
+/// Where a pair's PNG copies of its sources go.
+fn source_pngs(out_dir: &Path, pair: &str) -> [PathBuf; 2] {
+    let stem = pair_stem(pair);
+    ["a", "b"].map(|s| out_dir.join("sources").join(format!("{stem}.{s}.png")))
+}
+
+/// Where a CS-MCA method's decision maps of a pair go.
+fn decision_pngs(out_dir: &Path, method: Method, pair: &str) -> Option<[PathBuf; 2]> {
+    let stem = pair_stem(pair);
+    matches!(method, Method::CsMca(_)).then(|| {
+        ["cartoon", "texture"].map(|k| {
+            out_dir
+                .join("decisions")
+                .join(method.name())
+                .join(format!("{stem}.{k}.png"))
+        })
+    })
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -122,6 +155,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut session = args.opts.session()?;
     let t0 = Instant::now();
     let (mut rows, mut failed) = (Vec::new(), Vec::new());
+    let mut pictures = Vec::new();
     for (i, it) in items.iter().enumerate() {
         let pair = pair_name(it, &args.out_dir);
         match evaluate_pair(it, &pair, &methods, &args, &opts, &mut session) {
@@ -134,6 +168,7 @@ pub fn run(args: Args) -> Result<()> {
                     fused,
                     done.len() - fused
                 );
+                pictures.push(pair_images(&args.out_dir, &pair, &done));
                 rows.extend(done.into_iter().map(|d| Scored {
                     pair: pair.clone(),
                     group: group_of(&pair),
@@ -148,7 +183,37 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
     }
-    write_summary(&args.out_dir, &rows, &names, &metrics)?;
+    let made_by = Provenance {
+        command: &command_line(),
+        parameters: methods
+            .iter()
+            .map(|&m| {
+                let p = match m {
+                    Method::CsMca(mode) => args.opts.params(mode).map(|p| {
+                        parameters(
+                            &JobOptions {
+                                params: p,
+                                ..opts.clone()
+                            },
+                            args.opts.precision,
+                            false,
+                        )
+                    })?,
+                    Method::Baseline(_) => json!(null),
+                };
+                Ok((m.name().to_string(), p))
+            })
+            .collect::<Result<serde_json::Map<String, Value>>>()?
+            .into(),
+        failures: &failed,
+    };
+    write_summary(
+        &args.out_dir,
+        &rows,
+        &names,
+        &metrics,
+        (&pictures, &made_by),
+    )?;
     log::info!(
         "evaluated {} pairs x {} methods in {:.1} s; {} failed; tables in {}",
         items.len() - failed.len(),
@@ -167,6 +232,45 @@ pub fn run(args: Args) -> Result<()> {
                 items.len()
             ),
         }),
+    }
+}
+
+/// The command line that ran, quoted where a shell would need it.
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c))
+            {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A pair's pictures, relative to --out-dir (the report's folder).
+fn pair_images(out_dir: &Path, pair: &str, done: &[Done]) -> PairImages {
+    let rel = |p: &Path| path_text(p.strip_prefix(out_dir).unwrap_or(p));
+    let [a, b] = source_pngs(out_dir, pair);
+    PairImages {
+        pair: pair.to_string(),
+        a: rel(&a),
+        b: rel(&b),
+        results: done
+            .iter()
+            .map(|d| (d.method.name().to_string(), rel(&d.output)))
+            .collect(),
+        decisions: done
+            .iter()
+            .filter_map(|d| {
+                let [c, t] = d.decisions.as_ref()?;
+                Some((d.method.name().to_string(), [rel(c), rel(t)]))
+            })
+            .collect(),
     }
 }
 
@@ -199,8 +303,13 @@ fn evaluate_pair(
             "method": m.name(),
             "fusion": parameters(&o, args.opts.precision, false),
         });
+        let decisions = decision_pngs(&args.out_dir, m, pair);
         let on_disk = OnDisk::read(&output, false);
-        if on_disk.up_to_date(&inputs, &params, false) {
+        // A CS-MCA result counts as done with its decision maps, which only a fusion makes.
+        let maps_there = decisions
+            .as_ref()
+            .is_none_or(|d| d.iter().all(|p| p.is_file()));
+        if on_disk.up_to_date(&inputs, &params, false) && maps_there {
             if let Some((scores, cost)) = recorded_scores(&output) {
                 done.push(Done {
                     method: m,
@@ -208,6 +317,7 @@ fn evaluate_pair(
                     cost,
                     fused_now: None,
                     output,
+                    decisions,
                 });
                 continue;
             }
@@ -226,15 +336,15 @@ fn evaluate_pair(
         }
         let (ra, rb, ip) = sources.as_ref().expect("read above");
         let t = Instant::now();
-        let (fused, admm_iterations) = match m {
+        let (fused, admm_iterations, maps) = match m {
             Method::CsMca(_) => {
-                let (fused, report) = fuse_rasters(s, ip, &o)?;
+                let (fused, report, maps) = fuse_rasters_with_decisions(s, ip, &o)?;
                 match report.result {
-                    Some(Outcome::Image(r)) => (fused, r.admm_iterations.total),
+                    Some(Outcome::Image(r)) => (fused, r.admm_iterations.total, Some(maps)),
                     _ => unreachable!("an image fusion reports an image outcome"),
                 }
             }
-            Method::Baseline(b) => (ip.baseline(b)?, 0),
+            Method::Baseline(b) => (ip.baseline(b)?, 0, None),
         };
         let cost = Cost {
             admm_iterations,
@@ -252,12 +362,19 @@ fn evaluate_pair(
         .iter()
         .map(|(k, v)| (k.to_string(), *v))
         .collect();
+        let mut extra = Vec::new();
+        if let (Some(paths), Some(maps)) = (&decisions, &maps) {
+            for (p, d) in paths.iter().zip(maps) {
+                extra.push((p.clone(), Panel::decision("", d).encode(p)?));
+            }
+        }
         write_result(
             &output,
             &bytes,
             (&inputs, &params),
             (&scores, cost),
             &[&it.a, &it.b],
+            &extra,
         )?;
         done.push(Done {
             method: m,
@@ -265,11 +382,14 @@ fn evaluate_pair(
             cost: Some(cost),
             fused_now: Some(fused),
             output,
+            decisions,
         });
     }
     let montage = args.out_dir.join("montages").join(pair);
-    if done.iter().any(|d| d.fused_now.is_some()) || !montage.exists() {
-        write_montage(&montage, it, sources.map(|s| s.2), &done, opts)?;
+    let pngs = source_pngs(&args.out_dir, pair);
+    let missing = !montage.exists() || pngs.iter().any(|p| !p.is_file());
+    if done.iter().any(|d| d.fused_now.is_some()) || missing {
+        write_montage((&montage, &pngs), it, sources.map(|s| s.2), &done, opts)?;
     }
     Ok(done)
 }
@@ -302,18 +422,24 @@ fn write_result(
     (inputs, params): (&Value, &Value),
     (scores, cost): (&[(String, Option<f64>)], Cost),
     sources: &[&Path],
+    extra: &[(PathBuf, Vec<u8>)],
 ) -> Result<()> {
     let side = sidecar_path(output);
-    for p in [output, side.as_path()] {
+    let mut all: Vec<&Path> = vec![output, &side];
+    all.extend(extra.iter().map(|(p, _)| p.as_path()));
+    for p in &all {
         remove_stale_temps(p);
-    }
-    if let Some(dir) = output.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
     }
     // Files csfuse wrote before are replaced (the caller checked that a sidecar vouches for them).
-    check_outputs(&[output, &side], sources, true)?;
+    check_outputs(&all, sources, true)?;
     let mut set = OutputSet::default();
     set.stage_bytes(output, fused)?;
+    for (p, bytes) in extra {
+        set.stage_bytes(p, bytes)?;
+    }
     let staged = set.staged_file(output).unwrap_or(output).to_path_buf();
     let scores: serde_json::Map<String, Value> = scores
         .iter()
@@ -332,9 +458,9 @@ fn write_result(
     set.commit()
 }
 
-/// A | B | each method's result, labelled.
+/// A | B | each method's result, labelled; and the sources alone as PNG (`pngs`).
 fn write_montage(
-    path: &Path,
+    (path, pngs): (&Path, &[PathBuf; 2]),
     it: &Item,
     pair: Option<ImagePair>,
     done: &[Done],
@@ -347,6 +473,14 @@ fn write_montage(
         }
     };
     let mut panels: Vec<Panel> = pair.source_panels().into();
+    let mut set = OutputSet::default();
+    for (p, panel) in pngs.iter().zip(&panels) {
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        remove_stale_temps(p);
+        set.stage_bytes(p, &panel.encode(p)?)?;
+    }
     for d in done {
         let r = match &d.fused_now {
             Some(r) => r.clone(),
@@ -367,13 +501,18 @@ fn write_montage(
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     remove_stale_temps(path);
-    let mut set = OutputSet::default();
     set.stage_bytes(path, &montage::encode(path, &panels)?)?;
     set.commit()
 }
 
 /// scores.csv, summary.csv, summary.md and the charts.
-fn write_summary(dir: &Path, rows: &[Scored], methods: &[&str], metrics: &[String]) -> Result<()> {
+fn write_summary(
+    dir: &Path,
+    rows: &[Scored],
+    methods: &[&str],
+    metrics: &[String],
+    (pictures, made_by): (&[PairImages], &Provenance),
+) -> Result<()> {
     let metrics: Vec<&str> = metrics.iter().map(|s| s.as_str()).collect();
     let all: Vec<&str> = csfuse::metrics::METRIC_NAMES.to_vec();
     let mut md = markdown_table(rows, None, methods, &metrics);
@@ -411,5 +550,11 @@ fn write_summary(dir: &Path, rows: &[Scored], methods: &[&str], metrics: &[Strin
         let path = dir.join("plots").join(format!("{k}.png"));
         set.stage_bytes(&path, &encode_image(&path, &plot::box_plot(k, &series)?)?)?;
     }
+    let plots: Vec<(String, String)> = metrics
+        .iter()
+        .map(|k| (k.to_string(), format!("plots/{k}.png")))
+        .collect();
+    let page = report_html(rows, methods, &metrics, pictures, &plots, made_by);
+    set.stage_bytes(&dir.join("report.html"), page.as_bytes())?;
     set.commit()
 }

@@ -117,6 +117,7 @@ impl FuseOpts {
             memory_budget: self.memory_budget,
             intensity: self.intensity_range,
             montage,
+            html: None,
             progress,
         })
     }
@@ -203,7 +204,8 @@ csfuse fuse mr.png pet_rgb.png -o fused_rgb.png --montage check.png\n  \
 csfuse fuse ct16.tif mr16.tif -o fused.tif --out-depth f32 --intensity-range p0.5-99.5\n  \
 csfuse fuse ct.nii.gz mr.nii.gz -o fused.nii.gz --axis 2 --memory-budget 8G\n  \
 csfuse fuse ct_series/ mr_1mm.nii.gz -o fused.nii.gz --interp cubic    # MR resampled onto the CT\n  \
-csfuse fuse ct_series/ mr_1mm.nii.gz -o fused_series/                   # a DICOM series out"
+csfuse fuse ct_series/ mr_1mm.nii.gz -o fused_series/                   # a DICOM series out\n  \
+csfuse fuse ct.nii.gz mr.nii.gz -o fused.nii.gz --html view.html        # slice views in a browser"
 )]
 pub struct Args {
     /// First source (e.g. CT, or MR for MR + PET).
@@ -228,6 +230,12 @@ pub struct Args {
     /// (decision maps white where A was taken). Volumes show the non-empty slice nearest the middle.
     #[arg(long, value_name = "M.png")]
     pub montage: Option<PathBuf>,
+    /// Volumes: write a page to open in a browser, with A, B and the result in axial, coronal and
+    /// sagittal views that follow one cursor, a slice slider, window/level, and an overlay of a
+    /// source in colour over the result. It holds the voxels (4096 levels of each volume's range,
+    /// compressed), so it works alone, offline.
+    #[arg(long, value_name = "VIEW.html")]
+    pub html: Option<PathBuf>,
     #[command(flatten)]
     pub opts: FuseOpts,
     /// Replace existing output files.
@@ -239,6 +247,7 @@ pub fn run(args: Args) -> Result<()> {
     let o = &args.opts;
     let mut jo = o.job_options(args.montage.clone(), true)?;
     jo.out_format = args.out_format;
+    jo.html = args.html.clone();
     fuse_to_files(
         (&args.a, &args.b, &args.output),
         args.report.as_deref(),

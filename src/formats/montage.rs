@@ -32,6 +32,25 @@ impl Panel {
     }
 }
 
+impl Panel {
+    /// The panel alone, unlabelled, as an 8-bit image in the format `path` names.
+    pub fn encode(&self, path: &Path) -> Result<Vec<u8>> {
+        let (h, w) = (self.channels[0].h, self.channels[0].w);
+        let channels = self
+            .channels
+            .iter()
+            .map(|p| p.data.iter().map(|v| v.clamp(0.0, 1.0) * 255.0).collect())
+            .collect();
+        let raster = Raster {
+            h,
+            w,
+            channels,
+            format: SampleFormat::U8,
+        };
+        encode_image(path, &raster)
+    }
+}
+
 const GAP: usize = 4;
 
 /// Lay the panels out left to right with a label strip above each, and write an 8-bit RGB image.

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::pipeline::baselines::{self, Baseline};
+use crate::plane::DecisionMap;
 
 /// The intensity rule of [`crate::formats::intensity`] for an image.
 fn image_scaling(r: &Raster, range: IntensityRange, path: &Path) -> Scaling {
@@ -363,12 +364,22 @@ pub fn fuse_rasters(
     pair: &ImagePair,
     opts: &JobOptions,
 ) -> Result<(Raster, Report)> {
-    let (fos, validations) = fuse_luma(s, &[pair], opts)?;
+    fuse_rasters_with_decisions(s, pair, opts).map(|(r, report, _)| (r, report))
+}
+
+/// [`fuse_rasters`], with the cartoon and texture decision maps (true where A was taken).
+pub fn fuse_rasters_with_decisions(
+    s: &mut Session,
+    pair: &ImagePair,
+    opts: &JobOptions,
+) -> Result<(Raster, Report, [DecisionMap; 2])> {
+    let (mut fos, validations) = fuse_luma(s, &[pair], opts)?;
     let v = validations.map(|mut v| v.remove(0));
     let (done, raster) = pair.finish(s, &fos[0], v, opts, None)?;
+    let fo = fos.swap_remove(0);
     match (done.validation_failure, raster) {
         (Some(e), _) => Err(e),
-        (None, Some(r)) => Ok((r, done.report)),
+        (None, Some(r)) => Ok((r, done.report, [fo.cartoon_decision, fo.texture_decision])),
         (None, None) => unreachable!("a job without a validation failure has a result"),
     }
 }

@@ -110,6 +110,9 @@ pub struct JobOptions {
     /// How 16-bit, float and NIfTI sources map to [0, 1].
     pub intensity: IntensityRange,
     pub montage: Option<PathBuf>,
+    /// Volumes: a page that shows the sources and the result in synchronised slice views
+    /// ([`crate::pages::volume_view`]).
+    pub html: Option<PathBuf>,
     /// Show progress (bar or log lines) for volumes.
     pub progress: bool,
 }
@@ -132,6 +135,7 @@ impl JobOptions {
             memory_budget: None,
             intensity: Default::default(),
             montage: None,
+            html: None,
             progress: false,
         }
     }
@@ -199,6 +203,21 @@ pub fn check_job(a: &Path, b: &Path, out: &Path, opts: &JobOptions) -> Result<Ki
     if let Some(m) = &opts.montage {
         io::check_output_depth(m, SampleFormat::U8)?;
     }
+    if let Some(h) = &opts.html {
+        if k == Kind::Image {
+            return Err(Error::Param(format!(
+                "--html {}: the slice view is for volumes; for an image, --montage shows the                  sources, the result and the decision maps, and `csfuse evaluate` writes a                  report.html",
+                h.display()
+            )));
+        }
+        let ext = h.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !ext.eq_ignore_ascii_case("html") && !ext.eq_ignore_ascii_case("htm") {
+            return Err(Error::Param(format!(
+                "--html {}: name the page with .html",
+                h.display()
+            )));
+        }
+    }
     Ok(k)
 }
 
@@ -239,6 +258,7 @@ pub fn fuse_to_files(
     let mut outs = vec![out];
     outs.extend(report);
     outs.extend(opts.montage.as_deref());
+    outs.extend(opts.html.as_deref());
     for o in &outs {
         remove_stale_temps(o);
     }

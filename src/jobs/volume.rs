@@ -5,6 +5,7 @@ use super::image::{lossy_warning, write_montage, Unit};
 use super::*;
 use crate::formats::dicom::fused;
 use crate::formats::volume;
+use crate::pages::volume_view::{self, Shown};
 use crate::resample::{lowest, overlap, resample, Grid};
 use report::{GridRecord, Resampling};
 
@@ -282,6 +283,29 @@ pub fn fuse_volumes(
             std::slice::from_ref(&fo.fused),
             fo,
         )?;
+    }
+    if let Some(h) = &opts.html {
+        let grid = va.grid();
+        let shown = [
+            Shown {
+                label: "A",
+                name: file_name(a),
+                data: &va.data,
+            },
+            Shown {
+                label: "B",
+                name: file_name(b),
+                data: &vb.data,
+            },
+            Shown {
+                label: "fused",
+                name: file_name(out),
+                data: &done.data,
+            },
+        ];
+        let title = format!("{} + {} → {}", file_name(a), file_name(b), file_name(out));
+        set.stage_bytes(h, volume_view::page_html(&title, &grid, &shown)?.as_bytes())?;
+        log::info!("slice view {}", h.display());
     }
     log::info!(
         "wrote {} ({:?}): {} slices fused, {} empty passed through, {:.1} s total ({:.2} s per fused slice pair)",

@@ -180,6 +180,7 @@ def fuse_files(
     *,
     report=None,
     montage=None,
+    html=None,
     force=False,
     mode="pyramid",
     axis=None,
@@ -209,8 +210,10 @@ def fuse_files(
     ``"cubic"``, as :func:`resample`), and the output has that grid's header and affine;
     ``ignore_affine=True`` fuses voxel by voxel instead (one shape needed). Volumes that hardly
     overlap raise ``ValueError``. ``out_format="dicom"`` writes a fused volume as a DICOM series
-    in the folder ``output`` (one file per slice; see docs/volumes-and-batch.md). ``report`` and ``montage`` are optional paths to write the JSON report and a
-    picture of the inputs, result and decision maps. Nothing is overwritten unless
+    in the folder ``output`` (one file per slice; see docs/volumes-and-batch.md). ``report`` and
+    ``montage`` are optional paths to write the JSON report and a picture of the inputs, result
+    and decision maps; for volumes, ``html`` a page that shows the sources and the result in
+    slice views in a browser (docs/pages.md). Nothing is overwritten unless
     ``force=True``; all outputs appear together or not at all. The other options are
     :func:`fuse`'s. Returns the report as a dict.
     """
@@ -225,7 +228,7 @@ def fuse_files(
         opt(montage),
         bool(force),
         {"ignore_affine": bool(ignore_affine), "interp": str(interp), "grid": str(grid),
-         "out_format": None if out_format is None else str(out_format)},
+         "out_format": None if out_format is None else str(out_format), "html": opt(html)},
         args,
         backend,
         precision,

@@ -69,6 +69,7 @@ def fuse_files(
     *,
     report: Optional[PathLike] = ...,
     montage: Optional[PathLike] = ...,
+    html: Optional[PathLike] = ...,
     force: bool = ...,
     mode: Mode = ...,
     axis: Optional[int] = ...,

@@ -184,6 +184,8 @@ struct VolumeArgs {
     interp: String,
     grid: String,
     out_format: Option<String>,
+    /// The volume view page (`fuse --html`).
+    html: Option<PathBuf>,
 }
 
 fn interp(name: &str) -> PyResult<Interp> {
@@ -271,6 +273,7 @@ fn fuse_files(
     let engine = engine(backend, precision, validate)?;
     let mut opts = args.job_options()?;
     opts.montage = montage;
+    opts.html = volume.html;
     opts.ignore_affine = volume.ignore_affine;
     opts.interp = interp(&volume.interp)?;
     opts.out_format = match volume.out_format.as_deref() {

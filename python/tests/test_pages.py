@@ -321,3 +321,42 @@ def test_report_pair_view_compares_any_two_pictures(browser, report, tmp_path):
     assert params["pyramid"]["fuse"]["mode"] == "pyramid" and params["paper"]["fuse"]["mode"] == "paper"
     assert params["max"] is None
     assert_no_console_errors(d)
+
+
+def test_batch_writes_a_view_for_each_volume_item_and_resumes(browser, phantoms, tmp_path):
+    (tmp_path / "pairs.csv").write_text(
+        f"a,b,output\n{phantoms / 'ct_like.nii.gz'},{phantoms / 'mr_like.nii.gz'},vol.nii.gz\n"
+        f"{phantoms / 'ct_like.png'},{phantoms / 'mr_like.png'},img.png\n"
+    )
+    out = tmp_path / "out"
+    cli("batch", tmp_path / "pairs.csv", "--out-dir", out, "--html", "--backend", "cpu")
+    view = out / "vol.nii.gz.view.html"
+    assert view.is_file() and not (out / "img.png.view.html").exists()
+    side = json.loads((out / "vol.nii.gz.json").read_text())
+    assert side["html"]["path"].endswith("vol.nii.gz.view.html") and "html" not in json.loads((out / "img.png.json").read_text())
+    open_page(browser, view)
+    assert [m["name"] for m in json.loads(browser.execute_script(
+        "return document.getElementById('meta').textContent"))["volumes"]] == ["ct_like.nii.gz", "mr_like.nii.gz", "vol.nii.gz"]
+    # A second run does nothing; a missing page makes the item run again.
+    before = view.stat().st_mtime_ns
+    cli("batch", tmp_path / "pairs.csv", "--out-dir", out, "--html", "--backend", "cpu")
+    assert view.stat().st_mtime_ns == before
+    view.unlink()
+    cli("batch", tmp_path / "pairs.csv", "--out-dir", out, "--html", "--backend", "cpu")
+    assert view.is_file()
+    # A page csfuse did not write is not replaced without --force.
+    view.write_text("someone else's page")
+    r = cli("batch", tmp_path / "pairs.csv", "--out-dir", out, "--html", "--backend", "cpu", check=False)
+    assert r.returncode != 0 and "--force" in r.stderr and "view.html" in r.stderr, r.stderr
+    assert view.read_text() == "someone else's page"
+
+
+def test_python_fuse_nifti_writes_the_same_view(phantoms, tmp_path):
+    a, b = phantoms / "ct_like.nii.gz", phantoms / "mr_like.nii.gz"
+    csfuse.fuse_nifti(a, b, tmp_path / "py.nii.gz", html=tmp_path / "py.html", backend="cpu")
+    cli("fuse", a, b, "-o", tmp_path / "cli.nii.gz", "--html", tmp_path / "cli.html", "--backend", "cpu")
+    # The same page but for the output's name, which it shows.
+    py = (tmp_path / "py.html").read_text().replace("py.nii.gz", "OUT")
+    assert py == (tmp_path / "cli.html").read_text().replace("cli.nii.gz", "OUT")
+    with pytest.raises(ValueError, match="--html"):
+        csfuse.fuse_files(phantoms / "ct_like.png", phantoms / "mr_like.png", tmp_path / "f.png", html=tmp_path / "v.html")

@@ -304,12 +304,12 @@ fn evaluate_pair(
             "fusion": parameters(&o, args.opts.precision, false),
         });
         let decisions = decision_pngs(&args.out_dir, m, pair);
-        let on_disk = OnDisk::read(&output, false);
+        let on_disk = OnDisk::read(&output, Default::default());
         // A CS-MCA result counts as done with its decision maps, which only a fusion makes.
         let maps_there = decisions
             .as_ref()
             .is_none_or(|d| d.iter().all(|p| p.is_file()));
-        if on_disk.up_to_date(&inputs, &params, false) && maps_there {
+        if on_disk.up_to_date(&inputs, &params) && maps_there {
             if let Some((scores, cost)) = recorded_scores(&output) {
                 done.push(Done {
                     method: m,

@@ -375,19 +375,49 @@ pub fn montage_path(out: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The volume view written beside an output: `F.nii.gz` -> `F.nii.gz.view.html`.
+pub fn view_path(out: &Path) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(".view.html");
+    PathBuf::from(s)
+}
+
+/// The files an item writes beside its output and sidecar, each recorded in the sidecar under its
+/// key: the montage (`--montage`) and, for a volume item, the volume view (`--html`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extras {
+    pub montage: bool,
+    pub html: bool,
+}
+
+impl Extras {
+    /// Sidecar key and path of each extra file of the item that writes `out`.
+    pub fn files(self, out: &Path) -> Vec<(&'static str, PathBuf)> {
+        let mut v = Vec::new();
+        if self.montage {
+            v.push(("montage", montage_path(out)));
+        }
+        if self.html {
+            v.push(("html", view_path(out)));
+        }
+        v
+    }
+}
+
 /// What is on disk for an item, read once: its sidecar (when csfuse wrote it) and the SHA-256 of
-/// its output and montage (when they exist).
+/// its output and extra files (when they exist).
 pub struct OnDisk {
     out: PathBuf,
     side: Option<Value>,
     /// A file is at the sidecar's path, csfuse's or not.
     side_exists: bool,
     out_sha: Option<String>,
-    montage_sha: Option<String>,
+    /// Each extra file asked for: its sidecar key, path and SHA-256 (when it exists).
+    extra_sha: Vec<(&'static str, PathBuf, Option<String>)>,
 }
 
 impl OnDisk {
-    pub fn read(out: &Path, montage: bool) -> Self {
+    pub fn read(out: &Path, extras: Extras) -> Self {
         let side_path = sidecar_path(out);
         let side = std::fs::read(&side_path)
             .ok()
@@ -399,11 +429,18 @@ impl OnDisk {
             side,
             side_exists: side_path.exists(),
             out_sha: hash(out),
-            montage_sha: montage.then(|| hash(&montage_path(out))).flatten(),
+            extra_sha: extras
+                .files(out)
+                .into_iter()
+                .map(|(k, p)| {
+                    let sha = hash(&p);
+                    (k, p, sha)
+                })
+                .collect(),
         }
     }
 
-    /// Whether the sidecar records `sha` for `key` (`output`, `montage`).
+    /// Whether the sidecar records `sha` for `key` (`output`, `montage`, `html`).
     fn vouches(&self, key: &str, sha: &Option<String>) -> bool {
         match (&self.side, sha) {
             (Some(side), Some(sha)) => side[key]["sha256"].as_str() == Some(sha),
@@ -413,8 +450,8 @@ impl OnDisk {
 
     /// Whether the item is finished for these inputs and parameters: its sidecar records the same
     /// input hashes and parameters, and the hashes of the output (so a truncated or replaced output
-    /// is redone) and, with `montage`, of the montage.
-    pub fn up_to_date(&self, inputs: &Value, params: &Value, montage: bool) -> bool {
+    /// is redone) and of the extra files it was read for.
+    pub fn up_to_date(&self, inputs: &Value, params: &Value) -> bool {
         let Some(side) = &self.side else {
             return false;
         };
@@ -426,7 +463,10 @@ impl OnDisk {
         hashes(&side["inputs"]) == hashes(inputs)
             && side["parameters"] == *params
             && self.vouches("output", &self.out_sha)
-            && (!montage || self.vouches("montage", &self.montage_sha))
+            && self
+                .extra_sha
+                .iter()
+                .all(|(k, _, sha)| self.vouches(k, sha))
     }
 
     /// The seconds and CPU threads the sidecar says the item took (what `batch --plan` measures
@@ -439,7 +479,7 @@ impl OnDisk {
         ))
     }
 
-    /// The item's files (output, sidecar, montage) that exist but that no csfuse sidecar vouches
+    /// The item's files (output, sidecar, extra files) that exist but that no csfuse sidecar vouches
     /// for: not written by csfuse, or changed since. Batch replaces them only with `--force`.
     pub fn foreign(&self) -> Vec<PathBuf> {
         let mut v = Vec::new();
@@ -449,8 +489,10 @@ impl OnDisk {
         if self.out_sha.is_some() && !self.vouches("output", &self.out_sha) {
             v.push(self.out.clone());
         }
-        if self.montage_sha.is_some() && !self.vouches("montage", &self.montage_sha) {
-            v.push(montage_path(&self.out));
+        for (k, p, sha) in &self.extra_sha {
+            if sha.is_some() && !self.vouches(k, sha) {
+                v.push(p.clone());
+            }
         }
         v
     }

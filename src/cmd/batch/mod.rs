@@ -6,8 +6,8 @@ use super::fuse::FuseOpts;
 use super::json_bytes;
 use csfuse::formats::output::{canonical_target, probe_writable, remove_stale_temps, OutputSet};
 use csfuse::jobs::batch::{
-    input_records, montage_path, parameters, read_list, sha256_file, sidecar_path, Item, OnDisk,
-    Shard,
+    input_records, montage_path, parameters, read_list, sha256_file, sidecar_path, view_path,
+    Extras, Item, OnDisk, Shard,
 };
 use csfuse::jobs::session::Session;
 use csfuse::jobs::{
@@ -81,6 +81,10 @@ pub struct Args {
     /// Also write OUTPUT.montage.png for each item (see `csfuse fuse --montage`).
     #[arg(long)]
     pub montage: bool,
+    /// Also write OUTPUT.view.html for each volume item: its sources and result in slice views
+    /// for a browser (see `csfuse fuse --html`).
+    #[arg(long)]
+    pub html: bool,
     /// Replace existing files at output paths that csfuse did not write (no matching sidecar).
     #[arg(short, long)]
     pub force: bool,
@@ -144,7 +148,7 @@ fn checked_items(
                     .into(),
             }));
         }
-        for p in item_outputs(it, args.montage) {
+        for p in item_outputs(it, extras(args, it)) {
             if canonical_target(&p).is_some_and(|c| inputs.contains(&c)) {
                 return Err(at(Error::BadOutput {
                     path: p,
@@ -167,12 +171,18 @@ fn plan(args: &Args) -> Result<(Shard, Vec<Item>, JobOptions, PathBuf)> {
     Ok((shard, mine, opts, root))
 }
 
-/// The files an item writes: output, sidecar (last, it marks the item done) and montage.
-fn item_outputs(it: &Item, montage: bool) -> Vec<PathBuf> {
-    let mut v = vec![it.out.clone()];
-    if montage {
-        v.push(montage_path(&it.out));
+/// The extra files `args` ask of `it`: a montage, and a view page for a volume.
+pub(super) fn extras(args: &Args, it: &Item) -> Extras {
+    Extras {
+        montage: args.montage,
+        html: args.html && kind(&it.a) == Kind::Volume,
     }
+}
+
+/// The files an item writes: output, extra files, and sidecar (last, it marks the item done).
+fn item_outputs(it: &Item, extras: Extras) -> Vec<PathBuf> {
+    let mut v = vec![it.out.clone()];
+    v.extend(extras.files(&it.out).into_iter().map(|(_, p)| p));
     v.push(sidecar_path(&it.out));
     v
 }
@@ -387,6 +397,7 @@ impl<'a> Run<'a> {
     fn item_options(&self, it: &Item) -> JobOptions {
         JobOptions {
             montage: self.args.montage.then(|| montage_path(&it.out)),
+            html: extras(self.args, it).html.then(|| view_path(&it.out)),
             ..item_options(self.opts, it)
         }
     }
@@ -478,8 +489,8 @@ fn prepare(
     root: &Path,
 ) -> Result<Option<serde_json::Value>> {
     let inputs = input_records(it)?;
-    let on_disk = OnDisk::read(&it.out, args.montage);
-    if on_disk.up_to_date(&inputs, params, args.montage) {
+    let on_disk = OnDisk::read(&it.out, extras(args, it));
+    if on_disk.up_to_date(&inputs, params) {
         return Ok(None);
     }
     let foreign = on_disk.foreign();
@@ -491,7 +502,7 @@ fn prepare(
         });
     }
     // Confined before the folders are made, so a symlink cannot make them elsewhere.
-    let outs = item_outputs(it, args.montage);
+    let outs = item_outputs(it, extras(args, it));
     for p in &outs {
         confined(p, root)?;
     }
@@ -514,6 +525,9 @@ struct Sidecar<'a> {
     inputs: serde_json::Value,
     output: serde_json::Value,
     montage: Option<serde_json::Value>,
+    /// The volume view (`--html`), for volume items.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    html: Option<serde_json::Value>,
     /// Everything that changes the output (a resumed run redoes an item when they differ).
     parameters: &'a serde_json::Value,
     backend: &'a str,
@@ -564,6 +578,7 @@ fn commit(
         return Err(e);
     }
     let montage = args.montage.then(|| montage_path(&it.out));
+    let html = extras(args, it).html.then(|| view_path(&it.out));
     let record = |p: &Path| -> Result<serde_json::Value> {
         let staged = set.staged_file(p).unwrap_or(p);
         Ok(json!({"path": path_text(p), "sha256": sha256_file(staged)?}))
@@ -573,6 +588,7 @@ fn commit(
         inputs,
         output: record(&it.out)?,
         montage: montage.as_deref().map(record).transpose()?,
+        html: html.as_deref().map(record).transpose()?,
         parameters: params,
         backend: &done.report.backend,
         adapter: done.report.adapter.as_ref(),

@@ -56,9 +56,8 @@ fn plan(args: &Args, form: Form, threads: Option<usize>) -> Result<()> {
                 continue;
             }
         };
-        let on_disk = OnDisk::read(&it.out, args.montage);
-        let done = input_records(it)
-            .is_ok_and(|inputs| on_disk.up_to_date(&inputs, &params, args.montage));
+        let on_disk = OnDisk::read(&it.out, super::extras(args, it));
+        let done = input_records(it).is_ok_and(|inputs| on_disk.up_to_date(&inputs, &params));
         if let (true, Some((s, t))) = (done, on_disk.spent()) {
             finished.push((s, t, cost.pixels));
         }

@@ -9,6 +9,15 @@
     if (text !== undefined) e.textContent = text;
     return e;
   };
+  // A table head: the first column's name, then one column per key, each tagged `attr`.
+  function header(first, attr, keys) {
+    const head = el("tr");
+    head.append(el("th", {}, first));
+    keys.forEach((k) => head.append(el("th", { [attr]: k }, k)));
+    const thead = el("thead");
+    thead.append(head);
+    return thead;
+  }
   const fmt = (v) => (v === null || v === undefined ? "n/a" : v.toFixed(4));
 
   // Sort a table's body rows by the numbers in column `col` (data-value), descending on the first
@@ -49,12 +58,7 @@
   data.tables.forEach((t, ti) => {
     app.append(el("h3", {}, `${t.title} (${t.pairs} pair${t.pairs === 1 ? "" : "s"})`));
     const table = el("table", { id: `summary-${ti}`, class: "summary" });
-    const head = el("tr");
-    head.append(el("th", {}, "method"));
-    data.metrics.forEach((m) => head.append(el("th", { "data-metric": m }, m)));
-    const thead = el("thead");
-    thead.append(head);
-    table.append(thead);
+    table.append(header("method", "data-metric", data.metrics));
     const body = el("tbody");
     const shown = (c) => (c ? Math.round(c[0] * 1e4) : null);
     const best = data.metrics.map((_, j) => Math.max(...t.cells.map((r) => shown(r[j])).filter((v) => v !== null)));
@@ -89,12 +93,7 @@
   function fillPairs() {
     const k = pick.value;
     pairsTable.innerHTML = "";
-    const head = el("tr");
-    head.append(el("th", {}, "pair"));
-    data.methods.forEach((m) => head.append(el("th", { "data-method": m }, m)));
-    const thead = el("thead");
-    thead.append(head);
-    pairsTable.append(thead);
+    pairsTable.append(header("pair", "data-method", data.methods));
     const body = el("tbody");
     for (const p of data.pairs) {
       const tr = el("tr", { class: "pair-row", "data-pair": p.pair });

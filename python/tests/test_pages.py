@@ -360,3 +360,18 @@ def test_python_fuse_nifti_writes_the_same_view(phantoms, tmp_path):
     assert py == (tmp_path / "cli.html").read_text().replace("cli.nii.gz", "OUT")
     with pytest.raises(ValueError, match="--html"):
         csfuse.fuse_files(phantoms / "ct_like.png", phantoms / "mr_like.png", tmp_path / "f.png", html=tmp_path / "v.html")
+
+
+def test_report_lists_the_pairs_that_failed(browser, phantoms, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (tmp_path / "pairs.csv").write_text(
+        f"a,b,output\n{phantoms / 'ct_like.png'},{phantoms / 'mr_like.png'},ct_mr_1.png\n{bad},{phantoms / 'mr_like.png'},ct_mr_2.png\n"
+    )
+    r = cli("evaluate", tmp_path / "pairs.csv", "--out-dir", tmp_path / "eval", "--methods", "max,average",
+            "--metrics", "Q_ABF", check=False)
+    assert r.returncode != 0 and "broken.png" in r.stderr, r.stderr
+    open_page(browser, tmp_path / "eval" / "report.html")
+    failures = [li.text for li in browser.find_elements("css selector", "#failures li")]
+    assert len(failures) == 1 and failures[0].startswith("line 3:") and "broken.png" in failures[0], failures
+    assert [r.get_attribute("data-pair") for r in browser.find_elements("css selector", "#pairs tbody tr")] == ["ct_mr_1.png"]

@@ -318,8 +318,11 @@ def test_report_pair_view_compares_any_two_pictures(browser, report, tmp_path):
     # The command and parameters that made the report.
     assert "evaluate" in d.find_element("id", "command").get_attribute("textContent")
     params = json.loads(d.find_element("id", "parameters").get_attribute("textContent"))
-    assert params["pyramid"]["fuse"]["mode"] == "pyramid" and params["paper"]["fuse"]["mode"] == "paper"
-    assert params["max"] is None
+    for m in ("pyramid", "paper"):
+        assert params[m]["fusion"]["fuse"]["mode"] == m
+        side = json.loads((report / m / "mr_pet_p2.png.json").read_text())
+        assert params[m] == side["parameters"], "the parameters the sidecars record"
+    assert params["max"]["method"] == "max"
     assert_no_console_errors(d)
 
 

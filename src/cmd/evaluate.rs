@@ -187,22 +187,7 @@ pub fn run(args: Args) -> Result<()> {
         command: &command_line(),
         parameters: methods
             .iter()
-            .map(|&m| {
-                let p = match m {
-                    Method::CsMca(mode) => args.opts.params(mode).map(|p| {
-                        parameters(
-                            &JobOptions {
-                                params: p,
-                                ..opts.clone()
-                            },
-                            args.opts.precision,
-                            false,
-                        )
-                    })?,
-                    Method::Baseline(_) => json!(null),
-                };
-                Ok((m.name().to_string(), p))
-            })
+            .map(|&m| Ok((m.name().to_string(), method_options(m, &args, &opts)?.1)))
             .collect::<Result<serde_json::Map<String, Value>>>()?
             .into(),
         failures: &failed,
@@ -233,6 +218,20 @@ pub fn run(args: Args) -> Result<()> {
             ),
         }),
     }
+}
+
+/// A method's options, and the parameters its results' sidecars record (what decides whether a
+/// result is up to date).
+fn method_options(m: Method, args: &Args, opts: &JobOptions) -> Result<(JobOptions, Value)> {
+    let mut o = opts.clone();
+    if let Method::CsMca(mode) = m {
+        o.params = args.opts.params(mode)?;
+    }
+    let params = json!({
+        "method": m.name(),
+        "fusion": parameters(&o, args.opts.precision, false),
+    });
+    Ok((o, params))
 }
 
 /// The command line that ran, quoted where a shell would need it.
@@ -295,14 +294,7 @@ fn evaluate_pair(
     let mut done = Vec::with_capacity(methods.len());
     for &m in methods {
         let output = args.out_dir.join(m.name()).join(pair);
-        let mut o = opts.clone();
-        if let Method::CsMca(mode) = m {
-            o.params = args.opts.params(mode)?;
-        }
-        let params = json!({
-            "method": m.name(),
-            "fusion": parameters(&o, args.opts.precision, false),
-        });
+        let (o, params) = method_options(m, args, opts)?;
         let decisions = decision_pngs(&args.out_dir, m, pair);
         let on_disk = OnDisk::read(&output, Default::default());
         // A CS-MCA result counts as done with its decision maps, which only a fusion makes.

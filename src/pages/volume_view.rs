@@ -16,6 +16,70 @@ use std::io::Write;
 /// The largest quantized level: 12 bits, as CT is stored.
 pub const LEVELS: u16 = 4095;
 
+/// The most voxels a page holds per volume (a 512×512×128 volume): beyond it a browser's strings
+/// and memory run short (three such volumes are up to 270 MB of base64), so larger volumes are
+/// shown at a coarser grid ([`shrink`]).
+pub const MAX_VOXELS: usize = 1 << 25;
+
+/// Halve the axis with the most voxels (block means of two, the last block of an odd axis
+/// alone) until the volume holds at most `max` voxels. Returns the new grid and the factor of
+/// each axis; every volume of a view shrinks the same way.
+pub fn shrunk_grid(grid: &Grid, max: usize) -> (Grid, [usize; 3]) {
+    let mut dims = grid.dims;
+    let mut factor = [1usize; 3];
+    while dims.iter().product::<usize>() > max {
+        let axis = (0..3).max_by_key(|&a| dims[a]).expect("three axes");
+        if dims[axis] == 1 {
+            break;
+        }
+        dims[axis] = dims[axis].div_ceil(2);
+        factor[axis] *= 2;
+    }
+    let mut affine = grid.affine;
+    for (r, row) in affine.iter_mut().enumerate() {
+        // The first block's centre is (f - 1) / 2 voxels from the first voxel.
+        row[3] += (0..3)
+            .map(|a| grid.affine[r][a] * (factor[a] as f64 - 1.0) / 2.0)
+            .sum::<f64>();
+        for (a, f) in factor.iter().enumerate() {
+            row[a] *= *f as f64;
+        }
+    }
+    (Grid { dims, affine }, factor)
+}
+
+/// A volume on `grid` (x fastest) as block means of `factor` voxels per axis, on `to`; voxels
+/// that are not finite are left out of their block's mean.
+fn shrink(data: &[f32], grid: &Grid, to: &Grid, factor: [usize; 3]) -> Vec<f32> {
+    let [nx, ny, _] = grid.dims;
+    let [mx, my, mz] = to.dims;
+    let mut out = Vec::with_capacity(mx * my * mz);
+    for z in 0..mz {
+        for y in 0..my {
+            for x in 0..mx {
+                let (mut sum, mut n) = (0f64, 0usize);
+                for k in z * factor[2]..((z + 1) * factor[2]).min(grid.dims[2]) {
+                    for j in y * factor[1]..((y + 1) * factor[1]).min(ny) {
+                        for i in x * factor[0]..((x + 1) * factor[0]).min(nx) {
+                            let v = data[i + nx * (j + ny * k)];
+                            if v.is_finite() {
+                                sum += v as f64;
+                                n += 1;
+                            }
+                        }
+                    }
+                }
+                out.push(if n > 0 {
+                    (sum / n as f64) as f32
+                } else {
+                    f32::NAN
+                });
+            }
+        }
+    }
+    out
+}
+
 /// One volume of the view: its label (`A`, `B`, `fused`), the file it came from and its voxels
 /// (x fastest, on the view's grid).
 pub struct Shown<'a> {
@@ -92,6 +156,13 @@ fn axis_letters(grid: &Grid) -> [[&'static str; 2]; 3] {
 
 /// The page for `volumes` (all on `grid`), titled `title`.
 pub fn page_html(title: &str, grid: &Grid, volumes: &[Shown]) -> crate::Result<String> {
+    page_within(title, grid, volumes, MAX_VOXELS)
+}
+
+/// [`page_html`] with at most `max` voxels a volume.
+fn page_within(title: &str, full: &Grid, volumes: &[Shown], max: usize) -> crate::Result<String> {
+    let (shrunk, factor) = shrunk_grid(full, max);
+    let grid = &shrunk;
     let n: usize = grid.dims.iter().product();
     let spacing: Vec<f64> = (0..3)
         .map(|i| {
@@ -105,8 +176,19 @@ pub fn page_html(title: &str, grid: &Grid, volumes: &[Shown]) -> crate::Result<S
     let mut meta_volumes = Vec::new();
     let mut data = String::new();
     for (k, v) in volumes.iter().enumerate() {
-        assert_eq!(v.data.len(), n, "a view's volumes share its grid");
-        let (q, min, max) = quantize(v.data);
+        assert_eq!(
+            v.data.len(),
+            full.dims.iter().product::<usize>(),
+            "a view's volumes share its grid"
+        );
+        let small;
+        let voxels = if factor == [1; 3] {
+            v.data
+        } else {
+            small = shrink(v.data, full, grid, factor);
+            &small[..]
+        };
+        let (q, min, max) = quantize(voxels);
         let mut gz = GzEncoder::new(Vec::new(), Compression::default());
         let bytes: Vec<u8> = q.iter().flat_map(|l| l.to_le_bytes()).collect();
         gz.write_all(&bytes)
@@ -134,9 +216,19 @@ pub fn page_html(title: &str, grid: &Grid, volumes: &[Shown]) -> crate::Result<S
         "axes": axis_letters(grid),
         "levels": LEVELS,
         "volumes": meta_volumes,
+        "shrunk_by": factor,
     });
+    let coarser = if factor == [1; 3] {
+        String::new()
+    } else {
+        format!(
+            " Shown on a coarser grid than the files' {} × {} × {} (means of {} × {} × {} voxels), \
+             to keep the page within what a browser can hold.",
+            full.dims[0], full.dims[1], full.dims[2], factor[0], factor[1], factor[2]
+        )
+    };
     let body = format!(
-        "<h1>{}</h1>\n<p class=\"note\">csfuse {}: {} × {} × {} voxels of {:.3} × {:.3} × {:.3} mm. \
+        "<h1>{}</h1>\n<p class=\"note\">csfuse {}: {} × {} × {} voxels of {:.3} × {:.3} × {:.3} mm.{coarser} \
          Click a view to move the cursor; arrow keys or Page Up/Down step the slice of the view \
          under the mouse.</p>\n<div id=\"app\"><p id=\"loading\">Loading the volumes…</p></div>\n\
          <script type=\"application/json\" id=\"meta\">{}</script>\n{data}",
@@ -254,6 +346,47 @@ mod tests {
         assert_eq!(meta["volumes"][0]["min"], -100.0);
         assert_eq!(meta["volumes"][0]["max"], 117.5);
         assert_eq!(meta["dims"], serde_json::json!([5, 3, 2]));
+    }
+
+    #[test]
+    fn large_volumes_are_shown_as_block_means_on_a_coarser_grid() {
+        let grid = Grid {
+            dims: [5, 4, 3],
+            affine: [
+                [-0.5, 0.0, 0.0, 10.0],
+                [0.0, 0.8, 0.0, -4.0],
+                [0.0, 0.0, 2.0, 1.0],
+            ],
+        };
+        // 60 voxels, at most 20: x (5) halves to 3, then y (4) to 2: 18.
+        let (small, factor) = shrunk_grid(&grid, 20);
+        assert_eq!((small.dims, factor), ([3, 2, 3], [2, 2, 1]));
+        // Voxel (0, 0, 0) of the coarse grid is the centre of the first 2 x 2 block.
+        assert_eq!(small.affine[0], [-1.0, 0.0, 0.0, 9.75]);
+        assert_eq!(small.affine[1], [0.0, 1.6, 0.0, -3.6]);
+        assert_eq!(small.affine[2], grid.affine[2]);
+        let mut data: Vec<f32> = (0..60).map(|i| i as f32).collect();
+        data[1] = f32::NAN;
+        let out = shrink(&data, &grid, &small, factor);
+        assert_eq!(out.len(), 18);
+        // Block (0, 0, 0): voxels 0, (1 is NaN), 5, 6.
+        assert_eq!(out[0], (0.0 + 5.0 + 6.0) / 3.0);
+        // Block (2, 1, 2): x = 4 alone (odd axis), y = 2..4, z = 2: voxels 54 and 59.
+        assert_eq!(out[17], (54.0 + 59.0) / 2.0);
+        let page = page_within(
+            "t",
+            &grid,
+            &[Shown {
+                label: "A",
+                name: "a".into(),
+                data: &data,
+            }],
+            20,
+        )
+        .unwrap();
+        assert!(page.contains("3 × 2 × 3 voxels of 1.000 × 1.600 × 2.000 mm. Shown on a coarser grid than the files' 5 × 4 × 3 (means of 2 × 2 × 1 voxels)"));
+        // Within the limit nothing changes.
+        assert_eq!(shrunk_grid(&grid, 60), (grid, [1, 1, 1]));
     }
 
     #[test]

@@ -163,7 +163,6 @@ pub fn page_html(title: &str, grid: &Grid, volumes: &[Shown]) -> crate::Result<S
 fn page_within(title: &str, full: &Grid, volumes: &[Shown], max: usize) -> crate::Result<String> {
     let (shrunk, factor) = shrunk_grid(full, max);
     let grid = &shrunk;
-    let n: usize = grid.dims.iter().product();
     let spacing: Vec<f64> = (0..3)
         .map(|i| {
             (0..3)

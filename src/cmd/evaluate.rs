@@ -420,10 +420,7 @@ fn write_result(
     let mut all: Vec<&Path> = vec![output, &side];
     all.extend(extra.iter().map(|(p, _)| p.as_path()));
     for p in &all {
-        remove_stale_temps(p);
-        if let Some(dir) = p.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
+        ready(p)?;
     }
     // Files csfuse wrote before are replaced (the caller checked that a sidecar vouches for them).
     check_outputs(&all, sources, true)?;
@@ -450,6 +447,15 @@ fn write_result(
     set.commit()
 }
 
+/// Make `path`'s folder and remove the temporary files a killed run left for it.
+fn ready(path: &Path) -> Result<()> {
+    remove_stale_temps(path);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
 /// A | B | each method's result, labelled; and the sources alone as PNG (`pngs`).
 fn write_montage(
     (path, pngs): (&Path, &[PathBuf; 2]),
@@ -467,10 +473,7 @@ fn write_montage(
     let mut panels: Vec<Panel> = pair.source_panels().into();
     let mut set = OutputSet::default();
     for (p, panel) in pngs.iter().zip(&panels) {
-        if let Some(dir) = p.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        remove_stale_temps(p);
+        ready(p)?;
         set.stage_bytes(p, &panel.encode(p)?)?;
     }
     for d in done {
@@ -489,10 +492,7 @@ fn write_montage(
             channels,
         });
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    remove_stale_temps(path);
+    ready(path)?;
     set.stage_bytes(path, &montage::encode(path, &panels)?)?;
     set.commit()
 }

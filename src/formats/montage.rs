@@ -30,9 +30,7 @@ impl Panel {
             .collect();
         Panel::gray(label, Plane::from_vec(d.h, d.w, data))
     }
-}
 
-impl Panel {
     /// The panel alone, unlabelled, as an 8-bit image in the format `path` names.
     pub fn encode(&self, path: &Path) -> Result<Vec<u8>> {
         let (h, w) = (self.channels[0].h, self.channels[0].w);

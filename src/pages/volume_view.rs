@@ -163,15 +163,10 @@ pub fn page_html(title: &str, grid: &Grid, volumes: &[Shown]) -> crate::Result<S
 fn page_within(title: &str, full: &Grid, volumes: &[Shown], max: usize) -> crate::Result<String> {
     let (shrunk, factor) = shrunk_grid(full, max);
     let grid = &shrunk;
-    let spacing: Vec<f64> = (0..3)
-        .map(|i| {
-            (0..3)
-                .map(|r| grid.affine[r][i].powi(2))
-                .sum::<f64>()
-                .sqrt()
-        })
-        .map(|s| if s.is_finite() && s > 0.0 { s } else { 1.0 })
-        .collect();
+    // A degenerate axis is drawn at 1 mm rather than not at all.
+    let spacing = grid
+        .spacing()
+        .map(|s| if s.is_finite() && s > 0.0 { s } else { 1.0 });
     let mut meta_volumes = Vec::new();
     let mut data = String::new();
     for (k, v) in volumes.iter().enumerate() {

@@ -9,7 +9,7 @@ every method with its defaults (OUT/reference, the README's table). The pairs ar
 (round robin within each modality group, in name order). For each fold a candidate is chosen on
 the other folds' pairs only, by RULE below, and scored on the fold's pairs: the cross-validated row
 is each pair scored by the candidate chosen without it. The candidate chosen on all pairs is the
-one that ships as the default, and the script fails when csfuse's default is another. OUT/cv.md gets the cross-validated table per group, the candidate
+one that ships as the default, and the script fails when csfuse's default is another. OUT/cv.md gets the cross-validated table per group, its margins over `paper` and `max`, the candidate
 each fold chose, the spread between folds, and the in-sample scores of every candidate.
 
 RULE: among the candidates that score at least as well as `paper` on the mean of each of the five
@@ -124,6 +124,21 @@ def table(rows, pairs, title):
     return "\n".join(lines)
 
 
+def margins(held, ref, pairs):
+    """The cross-validated row's margins over `paper` per group and over `max` over all pairs and CT/MR
+    (the targets the rules are held to), and its worst single pair against `paper`; negative: a loss."""
+    lines = ["| held-out margin over | pairs | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 2) + "|"]
+    for other in ["paper", "max"]:
+        for g, gp in [("all", pairs)] + sorted(groups_of(ref[other], pairs).items()):
+            if other == "max" and g not in ("all", "ct_mr"):
+                continue
+            a, b = means(held, gp), means(ref[other], gp)
+            lines.append(f"| {other} | {g} ({len(gp)}) | " + " | ".join(f"{a[m] - b[m]:+.4f}" for m in METRICS) + " |")
+    worst = {m: min(held[p][1][m] - ref["paper"][p][1][m] for p in pairs) for m in METRICS}
+    lines.append("| paper, worst single pair | all | " + " | ".join(f"{worst[m]:+.4f}" for m in METRICS) + " |")
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("list", type=Path)
@@ -171,6 +186,8 @@ def main():
         (f"Group `{g}`", ps) for g, ps in sorted(groups_of(paper, pairs).items())
     ]:
         out += [table(rows, gp, f"{g} ({len(gp)} pair{'s' if len(gp) > 1 else ''}), held-out scores"), ""]
+    out += ["The cross-validated row's margins (its mean less the other method's; negative: a loss):", "",
+            margins(held, ref, pairs), ""]
     out += ["Each fold's choice (made on the other folds) and its held-out means:", "",
             "| fold | pairs | chosen | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 3) + "|"]
     for k, c, test in chosen:

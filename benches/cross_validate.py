@@ -9,8 +9,9 @@ every method with its defaults (OUT/reference, the README's table). The pairs ar
 (round robin within each modality group, in name order). For each fold a candidate is chosen on
 the other folds' pairs only, by RULE below, and scored on the fold's pairs: the cross-validated row
 is each pair scored by the candidate chosen without it. The candidate chosen on all pairs is the
-one that ships as the default, and the script fails when csfuse's default is another. OUT/cv.md gets the cross-validated table per group, its margins over `paper` and `max`, the candidate
-each fold chose, the spread between folds, and the in-sample scores of every candidate.
+one that ships as the default, and the script fails when csfuse's default is another. OUT/cv.md
+gets the cross-validated table per group, its margins over `paper` and `max`, the candidate each
+fold chose, the spread between folds, and the in-sample scores of every candidate.
 
 RULE: among the candidates that score at least as well as `paper` on the mean of each of the five
 metrics in every modality group of the training pairs, the one with the highest mean of the five
@@ -112,8 +113,14 @@ def folds_of(scores, k):
     return fold
 
 
+def header(*first):
+    """A markdown table's head: the columns `first`, then one per metric."""
+    cols = [*first, *METRICS]
+    return ["| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
+
+
 def table(rows, pairs, title):
-    lines = [title, "", "| method | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    lines = [title, "", *header("method")]
     for label, scores in rows:
         cells = []
         for m in METRICS:
@@ -127,10 +134,11 @@ def table(rows, pairs, title):
 def margins(held, ref, pairs):
     """The cross-validated row's margins over `paper` per group and over `max` over all pairs and CT/MR
     (the targets the rules are held to), and its worst single pair against `paper`; negative: a loss."""
-    lines = ["| held-out margin over | pairs | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 2) + "|"]
-    for other in ["paper", "max"]:
-        for g, gp in [("all", pairs)] + sorted(groups_of(ref[other], pairs).items()):
-            if other == "max" and g not in ("all", "ct_mr"):
+    lines = header("held-out margin over", "pairs")
+    groups = [("all", pairs)] + sorted(groups_of(ref["paper"], pairs).items())
+    for other, wanted in [("paper", None), ("max", ("all", "ct_mr"))]:
+        for g, gp in groups:
+            if wanted is not None and g not in wanted:
                 continue
             a, b = means(held, gp), means(ref[other], gp)
             lines.append(f"| {other} | {g} ({len(gp)}) | " + " | ".join(f"{a[m] - b[m]:+.4f}" for m in METRICS) + " |")
@@ -189,7 +197,7 @@ def main():
     out += ["The cross-validated row's margins (its mean less the other method's; negative: a loss):", "",
             margins(held, ref, pairs), ""]
     out += ["Each fold's choice (made on the other folds) and its held-out means:", "",
-            "| fold | pairs | chosen | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 3) + "|"]
+            *header("fold", "pairs", "chosen")]
     for k, c, test in chosen:
         mm = means(held, test)
         out.append(f"| {k + 1} | {len(test)} | {name(c)} | " + " | ".join(f"{mm[m]:.4f}" for m in METRICS) + " |")

@@ -3,9 +3,11 @@
 
     python3 benches/cross_validate.py DEV/pairs.csv OUT [--csfuse BIN] [--folds 5] [--threads 2]
 
-Every candidate of GRID (`--base-share`, `--base-top`, `--base-bright`, `--vote-radius`) is fused and scored on every pair with
-`csfuse evaluate` (one folder per candidate under OUT, resumable like any evaluate run), and so is
-every method with its defaults (OUT/reference, the README's table). The pairs are dealt into stratified folds
+Every method with its defaults is fused and scored on every pair with `csfuse evaluate`
+(OUT/reference, the README's table), and so is every other candidate of GRID (`--base-share`,
+`--base-top`, `--base-bright`, `--vote-radius`), as pyramid variants of one evaluate run
+(OUT/candidates, which fuses them from one decomposition per pair). Both runs resume like any
+evaluate run. The pairs are dealt into stratified folds
 (round robin within each modality group, in name order). For each fold a candidate is chosen on
 the other folds' pairs only, by RULE below, and scored on the fold's pairs: the cross-validated row
 is each pair scored by the candidate chosen without it. The candidate chosen on all pairs is the
@@ -43,7 +45,7 @@ GRID = [
     (0.5, 0.6, 0.5, 9),
     (1.0, 0.6, 0.25, 5),
 ]
-OPTIONS = ["--base-share", "--base-top", "--base-bright", "--vote-radius"]
+# Their names, as in an evaluate method's name (`pyramid-share-0.5-top-0.6-bright-0.5-vote-9`).
 NAMES = ["share", "top", "bright", "vote"]
 
 
@@ -51,8 +53,9 @@ def name(c):
     return ", ".join(f"{n} {v:g}" for n, v in zip(NAMES, c))
 
 
-def folder(c):
-    return "-".join(f"{n}-{v:g}" for n, v in zip(NAMES, c))
+def method(c):
+    """The candidate as an evaluate method: the pyramid mode with these rule settings."""
+    return "pyramid-" + "-".join(f"{n}-{v:g}" for n, v in zip(NAMES, c))
 
 
 def evaluate(args, out, extra):
@@ -160,13 +163,11 @@ def main():
     # Every method, as the README's table is made (its summary.md is that table).
     ref = evaluate(args, args.out / "reference", [])
     default = default_rule(args.out / "reference" / "pyramid")
-    cands = {}
-    for c in GRID:
-        if c == default:
-            cands[c] = ref["pyramid"]  # the reference run fused it already
-            continue
-        extra = ["--methods", "pyramid"] + [a for o, v in zip(OPTIONS, c) for a in (o, f"{v:g}")]
-        cands[c] = evaluate(args, args.out / folder(c), extra)["pyramid"]
+    # The other candidates in one run, as pyramid variants: evaluate fuses them from one
+    # decomposition of each pair.
+    others = [c for c in GRID if c != default]
+    run = evaluate(args, args.out / "candidates", ["--methods", ",".join(method(c) for c in others)])
+    cands = {c: ref["pyramid"] if c == default else run[method(c)] for c in GRID}
     paper = ref["paper"]
     pairs = sorted(paper)
     fold = folds_of(paper, args.folds)

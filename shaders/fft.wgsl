@@ -1,10 +1,10 @@
 // Batched 2-D real FFT, one line per workgroup, in workgroup memory (CPU twin: src/cpu/fft.rs).
 //
-// The host specialises this text for one line length N by replacing the CONSTS line: L is the inner
-// transform length (N, or the Bluestein length M >= 2N-1 when N has a prime factor above 7), RADIX the
-// Stockham passes (2,3,4,5,7,8) whose product is L. Spectra use the CPU layout: half spectrum stored
-// transposed, bin (ky, kx) of plane p at (p * wc + kx) * h + ky. Forward is unnormalised; the inverse
-// applies `scale` (1 / (h w)) in the row pass.
+// The host specialises this text for one line length N by replacing the CONSTS line (L is the inner
+// transform length: N, or the Bluestein length M >= 2N-1 when N has a prime factor above 7) and the
+// PASSES line (the Stockham passes, radices 2, 3, 4, 5, 7 and 8, whose product is L). Spectra use the
+// CPU layout: half spectrum stored transposed, bin (ky, kx) of plane p at (p * wc + kx) * h + ky.
+// Forward is unnormalised; the inverse applies `scale` (1 / (h w)) in the row pass.
 //
 // Entry points: rows_r2c (real rows -> transposed half spectra), cols (in place, forward or inverse),
 // rows_c2r (half spectra -> real rows, Hermitian extension).
@@ -54,34 +54,11 @@ var<workgroup> buf: array<vec2<f32>, 2u * L>;
 
 // cmul, conj, mul_mi, dft4, butterfly: shaders/fft_butterfly.wgsl (prepended by the host)
 
-// Forward FFT of length L of buf[src .. src + L]; returns where the result is (0 or L).
-fn fft_shared(lid: u32, src0: u32) -> u32 {
-    var src = src0;
-    var ls = 1u;
-    for (var p = 0u; p < NPASS; p++) {
-        let r = RADIX[p];
-        let nb = L / r;
-        let dst = L - src;
-        let tstep = L / (ls * r);
-        for (var i = lid; i < nb; i += WG) {
-            let k = i % ls;
-            var x: array<vec2<f32>, 8>;
-            x[0] = buf[src + i];
-            for (var q = 1u; q < r; q++) {
-                x[q] = cmul(buf[src + i + q * nb], tw[q * k * tstep]);
-            }
-            butterfly(&x, r, nb);
-            let base = (i - k) * r + k;
-            for (var q = 0u; q < r; q++) {
-                buf[dst + base + q * ls] = x[q];
-            }
-        }
-        workgroupBarrier();
-        src = dst;
-        ls *= r;
-    }
-    return src;
-}
+// fft_shared(lid, src) -> offset of the result: the forward FFT of length L of buf[src .. src + L],
+// one Stockham pass after another, written out by the host for this L (src/gpu/fft.rs,
+// `stockham_source`) so that radices, strides and twiddle indices are constants and each pass's
+// values stay in registers.
+//PASSES
 
 // Forward DFT of length N of buf[0 .. N]; returns the offset of the result.
 fn dft_line(lid: u32) -> u32 {

@@ -162,20 +162,46 @@ pub fn score(a: &Gray, b: &Gray, f: &Gray) -> Result<Scores> {
             f.w, f.h
         )));
     }
+    // The metrics are independent: two halves of about equal cost run on two threads when the
+    // pool has them (Q_P and the SSIM family, then Q_CB, VIFF and the rest).
+    let ((q_p, [ssim_sum, q_s, q_y]), (q_cb, viff, rest)) = rayon::join(
+        || {
+            (
+                q_p::q_p(a, b, f),
+                [ssim(a, f) + ssim(b, f), q_s(a, b, f), q_y(a, b, f)],
+            )
+        },
+        || {
+            (
+                q_cb(a, b, f),
+                (f.h.min(f.w) >= viff::MIN_SIDE).then(|| viff::viff(a, b, f)),
+                [
+                    entropy(&hist(f)),
+                    std_dev(f),
+                    spatial_frequency(f),
+                    mutual_info(a, f) + mutual_info(b, f),
+                    q_mi(a, b, f),
+                    q_abf(a, b, f, Gradient::Published),
+                    q_abf(a, b, f, Gradient::Vifb),
+                ],
+            )
+        },
+    );
+    let [en, sd, sf, mi, q_mi, q_abf, q_abf_vifb] = rest;
     Ok(Scores {
-        EN: entropy(&hist(f)),
-        SD: std_dev(f),
-        SF: spatial_frequency(f),
-        MI: mutual_info(a, f) + mutual_info(b, f),
-        Q_MI: q_mi(a, b, f),
-        SSIM_sum: ssim(a, f) + ssim(b, f),
-        Q_ABF: q_abf(a, b, f, Gradient::Published),
-        Q_ABF_vifb: q_abf(a, b, f, Gradient::Vifb),
-        Q_S: q_s(a, b, f),
-        Q_Y: q_y(a, b, f),
-        Q_CB: q_cb(a, b, f),
-        Q_P: Some(q_p::q_p(a, b, f)).filter(|q| q.is_finite()),
-        VIFF: (f.h.min(f.w) >= viff::MIN_SIDE).then(|| viff::viff(a, b, f)),
+        EN: en,
+        SD: sd,
+        SF: sf,
+        MI: mi,
+        Q_MI: q_mi,
+        SSIM_sum: ssim_sum,
+        Q_ABF: q_abf,
+        Q_ABF_vifb: q_abf_vifb,
+        Q_S: q_s,
+        Q_Y: q_y,
+        Q_CB: q_cb,
+        Q_P: Some(q_p).filter(|q| q.is_finite()),
+        VIFF: viff,
     })
 }
 

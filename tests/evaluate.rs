@@ -115,6 +115,65 @@ fn every_method_is_fused_scored_and_summed_up() {
     assert!(log.contains("[1/2] ct_mr_1.png: 5 fused"), "{log}");
 }
 
+/// Pyramid variants in one run share each pair's decomposition, and each result is what `fuse`
+/// gives with the variant's settings.
+#[test]
+fn pyramid_variants_share_a_decomposition_and_match_fuse() {
+    let d = pairs();
+    let p = |s: &str| d.path().join(s);
+    let variant = "pyramid-share-1-vote-9";
+    let methods = format!("pyramid,{variant},max");
+    let evaluate = || {
+        run(
+            &[EVAL.as_slice(), &["--methods", &methods]].concat(),
+            d.path(),
+        )
+    };
+    let log = evaluate();
+    assert_eq!(
+        log.matches("with 2 rule settings from one decomposition")
+            .count(),
+        2,
+        "{log}"
+    );
+    run(
+        &[
+            "fuse",
+            "ct_like.png",
+            "mr_like.png",
+            "-o",
+            "alone.png",
+            "--backend",
+            "cpu",
+            "--base-share",
+            "1",
+            "--vote-radius",
+            "9",
+        ],
+        d.path(),
+    );
+    let shared = std::fs::read(p(&format!("eval/{variant}/ct_mr_1.png"))).unwrap();
+    assert_eq!(shared, std::fs::read(p("alone.png")).unwrap());
+    assert_ne!(
+        shared,
+        std::fs::read(p("eval/pyramid/ct_mr_1.png")).unwrap()
+    );
+    let side = common::read_json(&p(&format!("eval/{variant}/ct_mr_1.png.json")));
+    let fuse = &side["parameters"]["fusion"]["fuse"];
+    assert_eq!(
+        (fuse["base"]["share"].as_f64(), fuse["vote_radius"].as_u64()),
+        (Some(1.0), Some(9))
+    );
+    let md = std::fs::read_to_string(p("eval/summary.md")).unwrap();
+    assert!(md.contains(&format!("| {variant} |")), "{md}");
+    // A second run finds every variant up to date.
+    let log = evaluate();
+    assert!(
+        log.contains("[2/2] mr_pet_1.png: 0 fused, 3 up to date"),
+        "{log}"
+    );
+}
+
 #[test]
 fn methods_metrics_and_bad_rows_are_checked() {
     let d = pairs();
@@ -146,6 +205,7 @@ fn methods_metrics_and_bad_rows_are_checked() {
         (vec!["--methods", "best"], "not a method"),
         (vec!["--metrics", "PSNR"], "not a metric"),
         (vec!["--methods", "max,max"], "twice"),
+        (vec!["--methods", "pyramid-share-2"], "from 0 to 1"),
     ] {
         let mut all = vec!["evaluate", "list.csv", "--out-dir", "x"];
         all.extend(args);

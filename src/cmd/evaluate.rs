@@ -11,13 +11,14 @@ use csfuse::formats::montage::{self, Panel};
 use csfuse::formats::output::{check_outputs, remove_stale_temps, OutputSet};
 use csfuse::jobs::batch::{input_records, parameters, read_list, sha256_file, sidecar_path};
 use csfuse::jobs::batch::{Item, OnDisk};
-use csfuse::jobs::image::{fuse_rasters_with_decisions, ImagePair};
-use csfuse::jobs::report::{json_bytes, Outcome};
+use csfuse::jobs::image::{fuse_rasters_variants, fuse_rasters_with_decisions, ImagePair};
+use csfuse::jobs::report::{json_bytes, Outcome, Report};
 use csfuse::jobs::session::Session;
 use csfuse::jobs::{kind, path_text, JobOptions, Kind};
 use csfuse::metrics::{score, Gray};
 use csfuse::pages::report::{report_html, PairImages, Provenance};
-use csfuse::plane::Plane;
+use csfuse::pipeline::fuse::{Mode, Rules};
+use csfuse::plane::{DecisionMap, Plane};
 use csfuse::{Error, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -27,9 +28,13 @@ use std::time::Instant;
 /// result with `csfuse metrics`, and write the comparison.
 ///
 /// LIST is a `batch` list (A,B[,OUTPUT]; images, 8-bit, as the metrics are defined on 8-bit grey
-/// levels). Methods: the CS-MCA modes (`pyramid`, `paper`; `default` is the default mode) and
-/// three rules that need no dictionaries: `average`, `max` (pixel-wise) and `laplacian` (a
-/// 4-level Laplacian pyramid, larger-magnitude detail, averaged base). Colour sources follow
+/// levels). Methods: the CS-MCA modes (`pyramid`, `paper`; `default` is the default mode), the
+/// pyramid mode with other rule settings (`pyramid-share-0.5-vote-9`: `share`, `top`, `bright`
+/// and `vote` are `--base-share`, `--base-top`, `--base-bright` and `--vote-radius`), and three
+/// rules that need no dictionaries: `average`, `max` (pixel-wise) and `laplacian` (a 4-level
+/// Laplacian pyramid, larger-magnitude detail, averaged base). The pyramid-mode methods of a run
+/// share one decomposition of each pair, so comparing rule settings costs little more than one
+/// fusion (each reports that fusion's time as its cost). Colour sources follow
 /// `fuse`'s colour rule for every method: the luminance is fused and the chroma put back (scaled
 /// into gamut by the `pyramid` mode, clipped per channel by the others).
 ///
@@ -58,12 +63,14 @@ use std::time::Instant;
 #[command(
     verbatim_doc_comment,
     after_help = "Examples:\n  csfuse evaluate pairs.csv --out-dir eval\n  \
-csfuse evaluate pairs.csv --methods paper,max --metrics Q_ABF,Q_CB,VIFF --out-dir eval --backend cpu"
+csfuse evaluate pairs.csv --methods paper,max --metrics Q_ABF,Q_CB,VIFF --out-dir eval --backend cpu\n  \
+csfuse evaluate pairs.csv --methods pyramid,pyramid-share-1,pyramid-vote-9 --out-dir rules"
 )]
 pub struct Args {
     /// The pairs, in `csfuse batch`'s list format.
     pub list: PathBuf,
-    /// Methods to compare, comma-separated [default: every CS-MCA mode, average, max, laplacian].
+    /// Methods to compare, comma-separated [default: every CS-MCA mode, average, max, laplacian];
+    /// pyramid variants as `pyramid-KEY-VALUE...`, e.g. `pyramid-share-1-vote-9`.
     #[arg(long, value_delimiter = ',', value_parser = Method::parse)]
     pub methods: Option<Vec<Method>>,
     /// Metrics of the Markdown table and the charts, comma-separated [default:
@@ -108,7 +115,7 @@ fn source_pngs(out_dir: &Path, pair: &str) -> [PathBuf; 2] {
 /// Where a CS-MCA method's decision maps of a pair go.
 fn decision_pngs(out_dir: &Path, method: Method, pair: &str) -> Option<[PathBuf; 2]> {
     let stem = pair_stem(pair);
-    matches!(method, Method::CsMca(_)).then(|| {
+    method.is_cs_mca().then(|| {
         ["cartoon", "texture"].map(|k| {
             out_dir
                 .join("decisions")
@@ -120,7 +127,8 @@ fn decision_pngs(out_dir: &Path, method: Method, pair: &str) -> Option<[PathBuf;
 
 pub fn run(args: Args) -> Result<()> {
     let methods = args.methods.clone().unwrap_or_else(Method::all);
-    let names: Vec<&str> = methods.iter().map(|m| m.name()).collect();
+    let names: Vec<String> = methods.iter().map(|m| m.name()).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let all_metrics: Vec<&str> = csfuse::metrics::METRIC_NAMES.to_vec();
     let metrics: Vec<String> = match &args.metrics {
         Some(m) => m.iter().map(|s| s.trim().to_string()).collect(),
@@ -172,7 +180,7 @@ pub fn run(args: Args) -> Result<()> {
                 rows.extend(done.into_iter().map(|d| Scored {
                     pair: pair.clone(),
                     group: group_of(&pair),
-                    method: d.method.name().to_string(),
+                    method: d.method.name(),
                     scores: d.scores,
                     cost: d.cost,
                 }));
@@ -187,7 +195,7 @@ pub fn run(args: Args) -> Result<()> {
         command: &command_line(),
         parameters: methods
             .iter()
-            .map(|&m| Ok((m.name().to_string(), method_options(m, &args, &opts)?.1)))
+            .map(|&m| Ok((m.name(), method_options(m, &args, &opts)?.1)))
             .collect::<Result<serde_json::Map<String, Value>>>()?
             .into(),
         failures: &failed,
@@ -224,8 +232,13 @@ pub fn run(args: Args) -> Result<()> {
 /// result is up to date).
 fn method_options(m: Method, args: &Args, opts: &JobOptions) -> Result<(JobOptions, Value)> {
     let mut o = opts.clone();
-    if let Method::CsMca(mode) = m {
-        o.params = args.opts.params(mode)?;
+    match m {
+        Method::CsMca(mode) => o.params = args.opts.params(mode)?,
+        Method::Pyramid(rules) => {
+            o.params = args.opts.params(Mode::Pyramid)?;
+            o.params.set_rules(&rules)?;
+        }
+        Method::Baseline(_) => {}
     }
     let params = json!({
         "method": m.name(),
@@ -261,13 +274,13 @@ fn pair_images(out_dir: &Path, pair: &str, done: &[Done]) -> PairImages {
         b: rel(&b),
         results: done
             .iter()
-            .map(|d| (d.method.name().to_string(), rel(&d.output)))
+            .map(|d| (d.method.name(), rel(&d.output)))
             .collect(),
         decisions: done
             .iter()
             .filter_map(|d| {
                 let [c, t] = d.decisions.as_ref()?;
-                Some((d.method.name().to_string(), [rel(c), rel(t)]))
+                Some((d.method.name(), [rel(c), rel(t)]))
             })
             .collect(),
     }
@@ -279,8 +292,21 @@ fn pair_name(it: &Item, out_dir: &Path) -> String {
     path_text(&rel.with_extension("png"))
 }
 
+/// A method's result still to make.
+struct Pending {
+    method: Method,
+    opts: JobOptions,
+    params: Value,
+    output: PathBuf,
+    decisions: Option<[PathBuf; 2]>,
+}
+
+/// A fused result before it is written: the raster, its ADMM iterations, its decision maps.
+type Fused = (Raster, usize, Option<[DecisionMap; 2]>);
+
 /// Fuse and score one pair with every method (or take what the sidecars vouch for), and write its
-/// montage when anything was fused or it is missing.
+/// montage when anything was fused or it is missing. Pyramid-mode methods (`pyramid` and its rule
+/// variants) that are not up to date share one decomposition.
 fn evaluate_pair(
     it: &Item,
     pair: &str,
@@ -290,8 +316,8 @@ fn evaluate_pair(
     s: &mut Session,
 ) -> Result<Vec<Done>> {
     let inputs = input_records(it)?;
-    let mut sources: Option<(Raster, Raster, ImagePair)> = None;
-    let mut done = Vec::with_capacity(methods.len());
+    let mut done: Vec<Option<Done>> = Vec::with_capacity(methods.len());
+    let mut pending = Vec::new();
     for &m in methods {
         let output = args.out_dir.join(m.name()).join(pair);
         let (o, params) = method_options(m, args, opts)?;
@@ -303,14 +329,14 @@ fn evaluate_pair(
             .is_none_or(|d| d.iter().all(|p| p.is_file()));
         if on_disk.up_to_date(&inputs, &params) && maps_there {
             if let Some((scores, cost)) = recorded_scores(&output) {
-                done.push(Done {
+                done.push(Some(Done {
                     method: m,
                     scores,
                     cost,
                     fused_now: None,
                     output,
                     decisions,
-                });
+                }));
                 continue;
             }
         }
@@ -321,62 +347,45 @@ fn evaluate_pair(
                     .into(),
             });
         }
-        if sources.is_none() {
-            let (ra, rb) = (read_image(&it.a)?, read_image(&it.b)?);
-            let pair = ImagePair::from_rasters(ra.clone(), rb.clone(), (&it.a, &it.b), opts)?;
-            sources = Some((ra, rb, pair));
-        }
-        let (ra, rb, ip) = sources.as_ref().expect("read above");
-        let t = Instant::now();
-        let (fused, admm_iterations, maps) = match m {
-            Method::CsMca(_) => {
-                let (fused, report, maps) = fuse_rasters_with_decisions(s, ip, &o)?;
-                match report.result {
-                    Some(Outcome::Image(r)) => (fused, r.admm_iterations.total, Some(maps)),
-                    _ => unreachable!("an image fusion reports an image outcome"),
-                }
-            }
-            Method::Baseline(b) => (ip.baseline(b)?, 0, None),
-        };
-        let cost = Cost {
-            admm_iterations,
-            seconds: t.elapsed().as_secs_f64(),
-        };
-        // Scored as written: the file's rounded samples.
-        let bytes = encode_image(&output, &fused)?;
-        let fused = decode_image(&output, &bytes)?;
-        let scores: Vec<(String, Option<f64>)> = score(
-            &Gray::of(ra, &it.a)?,
-            &Gray::of(rb, &it.b)?,
-            &Gray::of(&fused, &output)?,
-        )?
-        .rows()
-        .iter()
-        .map(|(k, v)| (k.to_string(), *v))
-        .collect();
-        let mut extra = Vec::new();
-        if let (Some(paths), Some(maps)) = (&decisions, &maps) {
-            for (p, d) in paths.iter().zip(maps) {
-                extra.push((p.clone(), Panel::decision("", d).encode(p)?));
-            }
-        }
-        write_result(
-            &output,
-            &bytes,
-            (&inputs, &params),
-            (&scores, cost),
-            &[&it.a, &it.b],
-            &extra,
-        )?;
-        done.push(Done {
+        done.push(None);
+        pending.push(Pending {
             method: m,
-            scores,
-            cost: Some(cost),
-            fused_now: Some(fused),
+            opts: o,
+            params,
             output,
             decisions,
         });
     }
+    let mut sources: Option<(Raster, Raster, ImagePair)> = None;
+    if !pending.is_empty() {
+        let (ra, rb) = (read_image(&it.a)?, read_image(&it.b)?);
+        let pair = ImagePair::from_rasters(ra.clone(), rb.clone(), (&it.a, &it.b), opts)?;
+        sources = Some((ra, rb, pair));
+    }
+    let mut made = Vec::with_capacity(pending.len());
+    if let Some((ra, rb, ip)) = &sources {
+        let mut fused = fuse_pending(&pending, ip, s)?.into_iter();
+        for p in pending {
+            let ((raster, admm_iterations, maps), seconds) = fused.next().expect("one per method");
+            let cost = Cost {
+                admm_iterations,
+                seconds,
+            };
+            made.push(score_and_write(
+                p,
+                (ra, rb, it),
+                &inputs,
+                raster,
+                maps,
+                cost,
+            )?);
+        }
+    }
+    let mut made = made.into_iter();
+    let done: Vec<Done> = done
+        .into_iter()
+        .map(|d| d.unwrap_or_else(|| made.next().expect("one per pending method")))
+        .collect();
     let montage = args.out_dir.join("montages").join(pair);
     let pngs = source_pngs(&args.out_dir, pair);
     let missing = !montage.exists() || pngs.iter().any(|p| !p.is_file());
@@ -384,6 +393,98 @@ fn evaluate_pair(
         write_montage((&montage, &pngs), it, sources.map(|s| s.2), &done, opts)?;
     }
     Ok(done)
+}
+
+/// Fuse the pair with each pending method, in their order, with the seconds each took. The
+/// pyramid-mode methods, when there are several, are fused from one decomposition and each is given
+/// the time of that one fusion.
+fn fuse_pending(pending: &[Pending], ip: &ImagePair, s: &mut Session) -> Result<Vec<(Fused, f64)>> {
+    let pyramid: Vec<&Pending> = pending
+        .iter()
+        .filter(|p| p.method.is_cs_mca() && p.opts.params.mode == Mode::Pyramid)
+        .collect();
+    let mut shared = Vec::new().into_iter();
+    if pyramid.len() > 1 {
+        let rules: Vec<Rules> = pyramid.iter().map(|p| p.opts.params.rules()).collect();
+        let t = Instant::now();
+        let results = fuse_rasters_variants(s, ip, &pyramid[0].opts, &rules)?;
+        let seconds = t.elapsed().as_secs_f64();
+        shared = results
+            .into_iter()
+            .map(|(raster, report, maps)| ((raster, iterations(&report), Some(maps)), seconds))
+            .collect::<Vec<_>>()
+            .into_iter();
+    }
+    pending
+        .iter()
+        .map(|p| {
+            if pyramid.len() > 1 && pyramid.iter().any(|q| std::ptr::eq(*q, p)) {
+                return Ok(shared.next().expect("one per pyramid-mode method"));
+            }
+            let t = Instant::now();
+            let fused = match p.method {
+                Method::CsMca(_) | Method::Pyramid(_) => {
+                    let (raster, report, maps) = fuse_rasters_with_decisions(s, ip, &p.opts)?;
+                    (raster, iterations(&report), Some(maps))
+                }
+                Method::Baseline(b) => (ip.baseline(b)?, 0, None),
+            };
+            Ok((fused, t.elapsed().as_secs_f64()))
+        })
+        .collect()
+}
+
+/// The ADMM iterations of an image fusion's report.
+fn iterations(report: &Report) -> usize {
+    match &report.result {
+        Some(Outcome::Image(r)) => r.admm_iterations.total,
+        _ => unreachable!("an image fusion reports an image outcome"),
+    }
+}
+
+/// Score a fused result as written (the file's rounded samples) and write it with its sidecar and
+/// decision maps.
+fn score_and_write(
+    p: Pending,
+    (ra, rb, it): (&Raster, &Raster, &Item),
+    inputs: &Value,
+    fused: Raster,
+    maps: Option<[DecisionMap; 2]>,
+    cost: Cost,
+) -> Result<Done> {
+    let bytes = encode_image(&p.output, &fused)?;
+    let fused = decode_image(&p.output, &bytes)?;
+    let scores: Vec<(String, Option<f64>)> = score(
+        &Gray::of(ra, &it.a)?,
+        &Gray::of(rb, &it.b)?,
+        &Gray::of(&fused, &p.output)?,
+    )?
+    .rows()
+    .iter()
+    .map(|(k, v)| (k.to_string(), *v))
+    .collect();
+    let mut extra = Vec::new();
+    if let (Some(paths), Some(maps)) = (&p.decisions, &maps) {
+        for (path, d) in paths.iter().zip(maps) {
+            extra.push((path.clone(), Panel::decision("", d).encode(path)?));
+        }
+    }
+    write_result(
+        &p.output,
+        &bytes,
+        (inputs, &p.params),
+        (&scores, cost),
+        &[&it.a, &it.b],
+        &extra,
+    )?;
+    Ok(Done {
+        method: p.method,
+        scores,
+        cost: Some(cost),
+        fused_now: Some(fused),
+        output: p.output,
+        decisions: p.decisions,
+    })
 }
 
 /// The scores and the cost a result's sidecar records.

@@ -6,18 +6,25 @@
 pub mod plot;
 
 use crate::pipeline::baselines::Baseline;
-use crate::pipeline::fuse::Mode;
+use crate::pipeline::fuse::{FuseParams, Mode, RuleOptions};
 
 /// A fusion method of the comparison.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Method {
     /// CS-MCA in one of its modes.
     CsMca(Mode),
+    /// The pyramid mode with some of its rule settings given, e.g. `pyramid-share-0.5-vote-9`
+    /// (`share`, `top`, `bright`, `vote`: `--base-share`, `--base-top`, `--base-bright`,
+    /// `--vote-radius`).
+    Pyramid(RuleOptions),
     /// A rule that needs no dictionaries.
     Baseline(Baseline),
 }
 
 const BASELINES: [Baseline; 3] = [Baseline::Average, Baseline::Max, Baseline::Laplacian];
+
+/// The keys of a pyramid variant's name, in the order the name lists them.
+const RULE_KEYS: [&str; 4] = ["share", "top", "bright", "vote"];
 
 impl Method {
     /// Every method, in the order a table lists them: the CS-MCA modes, then the baselines.
@@ -29,13 +36,33 @@ impl Method {
             .collect()
     }
 
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            Method::CsMca(m) => m.name(),
-            Method::Baseline(Baseline::Average) => "average",
-            Method::Baseline(Baseline::Max) => "max",
-            Method::Baseline(Baseline::Laplacian) => "laplacian",
+            Method::CsMca(m) => m.name().into(),
+            Method::Pyramid(r) => {
+                let values = [
+                    r.base_share.map(|v| v.to_string()),
+                    r.base_top.map(|v| v.to_string()),
+                    r.base_bright.map(|v| v.to_string()),
+                    r.vote_radius.map(|v| v.to_string()),
+                ];
+                let mut name = Mode::Pyramid.name().to_string();
+                for (k, v) in RULE_KEYS.iter().zip(values) {
+                    if let Some(v) = v {
+                        name.push_str(&format!("-{k}-{v}"));
+                    }
+                }
+                name
+            }
+            Method::Baseline(Baseline::Average) => "average".into(),
+            Method::Baseline(Baseline::Max) => "max".into(),
+            Method::Baseline(Baseline::Laplacian) => "laplacian".into(),
         }
+    }
+
+    /// Whether the method fuses by CS-MCA (and so has decision maps).
+    pub fn is_cs_mca(self) -> bool {
+        !matches!(self, Method::Baseline(_))
     }
 
     /// A method by its name; `default` is csfuse's default mode.
@@ -44,14 +71,67 @@ impl Method {
         if t == "default" {
             return Ok(Method::CsMca(Mode::default()));
         }
+        if let Some(rest) = t.strip_prefix("pyramid-") {
+            return parse_rules(rest)
+                .map(Method::Pyramid)
+                .map_err(|e| format!("`{s}`: {e}"));
+        }
         Method::all()
             .into_iter()
             .find(|m| m.name() == t)
             .ok_or_else(|| {
-                let names: Vec<&str> = Method::all().iter().map(|m| m.name()).collect();
-                format!("`{s}` is not a method: use default, {}", names.join(", "))
+                let names: Vec<String> = Method::all().iter().map(|m| m.name()).collect();
+                format!(
+                    "`{s}` is not a method: use default, {}, or the pyramid mode with rule \
+                     settings, e.g. pyramid-share-0.5-vote-9",
+                    names.join(", ")
+                )
             })
     }
+}
+
+/// `share-0.5-vote-9` (keys `share`, `top`, `bright`, `vote`, each at most once) as rule options,
+/// checked as `fuse --base-share ...` checks them.
+fn parse_rules(text: &str) -> std::result::Result<RuleOptions, String> {
+    let words: Vec<&str> = text.split('-').collect();
+    if !words.len().is_multiple_of(2) {
+        return Err("a pyramid variant is `pyramid` then KEY-VALUE pairs, e.g. \
+                    pyramid-share-0.5-vote-9"
+            .into());
+    }
+    let mut r = RuleOptions::default();
+    for kv in words.chunks(2) {
+        let (k, v) = (kv[0], kv[1]);
+        let number = || {
+            v.parse::<f64>()
+                .map_err(|_| format!("`{k}` takes a number, got `{v}`"))
+        };
+        let slot_taken = match k {
+            "share" => r.base_share.replace(number()?).is_some(),
+            "top" => r.base_top.replace(number()?).is_some(),
+            "bright" => r.base_bright.replace(number()?).is_some(),
+            "vote" => r
+                .vote_radius
+                .replace(
+                    v.parse::<usize>()
+                        .map_err(|_| format!("`vote` takes a whole number of pixels, got `{v}`"))?,
+                )
+                .is_some(),
+            _ => {
+                return Err(format!(
+                    "`{k}` is not a rule setting: use {}",
+                    RULE_KEYS.join(", ")
+                ))
+            }
+        };
+        if slot_taken {
+            return Err(format!("`{k}` is given twice"));
+        }
+    }
+    FuseParams::new(Mode::Pyramid)
+        .set_rules(&r)
+        .map_err(|e| e.to_string())?;
+    Ok(r)
 }
 
 /// The metrics a table shows by default: the structure and information metrics the comparison is
@@ -300,10 +380,29 @@ mod tests {
     #[test]
     fn methods_parse_by_name() {
         for m in Method::all() {
-            assert_eq!(Method::parse(m.name()), Ok(m));
+            assert_eq!(Method::parse(&m.name()), Ok(m));
         }
         assert_eq!(Method::parse("default"), Ok(Method::CsMca(Mode::default())));
         assert!(Method::parse("best").unwrap_err().contains("paper"));
+        // Pyramid variants: any of the four keys once, named in one order.
+        let m = Method::parse("pyramid-vote-9-share-0.50").unwrap();
+        assert_eq!(m.name(), "pyramid-share-0.5-vote-9");
+        assert_eq!(Method::parse(&m.name()), Ok(m));
+        let all = Method::parse("pyramid-share-1-top-0.6-bright-0-vote-5").unwrap();
+        assert_eq!(all.name(), "pyramid-share-1-top-0.6-bright-0-vote-5");
+        for (bad, why) in [
+            ("pyramid-", "KEY-VALUE"),
+            ("pyramid-share", "KEY-VALUE"),
+            ("pyramid-size-3", "not a rule setting"),
+            ("pyramid-share-x", "takes a number"),
+            ("pyramid-vote-2.5", "whole number"),
+            ("pyramid-vote-5-vote-9", "twice"),
+            ("pyramid-share-1.5", "from 0 to 1"),
+            ("pyramid-vote-65", "at most 64"),
+        ] {
+            let e = Method::parse(bad).unwrap_err();
+            assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");
+        }
     }
 
     #[test]

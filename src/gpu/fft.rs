@@ -5,6 +5,7 @@
 //! Twiddles and chirps are computed on the host in f64 (f64 is not portable in WGSL; docs/gpu.md).
 
 use super::context::{grid, Gpu, Kernel, Slot};
+use super::stockham::stockham_source;
 use crate::error::Result;
 use rustfft::num_complex::Complex;
 use std::f64::consts::PI;
@@ -128,18 +129,15 @@ pub(crate) const LONG_ENTRIES: [&str; 4] = ["load", "stockham", "chirp", "store"
 pub(crate) fn shared_source(n: usize) -> String {
     let (l, bluestein) = inner_length(n);
     let rad = radices(l).expect("inner length is 7-smooth");
-    let mut arr = rad.iter().map(|r| format!("{r}u")).collect::<Vec<_>>();
-    arr.resize(16, "1u".into());
     // Threads per line: enough for the widest pass, at most 64.
     let wg = (l / rad.iter().min().copied().unwrap_or(1)).clamp(1, 64);
     let consts = format!(
         "const N: u32 = {n}u;\nconst L: u32 = {l}u;\nconst BLUE: bool = {bluestein};\n\
-         const WG: u32 = {wg}u;\nconst NPASS: u32 = {}u;\n\
-         var<private> RADIX: array<u32, 16> = array<u32, 16>({});\n{BUTTERFLY}",
-        rad.len(),
-        arr.join(", ")
+         const WG: u32 = {wg}u;\n{BUTTERFLY}"
     );
-    SOURCE.replace("//CONSTS", &consts)
+    SOURCE
+        .replace("//CONSTS", &consts)
+        .replace("//PASSES", &stockham_source(l, &rad))
 }
 
 /// The global-memory FFT module, one for every long length (lengths and radices are uniforms).

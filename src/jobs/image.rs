@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::pipeline::baselines::{self, Baseline};
+use crate::pipeline::fuse::Rules;
 use crate::plane::DecisionMap;
 
 /// The intensity rule of [`crate::formats::intensity`] for an image.
@@ -337,23 +338,21 @@ fn fuse_luma(s: &mut Session, jobs: &[&ImagePair], opts: &JobOptions) -> Result<
         );
     }
     let pairs: Vec<(&Plane, &Plane)> = jobs.iter().map(|j| (&j.ua.luma, &j.ub.luma)).collect();
-    // A bar over the batch's sparse-coding solves on a terminal; the log is unchanged.
+    with_solve_bar(opts, |bar| {
+        s.run(
+            |e| e.fuse_batch(&pairs, &opts.cartoon, &opts.texture, &opts.params, bar),
+            |g, c| compare_each(g, c),
+        )
+    })
+}
+
+/// `fuse` with a bar over the sparse-coding solves on a terminal (the log is unchanged).
+fn with_solve_bar<T>(opts: &JobOptions, fuse: impl FnOnce(&mut dyn FnMut()) -> T) -> T {
     let solves = 2 * opts.params.mca.outer_iters() as u64;
     let mut bar = Progress::bar_only(solves, "sparse-coding solves", opts.progress);
-    let done = s.run(
-        |e| {
-            e.fuse_batch(
-                &pairs,
-                &opts.cartoon,
-                &opts.texture,
-                &opts.params,
-                &mut || bar.inc(1),
-            )
-        },
-        |g, c| compare_each(g, c),
-    )?;
+    let done = fuse(&mut || bar.inc(1));
     bar.finish();
-    Ok(done)
+    done
 }
 
 /// Fuse a pair in memory ([`ImagePair::from_rasters`]): the fused image in the intensity rule of
@@ -382,6 +381,48 @@ pub fn fuse_rasters_with_decisions(
         (None, Some(r)) => Ok((r, done.report, [fo.cartoon_decision, fo.texture_decision])),
         (None, None) => unreachable!("a job without a validation failure has a result"),
     }
+}
+
+/// [`fuse_rasters_with_decisions`] once per item of `rules` (each replacing `opts`' own), from one
+/// decomposition of the pair: what comparing rule settings costs is then one fusion and the rules.
+pub fn fuse_rasters_variants(
+    s: &mut Session,
+    pair: &ImagePair,
+    opts: &JobOptions,
+    rules: &[Rules],
+) -> Result<Vec<(Raster, Report, [DecisionMap; 2])>> {
+    log::info!(
+        "fusing {} + {} ({}x{}) with {} rule settings from one decomposition",
+        pair.a.display(),
+        pair.b.display(),
+        pair.w,
+        pair.h,
+        rules.len()
+    );
+    let luma = (&pair.ua.luma, &pair.ub.luma);
+    let (fos, validations) = with_solve_bar(opts, |bar| {
+        s.run(
+            |e| e.fuse_variants(luma, &opts.cartoon, &opts.texture, &opts.params, rules, bar),
+            |g, c| compare_each(g, c),
+        )
+    })?;
+    let mut out = Vec::with_capacity(rules.len());
+    for (i, (fo, r)) in fos.into_iter().zip(rules).enumerate() {
+        let mut o = opts.clone();
+        (o.params.base, o.params.vote_radius) = (r.base, r.vote_radius);
+        let v = validations.as_ref().map(|v| v[i].clone());
+        let (done, raster) = pair.finish(s, &fo, v, &o, None)?;
+        match (done.validation_failure, raster) {
+            (Some(e), _) => return Err(e),
+            (None, Some(raster)) => out.push((
+                raster,
+                done.report,
+                [fo.cartoon_decision, fo.texture_decision],
+            )),
+            (None, None) => unreachable!("a job without a validation failure has a result"),
+        }
+    }
+    Ok(out)
 }
 
 /// Fuse same-size image pairs as one batch (one set of dispatches on a GPU) and stage each

@@ -7,8 +7,8 @@ use crate::dictionary::Dictionary;
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterDesc, Counters};
 use crate::pipeline::base_rule::{self, BaseRule};
-use crate::pipeline::decompose::{decompose, McaParams, Parts, SolveIterations};
-use crate::pipeline::ops::{Ops, Start};
+use crate::pipeline::decompose::{decompose, LastSolves, McaParams, Parts, SolveIterations};
+use crate::pipeline::ops::{Finished, Ops, Start};
 use crate::plane::{CoefMaps, DecisionMap, Plane};
 use serde::Serialize;
 use std::time::Instant;
@@ -100,6 +100,24 @@ pub struct RuleOptions {
 impl RuleOptions {
     fn is_empty(&self) -> bool {
         *self == RuleOptions::default()
+    }
+}
+
+/// The rules a fusion applies after the decomposition: fusions of one pair that differ only in
+/// these share its decomposition ([`Engine::fuse_variants`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rules {
+    pub base: BaseRule,
+    pub vote_radius: usize,
+}
+
+impl FuseParams {
+    /// The rules these parameters apply after the decomposition.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            base: self.base,
+            vote_radius: self.vote_radius,
+        }
     }
 }
 
@@ -207,6 +225,17 @@ pub trait Engine {
         p: &FuseParams,
         on_solve: &mut dyn FnMut(),
     ) -> Result<Vec<FuseOutput>>;
+    /// Fuse one pair once per item of `rules` (in its order), all from one base/detail split and
+    /// one decomposition: `p`'s own rules are replaced by each item in turn.
+    fn fuse_variants(
+        &mut self,
+        pair: (&Plane, &Plane),
+        dc: &Dictionary,
+        dt: &Dictionary,
+        p: &FuseParams,
+        rules: &[Rules],
+        on_solve: &mut dyn FnMut(),
+    ) -> Result<Vec<FuseOutput>>;
     /// CBPDN of one signal from a zero start.
     fn sparse_code(
         &mut self,
@@ -241,7 +270,24 @@ impl<E: Ops> Engine for E {
         p: &FuseParams,
         on_solve: &mut dyn FnMut(),
     ) -> Result<Vec<FuseOutput>> {
-        let outs = fuse_batch_on(self, pairs, [dc, dt], p, on_solve)?;
+        let outs = fuse_batch_on(self, pairs, [dc, dt], p, &[p.rules()], on_solve)?.remove(0);
+        outs.iter().try_for_each(check_finite)?;
+        Ok(outs)
+    }
+
+    fn fuse_variants(
+        &mut self,
+        pair: (&Plane, &Plane),
+        dc: &Dictionary,
+        dt: &Dictionary,
+        p: &FuseParams,
+        rules: &[Rules],
+        on_solve: &mut dyn FnMut(),
+    ) -> Result<Vec<FuseOutput>> {
+        let outs: Vec<FuseOutput> = fuse_batch_on(self, &[pair], [dc, dt], p, rules, on_solve)?
+            .into_iter()
+            .flatten()
+            .collect();
         outs.iter().try_for_each(check_finite)?;
         Ok(outs)
     }
@@ -295,10 +341,9 @@ fn check_finite(out: &FuseOutput) -> Result<()> {
     Ok(())
 }
 
-/// The pyramid mode's fused base of each pair (computed on the host: one read-back per batch),
+/// The pyramid mode's fused base of each pair (computed on the host from the read-back `bases`),
 /// given as both items of the pair so that `combine`'s average, `(x + x) / 2`, is exactly it.
-fn fused_bases<E: Ops>(e: &mut E, low: &E::Planes, rule: &BaseRule) -> Result<E::Planes> {
-    let bases = e.download(low)?;
+fn fused_bases<E: Ops>(e: &mut E, bases: &[Plane], rule: &BaseRule) -> Result<E::Planes> {
     let fused: Vec<Plane> = bases
         .chunks(2)
         .map(|ab| base_rule::fuse_bases(&ab[0], &ab[1], rule))
@@ -307,16 +352,18 @@ fn fused_bases<E: Ops>(e: &mut E, low: &E::Planes, rule: &BaseRule) -> Result<E:
     e.upload("fused base layers", &twice)
 }
 
-/// The recipe on one batch of pairs.
+/// The recipe on one batch of pairs, once per item of `rules`: the results of each rule set, one
+/// per pair.
 fn fuse_batch_on<E: Ops>(
     e: &mut E,
     pairs: &[(&Plane, &Plane)],
     [dc, dt]: [&Dictionary; 2],
     p: &FuseParams,
+    rules: &[Rules],
     on_solve: &mut dyn FnMut(),
-) -> Result<Vec<FuseOutput>> {
+) -> Result<Vec<Vec<FuseOutput>>> {
     let Some(&(first, _)) = pairs.first() else {
-        return Ok(Vec::new());
+        return Ok(rules.iter().map(|_| Vec::new()).collect());
     };
     let (h, w) = (first.h, first.w);
     for (a, b) in pairs {
@@ -347,9 +394,11 @@ fn fuse_batch_on<E: Ops>(
     let sources: Vec<&Plane> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
     let src = e.upload("sources", &sources)?;
     e.lowpass(&src, p.lowpass_lambda, p.lowpass_pad, &mut low, &mut high)?;
-    if p.mode == Mode::Pyramid {
-        low = fused_bases(e, &low, &p.base)?;
-    }
+    // The pyramid mode fuses the base layers on the host: one read-back, whatever the rules.
+    let bases = match p.mode {
+        Mode::Pyramid => Some(e.download(&low)?),
+        Mode::Paper => None,
+    };
     e.mark(1);
     wall[0] = ms_since(t);
 
@@ -362,30 +411,48 @@ fn fuse_batch_on<E: Ops>(
     e.mark(2);
     wall[1] = ms_since(t);
 
-    let t = Instant::now();
-    let dcart = e.choose(
-        &parts.cartoon_code,
-        p.cartoon_radius,
-        p.vote_radius,
-        &mut fc,
-    )?;
-    let dtex = e.choose(
-        &parts.texture_code,
-        p.texture_radius,
-        p.vote_radius,
-        &mut ft,
-    )?;
-    e.mark(3);
-    wall[2] = ms_since(t);
+    let mut all = Vec::with_capacity(rules.len());
+    for r in rules {
+        let t = Instant::now();
+        let fused_low = match &bases {
+            Some(b) => Some(fused_bases(e, b, &r.base)?),
+            None => None,
+        };
+        let dcart = e.choose(
+            &parts.cartoon_code,
+            p.cartoon_radius,
+            r.vote_radius,
+            &mut fc,
+        )?;
+        let dtex = e.choose(
+            &parts.texture_code,
+            p.texture_radius,
+            r.vote_radius,
+            &mut ft,
+        )?;
+        e.mark(3);
+        wall[2] = ms_since(t);
 
-    let t = Instant::now();
-    e.synthesize(&fc, &mut cart)?;
-    e.synthesize(&ft, &mut tex)?;
-    e.combine(&low, &cart, &tex, &mut fused)?;
-    e.mark(4);
-    let done = e.finish(&fused, [&dcart, &dtex], 5)?;
-    wall[3] = ms_since(t);
+        let t = Instant::now();
+        e.synthesize(&fc, &mut cart)?;
+        e.synthesize(&ft, &mut tex)?;
+        e.combine(fused_low.as_ref().unwrap_or(&low), &cart, &tex, &mut fused)?;
+        e.mark(4);
+        let done = e.finish(&fused, [&dcart, &dtex], 5)?;
+        wall[3] = ms_since(t);
+        all.push(outputs(done, &last, &wall, (t_all, np)));
+    }
+    Ok(all)
+}
 
+/// A finished batch's results, one per pair, with its stage times (the device's when it measured
+/// them, else `wall`) and each source's solve statistics.
+fn outputs(
+    done: Finished,
+    last: &LastSolves,
+    wall: &[f64; 4],
+    (t_all, np): (Instant, usize),
+) -> Vec<FuseOutput> {
     let times = match &done.stage_ms {
         Some(ms) if ms.len() == 4 => StageTimes {
             lowpass_ms: ms[0],
@@ -407,8 +474,7 @@ fn fuse_batch_on<E: Ops>(
         },
     };
     let [dcs, dts] = done.decisions;
-    Ok(done
-        .fused
+    done.fused
         .into_iter()
         .zip(dcs.into_iter().zip(dts))
         .enumerate()
@@ -423,5 +489,5 @@ fn fuse_batch_on<E: Ops>(
             }),
             iterations: [2 * q, 2 * q + 1].map(|i| last.iterations[i].clone()),
         })
-        .collect())
+        .collect()
 }

@@ -279,3 +279,45 @@ fn a_volume_runs_many_slice_pairs_per_batch() {
     assert_eq!(c.host_waits, batches as u64 * per, "{c:?}");
     assert!(out.exists());
 }
+
+/// Rule variants of one pair come from one decomposition (the solves of one fusion, one read-back
+/// of the base layers, one of each variant's results) and equal fusions with each variant's rules,
+/// on both engines.
+#[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
+fn rule_variants_share_one_decomposition_and_equal_single_fusions() {
+    let (a, b) = head_pair(48);
+    let (dc, dt) = (assets::cartoon(), assets::texture());
+    let p = quick();
+    let mut other = p.clone();
+    (other.base.share, other.vote_radius) = (1.0, 9);
+    let rules = [p.rules(), other.rules()];
+    let solves = 2 * p.mca.outer_iters();
+    let max_diff = |x: &[f64], y: &[f64]| {
+        x.iter()
+            .zip(y)
+            .map(|(u, v)| (u - v).abs())
+            .fold(0.0, f64::max)
+    };
+    let mut g = engine();
+    let mut cpu = cpu_engine(Precision::F32);
+    let before = counters(&g);
+    for e in [&mut g as &mut dyn Engine, cpu.as_mut()] {
+        let mut calls = 0;
+        let outs = e
+            .fuse_variants((&a, &b), &dc, &dt, &p, &rules, &mut || calls += 1)
+            .unwrap();
+        assert_eq!(calls, solves, "{}", e.describe());
+        if let Some(c) = e.counters() {
+            let c = c.since(&before);
+            assert_eq!(c.host_waits, (solves + 1 + rules.len()) as u64, "{c:?}");
+        }
+        for (o, q) in outs.iter().zip([&p, &other]) {
+            let alone = fuse_pair(e, &a, &b, &dc, &dt, q).unwrap();
+            let d = max_diff(&o.fused.data, &alone.fused.data);
+            assert!(d < 1e-6, "{}: {d:e}", e.describe());
+        }
+        let d = max_diff(&outs[0].fused.data, &outs[1].fused.data);
+        assert!(d > 1e-3, "the variants differ: {d:e}");
+    }
+}

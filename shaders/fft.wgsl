@@ -6,7 +6,7 @@
 // CPU layout: half spectrum stored transposed, bin (ky, kx) of plane p at (p * wc + kx) * h + ky.
 // Forward is unnormalised; the inverse applies `scale` (1 / (h w)) in the row pass.
 //
-// Entry points: rows_r2c (real rows -> transposed half spectra), cols (in place, forward or inverse),
+// Entry points: rows_r2c (real rows, two per workgroup -> transposed half spectra), cols (in place, forward or inverse),
 // rows_c2r (half spectra -> real rows, Hermitian extension).
 
 //CONSTS
@@ -83,26 +83,51 @@ fn dft_line(lid: u32) -> u32 {
     return r2;
 }
 
+// Rows y0 = 2j and y0 + 1 of a plane, as one line j of planes * ceil(h / 2): the plane, y0, and
+// whether y0 + 1 is a row (not when h is odd and y0 is the last).
+struct RowPair {
+    plane: u32,
+    y0: u32,
+    two: bool,
+}
+
+fn row_pair(line: u32) -> RowPair {
+    let per = (prm.h + 1u) / 2u;
+    let y0 = 2u * (line % per);
+    return RowPair(line / per, y0, y0 + 1u < prm.h);
+}
+
+// Two real rows at once: z = x0 + i x1 is transformed, and X0[k] = (Z[k] + conj Z[N-k]) / 2,
+// X1[k] = -i (Z[k] - conj Z[N-k]) / 2.
 @compute @workgroup_size(WG)
 fn rows_r2c(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let line = wid.x + wid.y * prm.nwx;
-    if (line >= prm.planes * prm.h) {
+    if (line >= prm.planes * ((prm.h + 1u) / 2u)) {
         return;
     }
-    let plane = line / prm.h;
-    if (!live(plane, lid)) {
+    let rp = row_pair(line);
+    if (!live(rp.plane, lid)) {
         return;
     }
-    let y = line % prm.h;
-    let base = plane * prm.h * prm.w + y * prm.w;
+    let base = rp.plane * prm.h * prm.w + rp.y0 * prm.w;
     for (var n = lid; n < N; n += WG) {
-        buf[n] = vec2<f32>(real[base + n], 0.0);
+        var x1 = 0.0;
+        if (rp.two) {
+            x1 = real[base + prm.w + n];
+        }
+        buf[n] = vec2<f32>(real[base + n], x1);
     }
     workgroupBarrier();
     let r = dft_line(lid);
     let wc = prm.w / 2u + 1u;
     for (var k = lid; k < wc; k += WG) {
-        spec[(plane * wc + k) * prm.h + y] = buf[r + k];
+        let zk = buf[r + k];
+        let zm = conj(buf[r + (N - k) % N]);
+        let out = (rp.plane * wc + k) * prm.h + rp.y0;
+        spec[out] = 0.5 * (zk + zm);
+        if (rp.two) {
+            spec[out + 1u] = 0.5 * mul_mi(zk - zm);
+        }
     }
 }
 
@@ -130,32 +155,50 @@ fn cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 }
 
+// Two rows at once: conj Z = conj X0 - i conj X1 with each X extended as a Hermitian spectrum
+// (the imaginary parts of the bins that must be real are dropped, as a real inverse drops them),
+// and the forward transform of it is N (x0 - i x1).
 @compute @workgroup_size(WG)
 fn rows_c2r(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let line = wid.x + wid.y * prm.nwx;
-    if (line >= prm.planes * prm.h) {
+    if (line >= prm.planes * ((prm.h + 1u) / 2u)) {
         return;
     }
-    let plane = line / prm.h;
-    if (!live(plane, lid)) {
+    let rp = row_pair(line);
+    if (!live(rp.plane, lid)) {
         return;
     }
-    let y = line % prm.h;
     let wc = prm.w / 2u + 1u;
-    // inverse = conj(forward(conj X)); only the real part is kept, so the outer conj is dropped
     for (var n = lid; n < N; n += WG) {
-        var v: vec2<f32>;
-        if (n < wc) {
-            v = conj(spec[(plane * wc + n) * prm.h + y]);
-        } else {
-            v = spec[(plane * wc + (N - n)) * prm.h + y];
+        var k = n;
+        if (n >= wc) {
+            k = N - n;
         }
-        buf[n] = v;
+        let at = (rp.plane * wc + k) * prm.h + rp.y0;
+        var c0 = spec[at];
+        var c1 = vec2<f32>(0.0);
+        if (rp.two) {
+            c1 = spec[at + 1u];
+        }
+        // bin 0, and bin N/2 when N is even, belong to real lines
+        if (n == 0u || 2u * n == N) {
+            c0.y = 0.0;
+            c1.y = 0.0;
+        }
+        if (n < wc) {
+            c0 = conj(c0);
+            c1 = conj(c1);
+        }
+        buf[n] = c0 + mul_mi(c1);
     }
     workgroupBarrier();
     let r = dft_line(lid);
-    let base = plane * prm.h * prm.w + y * prm.w;
+    let base = rp.plane * prm.h * prm.w + rp.y0 * prm.w;
     for (var n = lid; n < N; n += WG) {
-        real[base + n] = buf[r + n].x * prm.scale;
+        let v = buf[r + n];
+        real[base + n] = v.x * prm.scale;
+        if (rp.two) {
+            real[base + prm.w + n] = -v.y * prm.scale;
+        }
     }
 }

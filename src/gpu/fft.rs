@@ -366,6 +366,11 @@ impl GpuFft2 {
                 rows_c2r,
             } => {
                 let items = gate.map_or(gpu.dummy(1), |g| g.items);
+                // Two real rows of a plane go through one complex transform.
+                let count = match lines {
+                    Lines::Cols => count,
+                    _ => planes * self.h.div_ceil(2),
+                };
                 let (u, g) = self.params(gpu, planes, count, inverse, gate);
                 let (k, real) = match lines {
                     Lines::RowsR2c => (rows_r2c, real),

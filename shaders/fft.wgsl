@@ -91,6 +91,11 @@ struct RowPair {
     two: bool,
 }
 
+// How many row pairs the planes hold: the row kernels' lines.
+fn row_pairs() -> u32 {
+    return prm.planes * ((prm.h + 1u) / 2u);
+}
+
 fn row_pair(line: u32) -> RowPair {
     let per = (prm.h + 1u) / 2u;
     let y0 = 2u * (line % per);
@@ -102,7 +107,7 @@ fn row_pair(line: u32) -> RowPair {
 @compute @workgroup_size(WG)
 fn rows_r2c(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let line = wid.x + wid.y * prm.nwx;
-    if (line >= prm.planes * ((prm.h + 1u) / 2u)) {
+    if (line >= row_pairs()) {
         return;
     }
     let rp = row_pair(line);
@@ -161,7 +166,7 @@ fn cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 @compute @workgroup_size(WG)
 fn rows_c2r(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let line = wid.x + wid.y * prm.nwx;
-    if (line >= prm.planes * ((prm.h + 1u) / 2u)) {
+    if (line >= row_pairs()) {
         return;
     }
     let rp = row_pair(line);

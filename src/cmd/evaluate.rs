@@ -399,39 +399,40 @@ fn evaluate_pair(
 /// pyramid-mode methods, when there are several, are fused from one decomposition and each is given
 /// the time of that one fusion.
 fn fuse_pending(pending: &[Pending], ip: &ImagePair, s: &mut Session) -> Result<Vec<(Fused, f64)>> {
-    let pyramid: Vec<&Pending> = pending
-        .iter()
-        .filter(|p| p.method.is_cs_mca() && p.opts.params.mode == Mode::Pyramid)
+    let mut out: Vec<Option<(Fused, f64)>> = pending.iter().map(|_| None).collect();
+    let group: Vec<usize> = (0..pending.len())
+        .filter(|&i| pending[i].method.is_cs_mca() && pending[i].opts.params.mode == Mode::Pyramid)
         .collect();
-    let mut shared = Vec::new().into_iter();
-    if pyramid.len() > 1 {
-        let rules: Vec<Rules> = pyramid.iter().map(|p| p.opts.params.rules()).collect();
+    if group.len() > 1 {
+        let rules: Vec<Rules> = group
+            .iter()
+            .map(|&i| pending[i].opts.params.rules())
+            .collect();
         let t = Instant::now();
-        let results = fuse_rasters_variants(s, ip, &pyramid[0].opts, &rules)?;
+        let results = fuse_rasters_variants(s, ip, &pending[group[0]].opts, &rules)?;
         let seconds = t.elapsed().as_secs_f64();
-        shared = results
-            .into_iter()
-            .map(|(raster, report, maps)| ((raster, iterations(&report), Some(maps)), seconds))
-            .collect::<Vec<_>>()
-            .into_iter();
+        for (&i, (raster, report, maps)) in group.iter().zip(results) {
+            out[i] = Some(((raster, iterations(&report), Some(maps)), seconds));
+        }
     }
-    pending
-        .iter()
-        .map(|p| {
-            if pyramid.len() > 1 && pyramid.iter().any(|q| std::ptr::eq(*q, p)) {
-                return Ok(shared.next().expect("one per pyramid-mode method"));
+    for (p, slot) in pending.iter().zip(&mut out) {
+        if slot.is_some() {
+            continue;
+        }
+        let t = Instant::now();
+        let fused = match p.method {
+            Method::CsMca(_) | Method::Pyramid(_) => {
+                let (raster, report, maps) = fuse_rasters_with_decisions(s, ip, &p.opts)?;
+                (raster, iterations(&report), Some(maps))
             }
-            let t = Instant::now();
-            let fused = match p.method {
-                Method::CsMca(_) | Method::Pyramid(_) => {
-                    let (raster, report, maps) = fuse_rasters_with_decisions(s, ip, &p.opts)?;
-                    (raster, iterations(&report), Some(maps))
-                }
-                Method::Baseline(b) => (ip.baseline(b)?, 0, None),
-            };
-            Ok((fused, t.elapsed().as_secs_f64()))
-        })
-        .collect()
+            Method::Baseline(b) => (ip.baseline(b)?, 0, None),
+        };
+        *slot = Some((fused, t.elapsed().as_secs_f64()));
+    }
+    Ok(out
+        .into_iter()
+        .map(|o| o.expect("every method fused"))
+        .collect())
 }
 
 /// The ADMM iterations of an image fusion's report.

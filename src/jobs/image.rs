@@ -374,8 +374,18 @@ pub fn fuse_rasters_with_decisions(
 ) -> Result<(Raster, Report, [DecisionMap; 2])> {
     let (mut fos, validations) = fuse_luma(s, &[pair], opts)?;
     let v = validations.map(|mut v| v.remove(0));
-    let (done, raster) = pair.finish(s, &fos[0], v, opts, None)?;
-    let fo = fos.swap_remove(0);
+    with_decisions(s, pair, fos.swap_remove(0), v, opts)
+}
+
+/// A pair's fused raster, report and decision maps; `Err` on a failed `--validate`.
+fn with_decisions(
+    s: &Session,
+    pair: &ImagePair,
+    fo: FuseOutput,
+    validation: Option<Validation>,
+    opts: &JobOptions,
+) -> Result<(Raster, Report, [DecisionMap; 2])> {
+    let (done, raster) = pair.finish(s, &fo, validation, opts, None)?;
     match (done.validation_failure, raster) {
         (Some(e), _) => Err(e),
         (None, Some(r)) => Ok((r, done.report, [fo.cartoon_decision, fo.texture_decision])),
@@ -406,23 +416,16 @@ pub fn fuse_rasters_variants(
             |g, c| compare_each(g, c),
         )
     })?;
-    let mut out = Vec::with_capacity(rules.len());
-    for (i, (fo, r)) in fos.into_iter().zip(rules).enumerate() {
-        let mut o = opts.clone();
-        (o.params.base, o.params.vote_radius) = (r.base, r.vote_radius);
-        let v = validations.as_ref().map(|v| v[i].clone());
-        let (done, raster) = pair.finish(s, &fo, v, &o, None)?;
-        match (done.validation_failure, raster) {
-            (Some(e), _) => return Err(e),
-            (None, Some(raster)) => out.push((
-                raster,
-                done.report,
-                [fo.cartoon_decision, fo.texture_decision],
-            )),
-            (None, None) => unreachable!("a job without a validation failure has a result"),
-        }
-    }
-    Ok(out)
+    fos.into_iter()
+        .zip(rules)
+        .enumerate()
+        .map(|(i, (fo, r))| {
+            let mut o = opts.clone();
+            (o.params.base, o.params.vote_radius) = (r.base, r.vote_radius);
+            let v = validations.as_ref().map(|v| v[i].clone());
+            with_decisions(s, pair, fo, v, &o)
+        })
+        .collect()
 }
 
 /// Fuse same-size image pairs as one batch (one set of dispatches on a GPU) and stage each

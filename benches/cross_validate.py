@@ -5,7 +5,7 @@
 
 Every method with its defaults is fused and scored on every pair with `csfuse evaluate`
 (OUT/reference, the README's table), and so is every other candidate of GRID (`--base-share`,
-`--base-top`, `--base-bright`, `--vote-radius`), as pyramid variants of one evaluate run
+`--base-top`, `--base-bright`, `--vote-radius`, `--texture-rule`), as pyramid variants of one evaluate run
 (OUT/candidates, which fuses them from one decomposition per pair). Both runs resume like any
 evaluate run. The pairs are dealt into stratified folds
 (round robin within each modality group, in name order). For each fold a candidate is chosen on
@@ -32,9 +32,11 @@ from pathlib import Path
 
 METRICS = ["Q_ABF", "Q_CB", "Q_P", "Q_Y", "VIFF"]
 REFERENCE = ["paper", "max", "laplacian", "average"]
-# (share, top, bright, vote): the pyramid share of the fused base, the pull of its coarsest level,
-# the move towards the brightness-weighted base, and the radius of the vote over the decisions.
-GRID = [
+# (share, top, bright, vote, texture): the pyramid share of the fused base, the pull of its
+# coarsest level, the move towards the brightness-weighted base, the radius of the vote over the
+# decisions, and whether the texture maps are chosen (choose-max) or added. Each base and vote
+# setting is a candidate with either texture rule.
+BASES = [
     (0.2, 0.6, 0.0, 0),
     (1.0, 0.6, 0.0, 0),
     (0.2, 0.6, 0.25, 5),
@@ -45,17 +47,22 @@ GRID = [
     (0.5, 0.6, 0.5, 9),
     (1.0, 0.6, 0.25, 5),
 ]
-# Their names, as in an evaluate method's name (`pyramid-share-0.5-top-0.6-bright-0.5-vote-9`).
-NAMES = ["share", "top", "bright", "vote"]
+GRID = [(*b, t) for t in ("choose", "sum") for b in BASES]
+# Their names, as in an evaluate method's name (`pyramid-share-0.5-top-0.6-bright-0.5-vote-9-texture-sum`).
+NAMES = ["share", "top", "bright", "vote", "texture"]
+
+
+def value(v):
+    return v if isinstance(v, str) else f"{v:g}"
 
 
 def name(c):
-    return ", ".join(f"{n} {v:g}" for n, v in zip(NAMES, c))
+    return ", ".join(f"{n} {value(v)}" for n, v in zip(NAMES, c))
 
 
 def method(c):
     """The candidate as an evaluate method: the pyramid mode with these rule settings."""
-    return "pyramid-" + "-".join(f"{n}-{v:g}" for n, v in zip(NAMES, c))
+    return "pyramid-" + "-".join(f"{n}-{value(v)}" for n, v in zip(NAMES, c))
 
 
 def evaluate(args, out, extra):
@@ -71,11 +78,12 @@ def evaluate(args, out, extra):
 
 
 def default_rule(folder):
-    """The (share, top, bright, vote) csfuse used by default, from a sidecar of the reference run."""
+    """The (share, top, bright, vote, texture) csfuse used by default, from a sidecar of the
+    reference run."""
     sidecar = next(folder.glob("*.json"))
     fuse = json.loads(sidecar.read_text())["parameters"]["fusion"]["fuse"]
     base = fuse["base"]
-    return (base["share"], base["top"], base["bright"], fuse["vote_radius"])
+    return (base["share"], base["top"], base["bright"], fuse["vote_radius"], fuse["texture_rule"])
 
 
 def means(scores, pairs):

@@ -1,7 +1,8 @@
-// Choose-max (CPU twins: cpu::choose::decide's comparison and cpu::choose::choose): for pair
-// q = q0 + z (grid z), take every coefficient of source A where its windowed activity (item 2q of
-// `boxed`) is strictly larger, else of B (item 2q + 1); the fused maps go to item o0 + z of `fused`,
-// the decision to plane q of `decision`. A and B are items a0 + step * z of `coef_a` and
+// Choose-max (CPU twins: cpu::choose::decide's comparison, cpu::choose::choose and, with `sum`,
+// cpu::choose::sum): for pair q = q0 + z (grid z), take every coefficient of source A where its
+// windowed activity (item 2q of `boxed`) is strictly larger, else of B (item 2q + 1), or with
+// `sum` != 0 the sum of both; the fused maps go to item o0 + z of `fused`, the decision (A the more
+// active) to plane q of `decision`. A and B are items a0 + step * z of `coef_a` and
 // b0 + step * z of `coef_b`: one buffer holding the batch (a0 = 0, b0 = 1, step = 2, both bindings
 // the same buffer) or, for codes too large for one binding, one buffer per item (step = 0).
 
@@ -14,6 +15,7 @@ struct Params {
     b0: u32,
     step: u32,
     o0: u32,
+    sum: u32,
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
@@ -35,7 +37,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let from_a = boxed[2u * q * n + p] > boxed[(2u * q + 1u) * n + p];
     decision[q * n + p] = select(0u, 1u, from_a);
     let dst = (prm.o0 + z) * prm.m * n;
-    if (from_a) {
+    if (prm.sum != 0u) {
+        let sa = (prm.a0 + prm.step * z) * prm.m * n;
+        let sb = (prm.b0 + prm.step * z) * prm.m * n;
+        for (var k = 0u; k < prm.m; k++) {
+            fused[dst + k * n + p] = coef_a[sa + k * n + p] + coef_b[sb + k * n + p];
+        }
+    } else if (from_a) {
         let src = (prm.a0 + prm.step * z) * prm.m * n;
         for (var k = 0u; k < prm.m; k++) {
             fused[dst + k * n + p] = coef_a[src + k * n + p];

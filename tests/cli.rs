@@ -790,6 +790,7 @@ fn the_rule_options_set_the_pyramid_rules() {
         p["base"]["top"].to_string(),
         p["base"]["bright"].to_string(),
         p["vote_radius"].to_string(),
+        p["texture_rule"].as_str().unwrap().to_string(),
     ];
     let explicit = fuse(
         "explicit.png",
@@ -802,6 +803,8 @@ fn the_rule_options_set_the_pyramid_rules() {
             &given[2],
             "--vote-radius",
             &given[3],
+            "--texture-rule",
+            &given[4],
         ],
     );
     assert_eq!(
@@ -819,6 +822,8 @@ fn the_rule_options_set_the_pyramid_rules() {
             "0.7",
             "--vote-radius",
             "7",
+            "--texture-rule",
+            "choose",
             "--report",
             "other.json",
         ],
@@ -829,7 +834,12 @@ fn the_rule_options_set_the_pyramid_rules() {
     assert_eq!(p["base"]["top"], 1.0, "{p}");
     assert_eq!(p["base"]["bright"], 0.7, "{p}");
     assert_eq!(p["vote_radius"], 7, "{p}");
-    for (option, value) in [("--base-bright", "0.7"), ("--vote-radius", "7")] {
+    assert_eq!(p["texture_rule"], "choose", "{p}");
+    for (option, value) in [
+        ("--base-bright", "0.7"),
+        ("--vote-radius", "7"),
+        ("--texture-rule", "choose"),
+    ] {
         let one = fuse("one.png", &[option, value, "--force"]);
         assert_ne!(default, one, "{option} {value} changed nothing");
         fuse_fails(
@@ -850,5 +860,11 @@ fn the_rule_options_set_the_pyramid_rules() {
         "bad.png",
         &["--vote-radius", "65"],
         &["--vote-radius", "at most 64"],
+    );
+    fuse_fails(
+        d.path(),
+        "bad.png",
+        &["--texture-rule", "max"],
+        &["--texture-rule", "choose", "sum"],
     );
 }

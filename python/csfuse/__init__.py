@@ -49,7 +49,7 @@ __all__ = [
 
 
 def _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget,
-               base_share, base_top, base_bright, vote_radius):
+               base_share, base_top, base_bright, vote_radius, texture_rule):
     if intensity_range is None:
         intensity_range = "minmax"
     elif isinstance(intensity_range, (tuple, list)):
@@ -69,6 +69,7 @@ def _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtyp
         "base_top": None if base_top is None else float(base_top),
         "base_bright": None if base_bright is None else float(base_bright),
         "vote_radius": None if vote_radius is None else _index(vote_radius, "vote_radius"),
+        "texture_rule": None if texture_rule is None else str(texture_rule),
     }
 
 
@@ -109,6 +110,7 @@ def fuse(
     base_top=None,
     base_bright=None,
     vote_radius=None,
+    texture_rule=None,
     report=False,
 ):
     """Fuse two co-registered images or volumes given as NumPy arrays.
@@ -157,6 +159,10 @@ def fuse(
     vote_radius : int, optional
         As ``--vote-radius`` (5 by default; 0 for none): each choose-max decision becomes the majority of the
         decisions in the ``(2R+1) x (2R+1)`` window around it.
+    texture_rule : {"sum", "choose"}, optional
+        As ``--texture-rule`` (``"sum"`` by default): the texture parts' coefficient maps are
+        added, so that each source's fine texture is kept where it is, or ``"choose"``: choose-max,
+        as published.
     report : bool
         Also return the report (parameters, timings, objective values) as a dict.
 
@@ -168,7 +174,7 @@ def fuse(
         array and the report.
     """
     args = _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget,
-                      base_share, base_top, base_bright, vote_radius)
+                      base_share, base_top, base_bright, vote_radius, texture_rule)
     fused, text = _csfuse.fuse(a, b, args, backend, precision, bool(validate))
     return (fused, _json.loads(text)) if report else fused
 
@@ -200,6 +206,7 @@ def fuse_files(
     base_top=None,
     base_bright=None,
     vote_radius=None,
+    texture_rule=None,
 ):
     """Fuse two files into ``output`` exactly as ``csfuse fuse a b -o output`` does.
 
@@ -218,7 +225,7 @@ def fuse_files(
     :func:`fuse`'s. Returns the report as a dict.
     """
     args = _fuse_args(mode, axis, cartoon_dict, texture_dict, intensity_range, out_dtype, memory_budget,
-                      base_share, base_top, base_bright, vote_radius)
+                      base_share, base_top, base_bright, vote_radius, texture_rule)
     opt = lambda p: None if p is None else _os.fspath(p)  # noqa: E731
     text = _csfuse.fuse_files(
         _os.fspath(a),

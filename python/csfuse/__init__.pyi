@@ -39,6 +39,7 @@ def fuse(
     base_top: Optional[float] = ...,
     base_bright: Optional[float] = ...,
     vote_radius: Optional[int] = ...,
+    texture_rule: Optional[Literal["sum", "choose"]] = ...,
     report: Literal[False] = ...,
 ) -> np.ndarray: ...
 @overload
@@ -60,6 +61,7 @@ def fuse(
     base_top: Optional[float] = ...,
     base_bright: Optional[float] = ...,
     vote_radius: Optional[int] = ...,
+    texture_rule: Optional[Literal["sum", "choose"]] = ...,
     report: Literal[True],
 ) -> Tuple[np.ndarray, dict[str, Any]]: ...
 def fuse_files(
@@ -89,6 +91,7 @@ def fuse_files(
     base_top: Optional[float] = ...,
     base_bright: Optional[float] = ...,
     vote_radius: Optional[int] = ...,
+    texture_rule: Optional[Literal["sum", "choose"]] = ...,
 ) -> dict[str, Any]: ...
 def fuse_nifti(path_a: PathLike, path_b: PathLike, path_out: PathLike, **options: Any) -> dict[str, Any]: ...
 def sparse_code(

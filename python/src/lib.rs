@@ -15,7 +15,7 @@ use csfuse::jobs::image::{fuse_rasters, ImagePair};
 use csfuse::jobs::session::{Backend, Session};
 use csfuse::jobs::volume::fuse_volume_data;
 use csfuse::jobs::{GridOf, Interp, JobOptions, VolumeFormat};
-use csfuse::pipeline::fuse::{FuseParams, Mode, RuleOptions};
+use csfuse::pipeline::fuse::{FuseParams, Mode, RuleOptions, TextureRule};
 use csfuse::real::Precision;
 use csfuse::resample::{lowest, resample as resample_volume, Grid};
 use errors::{run_released, to_py, GpuError, ValidationError};
@@ -85,6 +85,7 @@ struct FuseArgs<'py> {
     base_top: Option<f64>,
     base_bright: Option<f64>,
     vote_radius: Option<usize>,
+    texture_rule: Option<String>,
 }
 
 impl FuseArgs<'_> {
@@ -96,6 +97,17 @@ impl FuseArgs<'_> {
                 let names: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
                 PyValueError::new_err(format!("mode={:?}: use {}", self.mode, names.join(", ")))
             })?;
+        let texture_rule = match self.texture_rule.as_deref() {
+            None => None,
+            Some("choose") => Some(TextureRule::Choose),
+            Some("sum") => Some(TextureRule::Sum),
+            Some(other) => {
+                return Err(PyValueError::new_err(format!(
+                    "texture_rule={other:?}: use \"sum\" (both sources' texture) or \"choose\" \
+                     (choose-max, as published)"
+                )))
+            }
+        };
         let mut params = FuseParams::new(mode);
         params
             .set_rules(&RuleOptions {
@@ -103,6 +115,7 @@ impl FuseArgs<'_> {
                 base_top: self.base_top,
                 base_bright: self.base_bright,
                 vote_radius: self.vote_radius,
+                texture_rule,
             })
             .map_err(to_py)?;
         let mut o = JobOptions::with_params(params);

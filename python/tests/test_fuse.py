@@ -78,6 +78,13 @@ def test_the_bright_base_and_the_vote_match_the_command_line_and_are_checked(tmp
             csfuse.fuse(a, b, vote_radius=bad)
     with pytest.raises(ValueError, match="at most 64"):
         csfuse.fuse(a, b, vote_radius=65)
+    # The texture rule: the published choose-max on request, as on the command line.
+    cli("fuse", A, B, "-o", tmp_path / "t.png", "--backend", "cpu", "--texture-rule", "choose")
+    chosen = csfuse.fuse(a, b, backend="cpu", texture_rule="choose")
+    assert np.array_equal(chosen, csfuse.imread(tmp_path / "t.png"))
+    assert not np.array_equal(chosen, csfuse.fuse(a, b, backend="cpu"))
+    with pytest.raises(ValueError, match="texture_rule"):
+        csfuse.fuse(a, b, texture_rule="max")
 
 
 def test_memory_order_does_not_change_the_result():

@@ -5,7 +5,7 @@ use csfuse::formats::image::SampleFormat;
 use csfuse::formats::intensity::IntensityRange;
 use csfuse::jobs::session::{Backend, Session};
 use csfuse::jobs::{fuse_to_files, GridOf, Interp, JobOptions, VolumeFormat};
-use csfuse::pipeline::fuse::{FuseParams, Mode, RuleOptions};
+use csfuse::pipeline::fuse::{FuseParams, Mode, RuleOptions, TextureRule};
 use csfuse::real::Precision;
 use csfuse::{assets, Result};
 use std::path::{Path, PathBuf};
@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 /// Options shared by `fuse` and `batch`: what to fuse with and how to store the result.
 #[derive(clap::Args)]
 pub struct FuseOpts {
-    /// Fusion rules. `pyramid` (the default): the published decomposition and coefficient rule,
-    /// the base layers fused by a Laplacian pyramid that keeps the brighter structure, and colour
-    /// kept in gamut so the written luminance is the fused one. `paper`: the published method
+    /// Fusion rules. `pyramid` (the default): the published decomposition and cartoon rule, both
+    /// sources' textures kept, the base layers fused by a Laplacian pyramid that keeps the brighter
+    /// structure, and colour kept in gamut so the written luminance is the fused one. `paper`: the published method
     /// exactly (averaged base layers). See docs/method.md#modes.
     #[arg(long, value_enum, default_value_t)]
     pub mode: Mode,
@@ -40,6 +40,11 @@ pub struct FuseOpts {
     /// chosen by cross-validation].
     #[arg(long, value_name = "R")]
     pub vote_radius: Option<usize>,
+    /// Pyramid mode: how the texture parts' coefficient maps are fused. `sum`: both sources'
+    /// fine texture is kept, added where both have some; `choose`: choose-max, as published (the
+    /// more active source's maps at each pixel) [default: sum, chosen by cross-validation].
+    #[arg(long, value_enum, value_name = "choose|sum")]
+    pub texture_rule: Option<TextureRule>,
     /// Cartoon dictionary, .npy of shape (h, w, M), float32/float64 [default: built-in assets/dict_cartoon_8x8x32.npy].
     #[arg(long, value_name = "D.npy")]
     pub cartoon_dict: Option<PathBuf>,
@@ -133,6 +138,7 @@ impl FuseOpts {
                 base_top: self.base_top,
                 base_bright: self.base_bright,
                 vote_radius: self.vote_radius,
+                texture_rule: self.texture_rule,
             })?;
         }
         Ok(p)
@@ -227,7 +233,9 @@ pub struct Args {
     #[arg(long, value_name = "R.json")]
     pub report: Option<PathBuf>,
     /// Write a picture: A | B | fused | cartoon decision map | texture decision map, labelled
-    /// (decision maps white where A was taken). Volumes show the non-empty slice nearest the middle.
+    /// (decision maps white where A was taken; with the texture sum, the default, both textures are
+    /// kept and the texture map is white where A's is the more active). Volumes show the non-empty
+    /// slice nearest the middle.
     #[arg(long, value_name = "M.png")]
     pub montage: Option<PathBuf>,
     /// Volumes: write a page to open in a browser, with A, B and the result in axial, coronal and

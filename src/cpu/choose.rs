@@ -82,6 +82,13 @@ pub fn choose(a: &CoefMaps, b: &CoefMaps, d: &DecisionMap) -> CoefMaps {
     out
 }
 
+/// Fused maps that keep both sources: `X_F,m(p) = X_A,m(p) + X_B,m(p)`.
+pub fn sum(a: &CoefMaps, b: &CoefMaps) -> CoefMaps {
+    let mut out = a.clone();
+    out.data.iter_mut().zip(&b.data).for_each(|(x, y)| *x += y);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

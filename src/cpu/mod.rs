@@ -190,12 +190,17 @@ impl<T: Real> Ops for CpuEngine<T> {
         code: &CpuCode<T>,
         r: usize,
         vote: usize,
+        sum: bool,
         fused: &mut CpuCode<T>,
     ) -> Result<Vec<DecisionMap>> {
         let mut out = Vec::new();
         for (q, pair) in code.maps.chunks_exact(2).enumerate() {
             let d = choose::decide(&pair[0], &pair[1], r, vote);
-            fused.maps[q] = choose::choose(&pair[0], &pair[1], &d);
+            fused.maps[q] = if sum {
+                choose::sum(&pair[0], &pair[1])
+            } else {
+                choose::choose(&pair[0], &pair[1], &d)
+            };
             out.push(d);
         }
         Ok(out)

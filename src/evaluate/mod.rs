@@ -6,7 +6,7 @@
 pub mod plot;
 
 use crate::pipeline::baselines::Baseline;
-use crate::pipeline::fuse::{FuseParams, Mode, RuleOptions};
+use crate::pipeline::fuse::{FuseParams, Mode, RuleOptions, TextureRule};
 
 /// A fusion method of the comparison.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -14,8 +14,8 @@ pub enum Method {
     /// CS-MCA in one of its modes.
     CsMca(Mode),
     /// The pyramid mode with some of its rule settings given, e.g. `pyramid-share-0.5-vote-9`
-    /// (`share`, `top`, `bright`, `vote`: `--base-share`, `--base-top`, `--base-bright`,
-    /// `--vote-radius`).
+    /// (`share`, `top`, `bright`, `vote`, `texture`: `--base-share`, `--base-top`,
+    /// `--base-bright`, `--vote-radius`, `--texture-rule`).
     Pyramid(RuleOptions),
     /// A rule that needs no dictionaries.
     Baseline(Baseline),
@@ -24,7 +24,7 @@ pub enum Method {
 const BASELINES: [Baseline; 3] = [Baseline::Average, Baseline::Max, Baseline::Laplacian];
 
 /// The keys of a pyramid variant's name, in the order the name lists them.
-const RULE_KEYS: [&str; 4] = ["share", "top", "bright", "vote"];
+const RULE_KEYS: [&str; 5] = ["share", "top", "bright", "vote", "texture"];
 
 impl Method {
     /// Every method, in the order a table lists them: the CS-MCA modes, then the baselines.
@@ -45,6 +45,7 @@ impl Method {
                     r.base_top.map(|v| v.to_string()),
                     r.base_bright.map(|v| v.to_string()),
                     r.vote_radius.map(|v| v.to_string()),
+                    r.texture_rule.map(|t| t.name().to_string()),
                 ];
                 let mut name = Mode::Pyramid.name().to_string();
                 for (k, v) in RULE_KEYS.iter().zip(values) {
@@ -90,8 +91,8 @@ impl Method {
     }
 }
 
-/// `share-0.5-vote-9` (keys `share`, `top`, `bright`, `vote`, each at most once) as rule options,
-/// checked as `fuse --base-share ...` checks them.
+/// `share-0.5-vote-9` (keys `share`, `top`, `bright`, `vote`, `texture`, each at most once) as rule
+/// options, checked as `fuse --base-share ...` checks them.
 fn parse_rules(text: &str) -> std::result::Result<RuleOptions, String> {
     let words: Vec<&str> = text.split('-').collect();
     if !words.len().is_multiple_of(2) {
@@ -116,6 +117,14 @@ fn parse_rules(text: &str) -> std::result::Result<RuleOptions, String> {
                     v.parse::<usize>()
                         .map_err(|_| format!("`vote` takes a whole number of pixels, got `{v}`"))?,
                 )
+                .is_some(),
+            "texture" => r
+                .texture_rule
+                .replace(match v {
+                    "choose" => TextureRule::Choose,
+                    "sum" => TextureRule::Sum,
+                    _ => return Err(format!("`texture` is `choose` or `sum`, got `{v}`")),
+                })
                 .is_some(),
             _ => {
                 return Err(format!(
@@ -384,12 +393,15 @@ mod tests {
         }
         assert_eq!(Method::parse("default"), Ok(Method::CsMca(Mode::default())));
         assert!(Method::parse("best").unwrap_err().contains("paper"));
-        // Pyramid variants: any of the four keys once, named in one order.
+        // Pyramid variants: any of the five keys once, named in one order.
         let m = Method::parse("pyramid-vote-9-share-0.50").unwrap();
         assert_eq!(m.name(), "pyramid-share-0.5-vote-9");
         assert_eq!(Method::parse(&m.name()), Ok(m));
         let all = Method::parse("pyramid-share-1-top-0.6-bright-0-vote-5").unwrap();
         assert_eq!(all.name(), "pyramid-share-1-top-0.6-bright-0-vote-5");
+        let t = Method::parse("pyramid-texture-choose-vote-9").unwrap();
+        assert_eq!(t.name(), "pyramid-vote-9-texture-choose");
+        assert_eq!(Method::parse(&t.name()), Ok(t));
         for (bad, why) in [
             ("pyramid-", "KEY-VALUE"),
             ("pyramid-share", "KEY-VALUE"),
@@ -399,6 +411,7 @@ mod tests {
             ("pyramid-vote-5-vote-9", "twice"),
             ("pyramid-share-1.5", "from 0 to 1"),
             ("pyramid-vote-65", "at most 64"),
+            ("pyramid-texture-max", "`choose` or `sum`"),
         ] {
             let e = Method::parse(bad).unwrap_err();
             assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");

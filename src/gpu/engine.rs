@@ -470,6 +470,7 @@ impl Ops for GpuEngine {
         code: &GpuCode,
         r: usize,
         vote: usize,
+        sum: bool,
         fused: &mut GpuCode,
     ) -> Result<GpuDecisions> {
         let (h, w, m) = (code.fft.h, code.fft.w, code.dict.m);
@@ -500,7 +501,7 @@ impl Ops for GpuEngine {
                 coef: &code.y[0],
                 pairs,
             };
-            kernels::choose(g, &mut enc, maps, &boxed, &fused.y[0], &dec, np, m);
+            kernels::choose(g, &mut enc, maps, &boxed, &fused.y[0], &dec, (np, m), sum);
         } else {
             for q in 0..pairs {
                 let (out, fy) = match fused.y.len() {
@@ -513,7 +514,7 @@ impl Ops for GpuEngine {
                     q,
                     out,
                 };
-                kernels::choose(g, &mut enc, maps, &boxed, fy, &dec, np, m);
+                kernels::choose(g, &mut enc, maps, &boxed, fy, &dec, (np, m), sum);
             }
         }
         self.pending = Some(enc);

@@ -406,7 +406,8 @@ pub enum PairMaps<'a> {
     },
 }
 
-/// Choose-max by `boxed` activity (items 2q and 2q + 1) into `fused` and plane q of `decision`.
+/// Choose-max by `boxed` activity (items 2q and 2q + 1) into `fused` and plane q of `decision`;
+/// with `sum`, `fused` gets A + B and `decision` the same comparison.
 #[allow(clippy::too_many_arguments)]
 pub fn choose(
     gpu: &Gpu,
@@ -415,8 +416,8 @@ pub fn choose(
     boxed: &Buf,
     fused: &Buf,
     decision: &Buf,
-    n: usize,
-    m: usize,
+    (n, m): (usize, usize),
+    sum: bool,
 ) {
     let k = gpu.shader(&CHOOSE, "main");
     let g = elems(n);
@@ -427,6 +428,7 @@ pub fn choose(
     };
     let mut words = vec![n as u32, m as u32, g.0];
     words.extend_from_slice(&place);
+    words.push(sum as u32);
     let prm = gpu.uniform(&words);
     gpu.dispatch(
         enc,

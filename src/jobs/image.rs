@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::pipeline::baselines::{self, Baseline};
-use crate::pipeline::fuse::Rules;
+use crate::pipeline::fuse::{Rules, TextureRule};
 use crate::plane::DecisionMap;
 
 /// The intensity rule of [`crate::formats::intensity`] for an image.
@@ -276,7 +276,7 @@ impl ImagePair {
         if let (Some(set), Some(out)) = (set, &self.out) {
             set.stage_bytes(out, &io::encode_image(out, &raster)?)?;
             if let Some(m) = &self.montage {
-                write_montage(set, m, ua, ub, &fused, fo)?;
+                write_montage(set, m, ua, ub, &fused, (fo, opts.params.texture_rule))?;
             }
         }
         let write_ms = ms_since(t_write);
@@ -422,6 +422,7 @@ pub fn fuse_rasters_variants(
         .map(|(i, (fo, r))| {
             let mut o = opts.clone();
             (o.params.base, o.params.vote_radius) = (r.base, r.vote_radius);
+            o.params.texture_rule = r.texture_rule;
             let v = validations.as_ref().map(|v| v[i].clone());
             with_decisions(s, pair, fo, v, &o)
         })
@@ -486,8 +487,13 @@ pub(super) fn write_montage(
     a: &Unit,
     b: &Unit,
     fused: &[Plane],
-    fo: &FuseOutput,
+    (fo, texture): (&FuseOutput, TextureRule),
 ) -> Result<()> {
+    // With the sum rule both textures are kept; the map shows the more active one.
+    let texture_label = match texture {
+        TextureRule::Choose => "TEXTURE: WHITE=A",
+        TextureRule::Sum => "TEXTURE A+B: A MORE",
+    };
     let panels = [
         show("A", a),
         show("B", b),
@@ -496,7 +502,7 @@ pub(super) fn write_montage(
             channels: fused.to_vec(),
         },
         Panel::decision("CARTOON: WHITE=A", &fo.cartoon_decision),
-        Panel::decision("TEXTURE: WHITE=A", &fo.texture_decision),
+        Panel::decision(texture_label, &fo.texture_decision),
     ];
     set.stage_bytes(path, &montage::encode(path, &panels)?)?;
     log::info!("montage {}", path.display());

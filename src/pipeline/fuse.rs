@@ -20,10 +20,10 @@ pub enum Mode {
     /// The published method: averaged base layers, choose-max on the cartoon and texture
     /// coefficients.
     Paper,
-    /// The published coefficient rule on a shorter decomposition schedule (3 outer iterations,
-    /// about a third of the ADMM iterations), the base layers fused by a Laplacian pyramid that
-    /// keeps the brighter structure, and a colour source's chroma scaled into the RGB gamut
-    /// instead of clipped, so that the written image keeps the fused luminance.
+    /// The published cartoon rule on a shorter decomposition schedule (3 outer iterations, about
+    /// a third of the ADMM iterations), both sources' texture maps added, the base layers fused by
+    /// a Laplacian pyramid that keeps the brighter structure, and a colour source's chroma scaled
+    /// into the RGB gamut instead of clipped, so that the written image keeps the fused luminance.
     #[default]
     Pyramid,
 }
@@ -46,6 +46,27 @@ impl Mode {
     }
 }
 
+/// How the two sources' texture coefficient maps become the fused ones (docs/method.md#modes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TextureRule {
+    /// Choose-max, as published: at each pixel the maps of the source with the larger windowed
+    /// activity.
+    Choose,
+    /// The sum of both sources' maps: each source's fine texture is kept where it is, instead of
+    /// a patchwork of the two.
+    Sum,
+}
+
+impl TextureRule {
+    pub fn name(self) -> &'static str {
+        match self {
+            TextureRule::Choose => "choose",
+            TextureRule::Sum => "sum",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct FuseParams {
     /// The fusion rules.
@@ -63,6 +84,9 @@ pub struct FuseParams {
     pub vote_radius: usize,
     /// How the base layers are fused in the pyramid mode (the paper mode averages them).
     pub base: BaseRule,
+    /// How the texture maps are fused (choose-max as published; the sum in the pyramid mode,
+    /// chosen by cross-validation).
+    pub texture_rule: TextureRule,
 }
 
 impl FuseParams {
@@ -83,18 +107,24 @@ impl FuseParams {
                 Mode::Pyramid => 5,
             },
             base: BaseRule::default(),
+            texture_rule: match mode {
+                Mode::Paper => TextureRule::Choose,
+                Mode::Pyramid => TextureRule::Sum,
+            },
         }
     }
 }
 
 /// The pyramid mode's rule settings as a user gives them (`None`: the default): the command line's
-/// `--base-share`, `--base-top`, `--base-bright` and `--vote-radius`, Python's `base_share`, ...
+/// `--base-share`, `--base-top`, `--base-bright`, `--vote-radius` and `--texture-rule`, Python's
+/// `base_share`, ...
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct RuleOptions {
     pub base_share: Option<f64>,
     pub base_top: Option<f64>,
     pub base_bright: Option<f64>,
     pub vote_radius: Option<usize>,
+    pub texture_rule: Option<TextureRule>,
 }
 
 impl RuleOptions {
@@ -109,6 +139,7 @@ impl RuleOptions {
 pub struct Rules {
     pub base: BaseRule,
     pub vote_radius: usize,
+    pub texture_rule: TextureRule,
 }
 
 impl FuseParams {
@@ -117,6 +148,7 @@ impl FuseParams {
         Rules {
             base: self.base,
             vote_radius: self.vote_radius,
+            texture_rule: self.texture_rule,
         }
     }
 }
@@ -133,9 +165,10 @@ impl FuseParams {
         }
         if self.mode != Mode::Pyramid {
             return Err(Error::Param(
-                "the rule settings (--base-share, --base-top, --base-bright, --vote-radius; \
-                 Python base_share, base_top, base_bright, vote_radius) apply to the pyramid mode; \
-                 the paper mode is the published method as it stands"
+                "the rule settings (--base-share, --base-top, --base-bright, --vote-radius, \
+                 --texture-rule; Python base_share, base_top, base_bright, vote_radius, \
+                 texture_rule) apply to the pyramid mode; the paper mode is the published method \
+                 as it stands"
                     .into(),
             ));
         }
@@ -154,6 +187,7 @@ impl FuseParams {
         }
         self.base = base;
         self.vote_radius = vote;
+        self.texture_rule = o.texture_rule.unwrap_or(self.texture_rule);
         Ok(())
     }
 }
@@ -422,12 +456,14 @@ fn fuse_batch_on<E: Ops>(
             &parts.cartoon_code,
             p.cartoon_radius,
             r.vote_radius,
+            false,
             &mut fc,
         )?;
         let dtex = e.choose(
             &parts.texture_code,
             p.texture_radius,
             r.vote_radius,
+            r.texture_rule == TextureRule::Sum,
             &mut ft,
         )?;
         e.mark(3);

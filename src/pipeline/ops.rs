@@ -103,12 +103,14 @@ pub trait Ops {
     fn synthesize(&mut self, code: &Self::Code, out: &mut Self::Planes) -> Result<()>;
     /// Choose-max with activity window radius `r` and, when `vote` > 0, a majority vote of the
     /// decisions over the (2 vote + 1)^2 window: pair `q`'s maps (items `2q`, `2q + 1` of `code`)
-    /// into item `q` of `fused`.
+    /// into item `q` of `fused`. With `sum` the fused maps are A + B instead; the decisions are
+    /// made all the same (they say which source is the more active).
     fn choose(
         &mut self,
         code: &Self::Code,
         r: usize,
         vote: usize,
+        sum: bool,
         fused: &mut Self::Code,
     ) -> Result<Self::Decisions>;
     fn download_code(&mut self, code: &Self::Code) -> Result<Vec<CoefMaps>>;
@@ -158,19 +160,20 @@ pub(crate) mod single {
         Ok(e.download(&out)?.remove(0))
     }
 
-    /// Choose-max of two sets of maps of `dict`'s size with window radius `r` and vote radius `vote`.
+    /// Choose-max (or with `sum`, the sum) of two sets of maps of `dict`'s size with window
+    /// radius `r` and vote radius `vote`.
     pub fn fuse_maps<E: Ops>(
         e: &mut E,
         dict: &Dictionary,
-        a: &CoefMaps,
-        b: &CoefMaps,
+        [a, b]: [&CoefMaps; 2],
         r: usize,
         vote: usize,
+        sum: bool,
     ) -> Result<(CoefMaps, DecisionMap)> {
         let mut code = e.code("single pair", dict, 2, a.h, a.w)?;
         e.upload_code(&mut code, &[a, b])?;
         let mut fused = e.code("single fused", dict, 1, a.h, a.w)?;
-        let d = e.choose(&code, r, vote, &mut fused)?;
+        let d = e.choose(&code, r, vote, sum, &mut fused)?;
         Ok((
             e.download_code(&fused)?.remove(0),
             e.download_decisions(&d)?.remove(0),

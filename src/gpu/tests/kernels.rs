@@ -13,7 +13,7 @@ use crate::gpu::GpuEngine;
 use crate::learn::SplitMix;
 use crate::pipeline::fuse::Engine;
 use crate::pipeline::ops::single;
-use crate::plane::{CoefMaps, Plane};
+use crate::plane::{CoefMaps, DecisionMap, Plane};
 use rustfft::num_complex::Complex;
 
 fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
@@ -389,37 +389,48 @@ fn lowpass_matches_twin() {
     }
 }
 
+/// `m` maps of `h x w` random coefficients (f32 values, so that the device holds them exactly).
+fn random_maps((m, h, w): (usize, usize, usize), seed: u64) -> CoefMaps {
+    CoefMaps {
+        m,
+        h,
+        w,
+        data: rand_vec(m * h * w, seed)
+            .iter()
+            .map(|v| *v as f64)
+            .collect(),
+    }
+}
+
+/// A dictionary of `m` filters: only the filter count matters to choose-max and the sum.
+fn dictionary_of(m: usize) -> Dictionary {
+    let mut dict = crate::assets::cartoon();
+    dict.m = m;
+    dict.data.truncate(m * dict.fh * dict.fw);
+    dict
+}
+
+/// How many decisions of two maps differ.
+fn flips(x: &DecisionMap, y: &DecisionMap) -> usize {
+    x.from_a
+        .iter()
+        .zip(&y.from_a)
+        .filter(|(p, q)| p != q)
+        .count()
+}
+
 #[test]
 #[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
 fn choose_max_matches_twin() {
     let (mut g, mut c) = engines();
     let (m, h, w) = (8, 181, 217);
-    let a = CoefMaps {
-        m,
-        h,
-        w,
-        data: rand_vec(m * h * w, 15).iter().map(|v| *v as f64).collect(),
-    };
-    let b = CoefMaps {
-        m,
-        h,
-        w,
-        data: rand_vec(m * h * w, 16).iter().map(|v| *v as f64).collect(),
-    };
-    // Only the filter count of the dictionary matters to choose-max.
-    let mut dict = crate::assets::cartoon();
-    dict.m = m;
-    dict.data.truncate(m * dict.fh * dict.fw);
+    let (a, b) = (random_maps((m, h, w), 15), random_maps((m, h, w), 16));
+    let dict = dictionary_of(m);
     for (r, vote) in [(2, 0), (5, 0), (5, 3), (2, 1)] {
-        let (gf, gd) = single::fuse_maps(&mut g, &dict, &a, &b, r, vote).unwrap();
-        let (cf, cd) = single::fuse_maps(&mut c, &dict, &a, &b, r, vote).unwrap();
+        let (gf, gd) = single::fuse_maps(&mut g, &dict, [&a, &b], r, vote, false).unwrap();
+        let (cf, cd) = single::fuse_maps(&mut c, &dict, [&a, &b], r, vote, false).unwrap();
         // f32 window sums against f64: a near-tie may flip, nothing else
-        let flips = gd
-            .from_a
-            .iter()
-            .zip(&cd.from_a)
-            .filter(|(x, y)| x != y)
-            .count();
+        let flips = flips(&gd, &cd);
         println!(
             "choose-max r={r} vote={vote}: {flips} of {} decisions differ",
             h * w
@@ -440,6 +451,27 @@ fn choose_max_matches_twin() {
         }
         assert_eq!(cd.from_a, choose::decide(&a, &b, r, vote).from_a);
     }
+}
+
+#[test]
+#[ignore = "needs a GPU adapter: without a GPU install Mesa's lavapipe (apt-get install mesa-vulkan-drivers libvulkan1), then pass --include-ignored"]
+fn summed_maps_match_twin() {
+    let (mut g, mut c) = engines();
+    let (m, h, w) = (6, 97, 131);
+    let (a, b) = (random_maps((m, h, w), 21), random_maps((m, h, w), 22));
+    let dict = dictionary_of(m);
+    let (gf, gd) = single::fuse_maps(&mut g, &dict, [&a, &b], 2, 1, true).unwrap();
+    let (cf, cd) = single::fuse_maps(&mut c, &dict, [&a, &b], 2, 1, true).unwrap();
+    // Every coefficient is A + B (one f32 addition on the device), whatever the decisions say.
+    for i in 0..m * h * w {
+        let want = (a.data[i] as f32 + b.data[i] as f32) as f64;
+        assert_eq!(gf.data[i], want, "coefficient {i}");
+        assert!((cf.data[i] - (a.data[i] + b.data[i])).abs() < 1e-12);
+    }
+    // The decisions are choose-max's all the same (a near-tie may flip, and its window's votes).
+    let flips = flips(&gd, &cd);
+    assert!(flips <= 2 * 9, "{flips} decisions differ");
+    assert_eq!(cd.from_a, choose::decide(&a, &b, 2, 1).from_a);
 }
 
 #[test]

@@ -37,21 +37,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let from_a = boxed[2u * q * n + p] > boxed[(2u * q + 1u) * n + p];
     decision[q * n + p] = select(0u, 1u, from_a);
     let dst = (prm.o0 + z) * prm.m * n;
+    let sa = (prm.a0 + prm.step * z) * prm.m * n;
+    let sb = (prm.b0 + prm.step * z) * prm.m * n;
     if (prm.sum != 0u) {
-        let sa = (prm.a0 + prm.step * z) * prm.m * n;
-        let sb = (prm.b0 + prm.step * z) * prm.m * n;
         for (var k = 0u; k < prm.m; k++) {
             fused[dst + k * n + p] = coef_a[sa + k * n + p] + coef_b[sb + k * n + p];
         }
     } else if (from_a) {
-        let src = (prm.a0 + prm.step * z) * prm.m * n;
         for (var k = 0u; k < prm.m; k++) {
-            fused[dst + k * n + p] = coef_a[src + k * n + p];
+            fused[dst + k * n + p] = coef_a[sa + k * n + p];
         }
     } else {
-        let src = (prm.b0 + prm.step * z) * prm.m * n;
         for (var k = 0u; k < prm.m; k++) {
-            fused[dst + k * n + p] = coef_b[src + k * n + p];
+            fused[dst + k * n + p] = coef_b[sb + k * n + p];
         }
     }
 }

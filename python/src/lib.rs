@@ -99,14 +99,12 @@ impl FuseArgs<'_> {
             })?;
         let texture_rule = match self.texture_rule.as_deref() {
             None => None,
-            Some("choose") => Some(TextureRule::Choose),
-            Some("sum") => Some(TextureRule::Sum),
-            Some(other) => {
-                return Err(PyValueError::new_err(format!(
-                    "texture_rule={other:?}: use \"sum\" (both sources' texture) or \"choose\" \
+            Some(name) => Some(TextureRule::parse(name).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "texture_rule={name:?}: use \"sum\" (both sources' texture) or \"choose\" \
                      (choose-max, as published)"
-                )))
-            }
+                ))
+            })?),
         };
         let mut params = FuseParams::new(mode);
         params

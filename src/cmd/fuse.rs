@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 pub struct FuseOpts {
     /// Fusion rules. `pyramid` (the default): the published decomposition and cartoon rule, both
     /// sources' textures kept, the base layers fused by a Laplacian pyramid that keeps the brighter
-    /// structure, and colour kept in gamut so the written luminance is the fused one. `paper`: the published method
-    /// exactly (averaged base layers). See docs/method.md#modes.
+    /// structure, and colour kept in gamut so the written luminance is the fused one. `paper`: the
+    /// published method exactly (averaged base layers). See docs/method.md#modes.
     #[arg(long, value_enum, default_value_t)]
     pub mode: Mode,
     /// Pyramid mode: the Laplacian-pyramid fusion's share of the fused base layer, the rest being

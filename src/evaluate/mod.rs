@@ -120,11 +120,10 @@ fn parse_rules(text: &str) -> std::result::Result<RuleOptions, String> {
                 .is_some(),
             "texture" => r
                 .texture_rule
-                .replace(match v {
-                    "choose" => TextureRule::Choose,
-                    "sum" => TextureRule::Sum,
-                    _ => return Err(format!("`texture` is `choose` or `sum`, got `{v}`")),
-                })
+                .replace(
+                    TextureRule::parse(v)
+                        .ok_or_else(|| format!("`texture` is `choose` or `sum`, got `{v}`"))?,
+                )
                 .is_some(),
             _ => {
                 return Err(format!(

@@ -276,7 +276,7 @@ impl ImagePair {
         if let (Some(set), Some(out)) = (set, &self.out) {
             set.stage_bytes(out, &io::encode_image(out, &raster)?)?;
             if let Some(m) = &self.montage {
-                write_montage(set, m, ua, ub, &fused, (fo, opts.params.texture_rule))?;
+                write_montage(set, m, ua, ub, &fused, fo, opts.params.texture_rule)?;
             }
         }
         let write_ms = ms_since(t_write);
@@ -421,8 +421,7 @@ pub fn fuse_rasters_variants(
         .enumerate()
         .map(|(i, (fo, r))| {
             let mut o = opts.clone();
-            (o.params.base, o.params.vote_radius) = (r.base, r.vote_radius);
-            o.params.texture_rule = r.texture_rule;
+            o.params = opts.params.with_rules(*r);
             let v = validations.as_ref().map(|v| v[i].clone());
             with_decisions(s, pair, fo, v, &o)
         })
@@ -487,7 +486,8 @@ pub(super) fn write_montage(
     a: &Unit,
     b: &Unit,
     fused: &[Plane],
-    (fo, texture): (&FuseOutput, TextureRule),
+    fo: &FuseOutput,
+    texture: TextureRule,
 ) -> Result<()> {
     // With the sum rule both textures are kept; the map shows the more active one.
     let texture_label = match texture {

@@ -281,7 +281,8 @@ pub fn fuse_volumes(
             &unit(pa),
             &unit(pb),
             std::slice::from_ref(&fo.fused),
-            (fo, opts.params.texture_rule),
+            fo,
+            opts.params.texture_rule,
         )?;
     }
     if let Some(h) = &opts.html {

@@ -59,6 +59,13 @@ pub enum TextureRule {
 }
 
 impl TextureRule {
+    pub const ALL: [TextureRule; 2] = [TextureRule::Choose, TextureRule::Sum];
+
+    /// The rule named `name` (`choose` or `sum`), as the command line spells it.
+    pub fn parse(name: &str) -> Option<TextureRule> {
+        TextureRule::ALL.into_iter().find(|t| t.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             TextureRule::Choose => "choose",
@@ -149,6 +156,16 @@ impl FuseParams {
             base: self.base,
             vote_radius: self.vote_radius,
             texture_rule: self.texture_rule,
+        }
+    }
+
+    /// These parameters with the rules `r` instead of their own ([`FuseParams::rules`] back).
+    pub fn with_rules(&self, r: Rules) -> FuseParams {
+        FuseParams {
+            base: r.base,
+            vote_radius: r.vote_radius,
+            texture_rule: r.texture_rule,
+            ..self.clone()
         }
     }
 }

@@ -2,7 +2,7 @@
 //! triples of `metrics_reference` (VIFB and Liu's toolbox under GNU Octave; see its README).
 
 mod common;
-use csfuse::metrics::{score, Gray};
+use csfuse::metrics::{score, Gray, Sources};
 use std::path::PathBuf;
 
 /// The reference triples: `CSFUSE_METRICS_REFERENCE_DIR` (`.ci/run` sets it).
@@ -81,4 +81,57 @@ fn scores_need_equal_sizes_and_room_for_the_ssim_window() {
     assert!(s.VIFF.is_none(), "{s:?}");
     let s = score(&g(81, 90), &g(81, 90), &g(81, 90)).unwrap();
     assert!((s.VIFF.unwrap() - 1.0).abs() < 1e-6, "{s:?}");
+}
+
+#[test]
+fn one_pair_scores_several_fused_images_as_each_alone() {
+    // An odd size with room for VIFF; a bright disc on dark, and a textured grey source.
+    let (h, w) = (83, 97);
+    let image = |f: &dyn Fn(f64, f64) -> f64| Gray {
+        h,
+        w,
+        v: (0..h * w)
+            .map(|i| f((i / w) as f64, (i % w) as f64).round().clamp(0.0, 255.0))
+            .collect(),
+    };
+    let a = image(&|y, x| {
+        if (x - 48.0).hypot(y - 41.0) < 30.0 {
+            220.0
+        } else {
+            20.0
+        }
+    });
+    let b = image(&|y, x| 128.0 + 60.0 * (x * 0.3).sin() * (y * 0.2).cos());
+    let pick = |f: fn(f64, f64) -> f64| Gray {
+        h,
+        w,
+        v: a.v
+            .iter()
+            .zip(&b.v)
+            .map(|(p, q)| f(*p, *q).round())
+            .collect(),
+    };
+    let fused = [pick(f64::max), pick(|p, q| (p + q) / 2.0), a.clone()];
+    let sources = Sources::new(&a, &b).unwrap();
+    let mut q_p = Vec::new();
+    for f in &fused {
+        let shared = sources.score(f).unwrap();
+        let alone = score(&a, &b, f).unwrap();
+        // Bit for bit: the shared part is computed once and read, never changed.
+        assert_eq!(
+            format!("{:?}", shared.rows()),
+            format!("{:?}", alone.rows())
+        );
+        assert!(shared.VIFF.is_some());
+        q_p.push(shared.Q_P.unwrap());
+    }
+    // The three are told apart, so the sources' part is not mistaken for the whole.
+    assert!(q_p[0] != q_p[1] && q_p[1] != q_p[2], "{q_p:?}");
+    let narrow = Gray {
+        h,
+        w: w - 1,
+        v: vec![0.0; h * (w - 1)],
+    };
+    assert!(Sources::new(&a, &narrow).is_err());
+    assert!(sources.score(&narrow).is_err());
 }

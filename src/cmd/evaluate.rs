@@ -15,7 +15,7 @@ use csfuse::jobs::image::{fuse_rasters_variants, fuse_rasters_with_decisions, Im
 use csfuse::jobs::report::{json_bytes, Outcome, Report};
 use csfuse::jobs::session::Session;
 use csfuse::jobs::{kind, path_text, JobOptions, Kind};
-use csfuse::metrics::{score, Gray};
+use csfuse::metrics::{Gray, Sources};
 use csfuse::pages::report::{report_html, PairImages, Provenance};
 use csfuse::pipeline::fuse::{Mode, Rules};
 use csfuse::plane::{DecisionMap, Plane};
@@ -365,6 +365,9 @@ fn evaluate_pair(
     let mut made = Vec::with_capacity(pending.len());
     if let Some((ra, rb, ip)) = &sources {
         let mut fused = fuse_pending(&pending, ip, s)?.into_iter();
+        // What the metrics take from the sources alone is computed once for all the methods.
+        let (ga, gb) = (Gray::of(ra, &it.a)?, Gray::of(rb, &it.b)?);
+        let scorer = Sources::new(&ga, &gb)?;
         for p in pending {
             let ((raster, admm_iterations, maps), seconds) = fused.next().expect("one per method");
             let cost = Cost {
@@ -373,7 +376,7 @@ fn evaluate_pair(
             };
             made.push(score_and_write(
                 p,
-                (ra, rb, it),
+                (&scorer, it),
                 &inputs,
                 raster,
                 maps,
@@ -447,7 +450,7 @@ fn iterations(report: &Report) -> usize {
 /// decision maps.
 fn score_and_write(
     p: Pending,
-    (ra, rb, it): (&Raster, &Raster, &Item),
+    (scorer, it): (&Sources, &Item),
     inputs: &Value,
     fused: Raster,
     maps: Option<[DecisionMap; 2]>,
@@ -455,15 +458,12 @@ fn score_and_write(
 ) -> Result<Done> {
     let bytes = encode_image(&p.output, &fused)?;
     let fused = decode_image(&p.output, &bytes)?;
-    let scores: Vec<(String, Option<f64>)> = score(
-        &Gray::of(ra, &it.a)?,
-        &Gray::of(rb, &it.b)?,
-        &Gray::of(&fused, &p.output)?,
-    )?
-    .rows()
-    .iter()
-    .map(|(k, v)| (k.to_string(), *v))
-    .collect();
+    let scores: Vec<(String, Option<f64>)> = scorer
+        .score(&Gray::of(&fused, &p.output)?)?
+        .rows()
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
     let mut extra = Vec::new();
     if let (Some(paths), Some(maps)) = (&p.decisions, &maps) {
         for (path, d) in paths.iter().zip(maps) {

@@ -218,40 +218,13 @@ fn features(g: &Gray) -> Features {
     f
 }
 
-/// Zero-padded correlation with `win` (`n x n`, odd), output the size of the input, as MATLAB's
-/// `filter2(win, x, 'same')`.
-fn filter_same(x: &[f64], h: usize, w: usize, win: &[f64], n: usize) -> Vec<f64> {
-    let r = (n / 2) as isize;
-    let mut out = vec![0.0; h * w];
-    for i in 0..h as isize {
-        for j in 0..w as isize {
-            let mut s = 0.0;
-            for u in -r..=r {
-                let y = i + u;
-                if y < 0 || y >= h as isize {
-                    continue;
-                }
-                for v in -r..=r {
-                    let xx = j + v;
-                    if xx >= 0 && xx < w as isize {
-                        s += win[((u + r) as usize) * n + (v + r) as usize]
-                            * x[y as usize * w + xx as usize];
-                    }
-                }
-            }
-            out[i as usize * w + j as usize] = s;
-        }
-    }
-    out
-}
-
 /// One feature's score: F's map correlated locally with each masked source map, the best of the
 /// three at each pixel (0 outside a map's mask), summed over the max-PC mask and divided by its
 /// size.
 fn correlation(maps: [&[f64]; 3], fused: &[f64], masks: [&[bool]; 3], h: usize, w: usize) -> f64 {
     const N: usize = 11;
     let win = super::viff::gaussian(N, 1.5);
-    let blur = |x: &[f64]| filter_same(x, h, w, &win, N);
+    let blur = |x: &[f64]| super::filter_same(x, h, w, &win, N);
     let sq = |x: &[f64]| x.iter().map(|v| v * v).collect::<Vec<f64>>();
     let mu_f = blur(fused);
     let var_f: Vec<f64> = blur(&sq(fused))
@@ -285,29 +258,55 @@ fn correlation(maps: [&[f64]; 3], fused: &[f64], masks: [&[bool]; 3], h: usize, 
     best.iter().sum::<f64>() / area as f64
 }
 
-/// Q_P of F against A and B. NaN when no pixel of either source has PC over 0.1 (the original
-/// divides by an empty mask there too).
-pub(super) fn q_p(a: &Gray, b: &Gray, f: &Gray) -> f64 {
-    let (h, w) = (f.h, f.w);
-    let (fa, fb, ff) = (features(a), features(b), features(f));
-    let from_a: Vec<bool> = (0..h * w).map(|k| fa.pc[k] > fb.pc[k]).collect();
-    let pick = |x: &[f64], y: &[f64]| -> Vec<f64> {
-        (0..h * w)
-            .map(|k| if from_a[k] { x[k] } else { y[k] })
-            .collect()
-    };
-    let (pc_max, big_max, small_max) = (
-        pick(&fa.pc, &fb.pc),
-        pick(&fa.big, &fb.big),
-        pick(&fa.small, &fb.small),
-    );
-    let mask = |pc: &[f64]| pc.iter().map(|p| *p > FEATURE).collect::<Vec<bool>>();
-    let (ma, mb, mm) = (mask(&fa.pc), mask(&fb.pc), mask(&pc_max));
-    let masks = [ma.as_slice(), mb.as_slice(), mm.as_slice()];
-    let pc = correlation([&fa.pc, &fb.pc, &pc_max], &ff.pc, masks, h, w);
-    let big = correlation([&fa.big, &fb.big, &big_max], &ff.big, masks, h, w);
-    let small = correlation([&fa.small, &fb.small, &small_max], &ff.small, masks, h, w);
-    pc * big * small
+/// What Q_P takes from the sources alone: their features, the larger-PC source's per pixel, and
+/// where each has a feature.
+pub(super) struct SourcePhase {
+    maps: [[Vec<f64>; 3]; 3],
+    masks: [Vec<bool>; 3],
+}
+
+impl SourcePhase {
+    pub(super) fn new(a: &Gray, b: &Gray) -> SourcePhase {
+        let (fa, fb) = rayon::join(|| features(a), || features(b));
+        let from_a: Vec<bool> = fa.pc.iter().zip(&fb.pc).map(|(x, y)| x > y).collect();
+        let pick = |x: &[f64], y: &[f64]| -> Vec<f64> {
+            (0..x.len())
+                .map(|k| if from_a[k] { x[k] } else { y[k] })
+                .collect()
+        };
+        let (pc_max, big_max, small_max) = (
+            pick(&fa.pc, &fb.pc),
+            pick(&fa.big, &fb.big),
+            pick(&fa.small, &fb.small),
+        );
+        let mask = |pc: &[f64]| pc.iter().map(|p| *p > FEATURE).collect::<Vec<bool>>();
+        let masks = [mask(&fa.pc), mask(&fb.pc), mask(&pc_max)];
+        SourcePhase {
+            maps: [
+                [fa.pc, fb.pc, pc_max],
+                [fa.big, fb.big, big_max],
+                [fa.small, fb.small, small_max],
+            ],
+            masks,
+        }
+    }
+
+    /// Q_P of F against the sources. NaN when no pixel of either source has PC over 0.1 (the
+    /// original divides by an empty mask there too).
+    pub(super) fn q_p(&self, f: &Gray) -> f64 {
+        let (h, w) = (f.h, f.w);
+        let ff = features(f);
+        let masks = [
+            self.masks[0].as_slice(),
+            self.masks[1].as_slice(),
+            self.masks[2].as_slice(),
+        ];
+        let score = |maps: &[Vec<f64>; 3], fused: &[f64]| {
+            correlation([&maps[0], &maps[1], &maps[2]], fused, masks, h, w)
+        };
+        let [pc, big, small] = &self.maps;
+        score(pc, &ff.pc) * score(big, &ff.big) * score(small, &ff.small)
+    }
 }
 
 #[cfg(test)]
@@ -349,8 +348,8 @@ mod tests {
     #[test]
     fn a_fusion_that_keeps_the_edges_scores_higher_than_one_that_moves_them() {
         let (a, b) = (edges(64, 72, 0), edges(64, 72, 0));
-        let same = q_p(&a, &b, &a);
-        let moved = q_p(&a, &b, &edges(64, 72, 5));
+        let sources = SourcePhase::new(&a, &b);
+        let (same, moved) = (sources.q_p(&a), sources.q_p(&edges(64, 72, 5)));
         assert!(same > 0.9 && moved < same - 0.1, "{same} {moved}");
     }
 }

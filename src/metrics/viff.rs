@@ -57,19 +57,22 @@ pub(super) fn gaussian(n: usize, sigma: f64) -> Vec<f64> {
 /// Weighted sums of `x` under the window at every position where it fits (a "valid" filter).
 fn filter_valid(x: &Image, win: &[f64], n: usize) -> Image {
     let (h, w) = (x.h + 1 - n, x.w + 1 - n);
-    let mut v = Vec::with_capacity(h * w);
-    for i in 0..h {
-        for j in 0..w {
-            let mut s = 0.0;
-            for u in 0..n {
-                let row = &x.v[(i + u) * x.w + j..(i + u) * x.w + j + n];
-                s += row
-                    .iter()
-                    .zip(&win[u * n..u * n + n])
-                    .map(|(p, g)| p * g)
-                    .sum::<f64>();
+    let mut v = vec![0.0; h * w];
+    // Each output adds the window's rows in order, each row's sum made left to right first; per
+    // output row the taps run over the whole row at once, which vectorises without reordering.
+    let mut row_sum = vec![0.0; w];
+    for (i, out) in v.chunks_exact_mut(w).enumerate() {
+        for u in 0..n {
+            row_sum.iter_mut().for_each(|s| *s = 0.0);
+            let row = &x.v[(i + u) * x.w..(i + u + 1) * x.w];
+            for (t, g) in win[u * n..u * n + n].iter().enumerate() {
+                for (s, p) in row_sum.iter_mut().zip(&row[t..t + w]) {
+                    *s += p * g;
+                }
             }
-            v.push(s);
+            for (o, s) in out.iter_mut().zip(&row_sum) {
+                *o += s;
+            }
         }
     }
     Image { h, w, v }

@@ -359,8 +359,17 @@ def metrics(a, b, f):
     VIFF, each checked against the original MATLAB code (see ``csfuse metrics --help``); a
     metric that does not apply (VIFF below 81x81, Q_P without features) is None. Colour images
     are scored on grey levels.
+
+    ``f`` may be a list (or tuple) of fused images, e.g. one per method: then a list of dicts
+    comes back, in its order, and what the metrics take from the sources alone (Q_P's phase
+    congruency, Q_CB's contrast, Q_Y's SSIM of a with b) is computed once, which makes each
+    image about half as costly to score. The values are the same either way.
     """
-    return _json.loads(_csfuse.metrics(a, b, f))
+    many = isinstance(f, (list, tuple))
+    fused = list(f) if many else [f]
+    names = [f"f[{i}]" for i in range(len(fused))] if many else ["f"]
+    scores = _json.loads(_csfuse.metrics(a, b, fused, names))
+    return scores if many else scores[0]
 
 
 def devices():

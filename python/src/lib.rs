@@ -468,21 +468,41 @@ fn learn<'py>(
     array(py, &[dict.fh, dict.fw, dict.m], hwm)
 }
 
-/// The fusion metrics of `f` against `a` and `b` (8-bit arrays) as JSON.
+/// The fusion metrics of each of `fused` against `a` and `b` (8-bit arrays), as a JSON list;
+/// `names` name the fused images in errors. What the metrics take from the sources alone is
+/// computed once for all of them.
 #[pyfunction]
 fn metrics(
     py: Python<'_>,
     a: &Bound<'_, PyAny>,
     b: &Bound<'_, PyAny>,
-    f: &Bound<'_, PyAny>,
+    fused: Vec<Bound<'_, PyAny>>,
+    names: Vec<String>,
 ) -> PyResult<String> {
-    use csfuse::metrics::{score, Gray};
+    use csfuse::error::Error;
+    use csfuse::metrics::{Gray, Sources};
     let gray = |obj: &Bound<'_, PyAny>, name: &str| -> PyResult<Gray> {
         Gray::of(&raster(obj, name)?, Path::new(name)).map_err(to_py)
     };
-    let (ga, gb, gf) = (gray(a, "a")?, gray(b, "b")?, gray(f, "f")?);
-    let s = run_released(py, move || score(&ga, &gb, &gf))?;
-    Ok(json(&s))
+    let (ga, gb) = (gray(a, "a")?, gray(b, "b")?);
+    let fused: Vec<(String, Gray)> = fused
+        .iter()
+        .zip(names)
+        .map(|(f, name)| Ok((name.clone(), gray(f, &name)?)))
+        .collect::<PyResult<_>>()?;
+    let scores = run_released(py, move || {
+        let sources = Sources::new(&ga, &gb)?;
+        fused
+            .iter()
+            .map(|(name, f)| {
+                sources.score(f).map_err(|e| match e {
+                    Error::Param(msg) => Error::Param(format!("{name}: {msg}")),
+                    e => e,
+                })
+            })
+            .collect::<csfuse::error::Result<Vec<_>>>()
+    })?;
+    Ok(json(&scores))
 }
 
 /// The GPU adapters wgpu sees, best first, as JSON.

@@ -78,6 +78,24 @@ def test_metrics_equal_the_command_line(tmp_path):
         csfuse.metrics(a, b, f.astype(np.uint16))
 
 
+def test_a_list_of_fused_images_scores_as_each_alone():
+    a, b = csfuse.imread(A), csfuse.imread(B)
+    fused = [csfuse.fuse(a, b, backend="cpu"), np.maximum(a, b), ((a.astype(np.uint16) + b) // 2).astype(np.uint8)]
+    many = csfuse.metrics(a, b, fused)
+    assert isinstance(many, list) and len(many) == 3
+    for f, got in zip(fused, many):
+        assert got == csfuse.metrics(a, b, f)
+    # Three different images, three different scores: the sources' shared part is not the answer.
+    assert len({m["Q_P"] for m in many}) == 3
+    assert csfuse.metrics(a, b, tuple(fused[:1])) == many[:1]
+    assert csfuse.metrics(a, b, []) == []
+    # A bad one is named by its place in the list.
+    with pytest.raises(ValueError, match=r"f\[1\].*differ in size"):
+        csfuse.metrics(a, b, [fused[0], fused[1][:-1]])
+    with pytest.raises(ValueError, match=r"f\[2\].*8-bit"):
+        csfuse.metrics(a, b, [fused[0], fused[1], fused[2].astype(np.uint16)])
+
+
 def test_images_round_trip_and_are_not_overwritten(tmp_path):
     rgb = np.stack([np.arange(48 * 40, dtype=np.uint16).reshape(48, 40) * k for k in (1, 2, 3)], -1)
     csfuse.imwrite(tmp_path / "rgb16.png", rgb)

@@ -29,10 +29,11 @@ use std::time::Instant;
 ///
 /// LIST is a `batch` list (A,B[,OUTPUT]; images, 8-bit, as the metrics are defined on 8-bit grey
 /// levels). Methods: the CS-MCA modes (`pyramid`, `paper`; `default` is the default mode), the
-/// pyramid mode with other rule settings (`pyramid-share-0.5-vote-9`: `share`, `top`, `bright`
-/// and `vote` are `--base-share`, `--base-top`, `--base-bright` and `--vote-radius`), and three
-/// rules that need no dictionaries: `average`, `max` (pixel-wise) and `laplacian` (a 4-level
-/// Laplacian pyramid, larger-magnitude detail, averaged base). The pyramid-mode methods of a run
+/// pyramid mode with other rule settings (`pyramid-share-0.5-vote-9-texture-choose`: `share`,
+/// `top`, `bright`, `vote` and `texture` are `--base-share`, `--base-top`, `--base-bright`,
+/// `--vote-radius` and `--texture-rule`), and three rules that need no dictionaries: `average`,
+/// `max` (pixel-wise) and `laplacian` (a 4-level Laplacian pyramid, larger-magnitude detail,
+/// averaged base). The pyramid-mode methods of a run
 /// share one decomposition of each pair, so comparing rule settings costs little more than one
 /// fusion (each reports that fusion's time as its cost). Colour sources follow
 /// `fuse`'s colour rule for every method: the luminance is fused and the chroma put back (scaled

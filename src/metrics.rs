@@ -150,18 +150,23 @@ impl Scores {
 
 /// Score F against A and B (all the same size, at least 11x11 for SSIM's window).
 pub fn score(a: &Gray, b: &Gray, f: &Gray) -> Result<Scores> {
+    // All three sizes first, so that a wrong F is refused before the sources' part is computed.
     if (a.h, a.w) != (f.h, f.w) || (b.h, b.w) != (f.h, f.w) {
-        return Err(Error::Param(format!(
-            "the three images differ in size: {}x{}, {}x{} and {}x{}",
-            a.w, a.h, b.w, b.h, f.w, f.h
-        )));
+        return Err(sizes_differ(a, b, f));
     }
     Sources::new(a, b)?.score(f)
 }
 
-/// Two sources with what the metrics compute from them alone (Q_P's phase congruency, Q_CB's
-/// masked contrast, Q_Y's SSIM of A with B), for scoring several fused images of one pair at
-/// about half the cost of [`score`] on each.
+fn sizes_differ(a: &Gray, b: &Gray, f: &Gray) -> Error {
+    Error::Param(format!(
+        "the three images differ in size: {}x{}, {}x{} and {}x{}",
+        a.w, a.h, b.w, b.h, f.w, f.h
+    ))
+}
+
+/// Two sources with what the metrics compute from them alone (Q_P's phase congruency and its
+/// masked maps' local statistics, Q_CB's masked contrast, Q_Y's SSIM of A with B), for scoring
+/// several fused images of one pair at about half the cost of [`score`] on each.
 pub struct Sources<'a> {
     a: &'a Gray,
     b: &'a Gray,
@@ -207,10 +212,7 @@ impl<'a> Sources<'a> {
     pub fn score(&self, f: &Gray) -> Result<Scores> {
         let (a, b) = (self.a, self.b);
         if (a.h, a.w) != (f.h, f.w) {
-            return Err(Error::Param(format!(
-                "the three images differ in size: {}x{}, {}x{} and {}x{}",
-                a.w, a.h, b.w, b.h, f.w, f.h
-            )));
+            return Err(sizes_differ(a, b, f));
         }
         // The metrics are independent: two halves of about equal cost run on two threads when
         // the pool has them (Q_P and the SSIM family, then Q_CB, VIFF and the rest).
@@ -545,7 +547,7 @@ fn gauss_blur(
 /// its terms in the window's row-major order, skipping those outside the image, as the metrics'
 /// checked values were computed; the loops run over a whole output row per tap so that they
 /// vectorise without reordering any pixel's sum.
-pub(crate) fn filter_same(x: &[f64], h: usize, w: usize, win: &[f64], n: usize) -> Vec<f64> {
+fn filter_same(x: &[f64], h: usize, w: usize, win: &[f64], n: usize) -> Vec<f64> {
     let r = n / 2;
     let mut out = vec![0.0; h * w];
     for (i, acc) in out.chunks_exact_mut(w).enumerate() {

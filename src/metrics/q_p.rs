@@ -218,36 +218,64 @@ fn features(g: &Gray) -> Features {
     f
 }
 
+/// The 11x11 Gaussian (sigma 1.5) local mean of Q_P's correlation, zero-padded.
+fn local_mean(x: &[f64], h: usize, w: usize) -> Vec<f64> {
+    const N: usize = 11;
+    super::filter_same(x, h, w, &super::viff::gaussian(N, 1.5), N)
+}
+
+fn squares(x: &[f64]) -> Vec<f64> {
+    x.iter().map(|v| v * v).collect()
+}
+
+/// One source map of one feature, zero outside its mask, with its local mean and variance.
+struct Local {
+    x: Vec<f64>,
+    mu: Vec<f64>,
+    var: Vec<f64>,
+}
+
+impl Local {
+    fn new(map: &[f64], mask: &[bool], h: usize, w: usize) -> Local {
+        let x: Vec<f64> = map
+            .iter()
+            .zip(mask)
+            .map(|(v, m)| if *m { *v } else { 0.0 })
+            .collect();
+        let mu = local_mean(&x, h, w);
+        let var = local_mean(&squares(&x), h, w)
+            .iter()
+            .zip(&mu)
+            .map(|(e, m)| e - m * m)
+            .collect();
+        Local { x, mu, var }
+    }
+}
+
 /// One feature's score: F's map correlated locally with each masked source map, the best of the
 /// three at each pixel (0 outside a map's mask), summed over the max-PC mask and divided by its
 /// size.
-fn correlation(maps: [&[f64]; 3], fused: &[f64], masks: [&[bool]; 3], h: usize, w: usize) -> f64 {
-    const N: usize = 11;
-    let win = super::viff::gaussian(N, 1.5);
-    let blur = |x: &[f64]| super::filter_same(x, h, w, &win, N);
-    let sq = |x: &[f64]| x.iter().map(|v| v * v).collect::<Vec<f64>>();
-    let mu_f = blur(fused);
-    let var_f: Vec<f64> = blur(&sq(fused))
+fn correlation(
+    maps: &[Local; 3],
+    masks: &[Vec<bool>; 3],
+    fused: &[f64],
+    h: usize,
+    w: usize,
+) -> f64 {
+    let mu_f = local_mean(fused, h, w);
+    let var_f: Vec<f64> = local_mean(&squares(fused), h, w)
         .iter()
         .zip(&mu_f)
         .map(|(e, m)| e - m * m)
         .collect();
     let mut best = vec![f64::MIN; h * w];
     for (map, mask) in maps.iter().zip(masks) {
-        let x: Vec<f64> = map
-            .iter()
-            .zip(mask)
-            .map(|(v, m)| if *m { *v } else { 0.0 })
-            .collect();
-        let mu = blur(&x);
-        let e_xx = blur(&sq(&x));
-        let xf: Vec<f64> = x.iter().zip(fused).map(|(a, b)| a * b).collect();
-        let e_xf = blur(&xf);
+        let xf: Vec<f64> = map.x.iter().zip(fused).map(|(a, b)| a * b).collect();
+        let e_xf = local_mean(&xf, h, w);
         for k in 0..h * w {
             let r = if mask[k] {
-                let var = e_xx[k] - mu[k] * mu[k];
-                let cov = e_xf[k] - mu[k] * mu_f[k];
-                (cov + C) / ((var * var_f[k]).abs().sqrt() + C)
+                let cov = e_xf[k] - map.mu[k] * mu_f[k];
+                (cov + C) / ((map.var[k] * var_f[k]).abs().sqrt() + C)
             } else {
                 0.0
             };
@@ -258,15 +286,17 @@ fn correlation(maps: [&[f64]; 3], fused: &[f64], masks: [&[bool]; 3], h: usize, 
     best.iter().sum::<f64>() / area as f64
 }
 
-/// What Q_P takes from the sources alone: their features, the larger-PC source's per pixel, and
-/// where each has a feature.
+/// What Q_P takes from the sources alone: for each feature (PC and its two moments), A's, B's and
+/// the larger-PC source's map, masked, with their local means and variances; and where each has a
+/// feature.
 pub(super) struct SourcePhase {
-    maps: [[Vec<f64>; 3]; 3],
+    features: [[Local; 3]; 3],
     masks: [Vec<bool>; 3],
 }
 
 impl SourcePhase {
     pub(super) fn new(a: &Gray, b: &Gray) -> SourcePhase {
+        let (h, w) = (a.h, a.w);
         let (fa, fb) = rayon::join(|| features(a), || features(b));
         let from_a: Vec<bool> = fa.pc.iter().zip(&fb.pc).map(|(x, y)| x > y).collect();
         let pick = |x: &[f64], y: &[f64]| -> Vec<f64> {
@@ -274,37 +304,30 @@ impl SourcePhase {
                 .map(|k| if from_a[k] { x[k] } else { y[k] })
                 .collect()
         };
-        let (pc_max, big_max, small_max) = (
-            pick(&fa.pc, &fb.pc),
-            pick(&fa.big, &fb.big),
-            pick(&fa.small, &fb.small),
-        );
+        let pc_max = pick(&fa.pc, &fb.pc);
         let mask = |pc: &[f64]| pc.iter().map(|p| *p > FEATURE).collect::<Vec<bool>>();
         let masks = [mask(&fa.pc), mask(&fb.pc), mask(&pc_max)];
-        SourcePhase {
-            maps: [
-                [fa.pc, fb.pc, pc_max],
-                [fa.big, fb.big, big_max],
-                [fa.small, fb.small, small_max],
-            ],
-            masks,
-        }
+        let locals = |x: &[f64], y: &[f64], max: &[f64]| {
+            [
+                Local::new(x, &masks[0], h, w),
+                Local::new(y, &masks[1], h, w),
+                Local::new(max, &masks[2], h, w),
+            ]
+        };
+        let features = [
+            locals(&fa.pc, &fb.pc, &pc_max),
+            locals(&fa.big, &fb.big, &pick(&fa.big, &fb.big)),
+            locals(&fa.small, &fb.small, &pick(&fa.small, &fb.small)),
+        ];
+        SourcePhase { features, masks }
     }
 
     /// Q_P of F against the sources. NaN when no pixel of either source has PC over 0.1 (the
     /// original divides by an empty mask there too).
     pub(super) fn q_p(&self, f: &Gray) -> f64 {
-        let (h, w) = (f.h, f.w);
         let ff = features(f);
-        let masks = [
-            self.masks[0].as_slice(),
-            self.masks[1].as_slice(),
-            self.masks[2].as_slice(),
-        ];
-        let score = |maps: &[Vec<f64>; 3], fused: &[f64]| {
-            correlation([&maps[0], &maps[1], &maps[2]], fused, masks, h, w)
-        };
-        let [pc, big, small] = &self.maps;
+        let [pc, big, small] = &self.features;
+        let score = |maps, fused: &[f64]| correlation(maps, &self.masks, fused, f.h, f.w);
         score(pc, &ff.pc) * score(big, &ff.big) * score(small, &ff.small)
     }
 }

@@ -3,11 +3,12 @@
 
     python3 benches/cross_validate.py DEV/pairs.csv OUT [--csfuse BIN] [--folds 5] [--threads 2]
 
-Every method with its defaults is fused and scored on every pair with `csfuse evaluate`
-(OUT/reference, the README's table), and so is every other candidate of GRID (`--base-share`,
-`--base-top`, `--base-bright`, `--vote-radius`, `--texture-rule`), as pyramid variants of one evaluate run
-(OUT/candidates, which fuses them from one decomposition per pair). Both runs resume like any
-evaluate run. The pairs are dealt into stratified folds
+Every method with its defaults and every candidate of GRID (`--base-share`, `--base-top`,
+`--base-bright`, `--vote-radius`, `--texture-rule`), as a pyramid variant, is fused and scored on
+every pair by one `csfuse evaluate` run into OUT/reference, which fuses `pyramid` and the variants
+from one decomposition per pair. The README's evaluate command then runs on the same folder: it
+resumes every fusion and writes the tables of its default methods (OUT/reference/summary.md is the
+README's table). Both runs resume like any evaluate run. The pairs are dealt into stratified folds
 (round robin within each modality group, in name order). For each fold a candidate is chosen on
 the other folds' pairs only, by RULE below, and scored on the fold's pairs: the cross-validated row
 is each pair scored by the candidate chosen without it. The candidate chosen on all pairs is the
@@ -32,6 +33,9 @@ from pathlib import Path
 
 METRICS = ["Q_ABF", "Q_CB", "Q_P", "Q_Y", "VIFF"]
 REFERENCE = ["paper", "max", "laplacian", "average"]
+# evaluate's default methods, in its order (the README's table). Were they to change, the second
+# run would fuse what the first did not, and the tables would still be right.
+DEFAULTS = ["pyramid", "paper", "average", "max", "laplacian"]
 # (share, top, bright, vote, texture): the pyramid share of the fused base, the pull of its
 # coarsest level, the move towards the brightness-weighted base, the radius of the vote over the
 # decisions, and whether the texture maps are chosen (choose-max) or added. Each base and vote
@@ -168,14 +172,19 @@ def main():
     args = ap.parse_args()
     args.list = args.list.resolve()
 
-    # Every method, as the README's table is made (its summary.md is that table).
-    ref = evaluate(args, args.out / "reference", [])
-    default = default_rule(args.out / "reference" / "pyramid")
-    # The other candidates in one run, as pyramid variants: evaluate fuses them from one
-    # decomposition of each pair.
-    others = [c for c in GRID if c != default]
-    run = evaluate(args, args.out / "candidates", ["--methods", ",".join(method(c) for c in others)])
-    cands = {c: ref["pyramid"] if c == default else run[method(c)] for c in GRID}
+    # The default methods and every candidate in one run: the pyramid-mode methods of a run share
+    # each pair's decomposition. Then the README's command on the same folder, which resumes them
+    # all and writes the tables of the default methods alone.
+    folder = args.out / "reference"
+    run = evaluate(args, folder, ["--methods", ",".join(DEFAULTS + [method(c) for c in GRID])])
+    ref = evaluate(args, folder, [])
+    default = default_rule(folder / "pyramid")
+    cands = {c: run[method(c)] for c in GRID}
+    # The candidate with the default's settings is fused twice from one decomposition.
+    if cands[default] != ref["pyramid"]:
+        print(f"cross_validate.py: {method(default)} does not score as pyramid, whose settings it has",
+              file=sys.stderr)
+        return 1
     paper = ref["paper"]
     pairs = sorted(paper)
     fold = folds_of(paper, args.folds)

@@ -172,6 +172,24 @@ fn pyramid_variants_share_a_decomposition_and_match_fuse() {
         log.contains("[2/2] mr_pet_1.png: 0 fused, 3 up to date"),
         "{log}"
     );
+    // A run with fewer methods resumes them, and its tables and montages show those alone.
+    let width = || {
+        csfuse::formats::image::read_image(&p("eval/montages/ct_mr_1.png"))
+            .unwrap()
+            .w
+    };
+    let all_three = width();
+    let log = run(
+        &[EVAL.as_slice(), &["--methods", "pyramid"]].concat(),
+        d.path(),
+    );
+    assert!(log.contains("0 fused, 1 up to date"), "{log}");
+    let md = std::fs::read_to_string(p("eval/summary.md")).unwrap();
+    assert!(!md.contains(variant) && md.contains("| pyramid |"), "{md}");
+    assert!(
+        width() < all_three,
+        "the montage still has every method of the first run"
+    );
 }
 
 #[test]

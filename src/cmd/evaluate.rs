@@ -33,9 +33,9 @@ use std::time::Instant;
 /// `top`, `bright`, `vote` and `texture` are `--base-share`, `--base-top`, `--base-bright`,
 /// `--vote-radius` and `--texture-rule`), and three rules that need no dictionaries: `average`,
 /// `max` (pixel-wise) and `laplacian` (a 4-level Laplacian pyramid, larger-magnitude detail,
-/// averaged base). The pyramid-mode methods of a run
-/// share one decomposition of each pair, so comparing rule settings costs little more than one
-/// fusion (each reports that fusion's time as its cost). Colour sources follow
+/// averaged base). The pyramid-mode methods of a run share one decomposition of each pair, so
+/// comparing rule settings costs little more than one fusion (each reports as its cost the time
+/// it would take alone: the shared decomposition and its own rules). Colour sources follow
 /// `fuse`'s colour rule for every method: the luminance is fused and the chroma put back (scaled
 /// into gamut by the `pyramid` mode, clipped per channel by the others).
 ///
@@ -392,16 +392,16 @@ fn evaluate_pair(
         .collect();
     let montage = args.out_dir.join("montages").join(pair);
     let pngs = source_pngs(&args.out_dir, pair);
-    let missing = !montage.exists() || pngs.iter().any(|p| !p.is_file());
-    if done.iter().any(|d| d.fused_now.is_some()) || missing {
-        write_montage((&montage, &pngs), it, sources.map(|s| s.2), &done, opts)?;
-    }
+    // Written on every run, fused or resumed, so that it shows this run's methods: a resumed run
+    // may compare fewer methods than the run that fused them.
+    write_montage((&montage, &pngs), it, sources.map(|s| s.2), &done, opts)?;
     Ok(done)
 }
 
 /// Fuse the pair with each pending method, in their order, with the seconds each took. The
-/// pyramid-mode methods, when there are several, are fused from one decomposition and each is given
-/// the time of that one fusion.
+/// pyramid-mode methods, when there are several, are fused from one decomposition, and each is
+/// given the time it would take alone: that fusion's time less the other variants' rule and
+/// synthesis stages.
 fn fuse_pending(pending: &[Pending], ip: &ImagePair, s: &mut Session) -> Result<Vec<(Fused, f64)>> {
     let mut out: Vec<Option<(Fused, f64)>> = pending.iter().map(|_| None).collect();
     let group: Vec<usize> = (0..pending.len())
@@ -415,8 +415,10 @@ fn fuse_pending(pending: &[Pending], ip: &ImagePair, s: &mut Session) -> Result<
         let t = Instant::now();
         let results = fuse_rasters_variants(s, ip, &pending[group[0]].opts, &rules)?;
         let seconds = t.elapsed().as_secs_f64();
-        for (&i, (raster, report, maps)) in group.iter().zip(results) {
-            out[i] = Some(((raster, iterations(&report), Some(maps)), seconds));
+        let own: Vec<f64> = results.iter().map(|(_, r, _)| rule_seconds(r)).collect();
+        let shared = seconds - own.iter().sum::<f64>();
+        for ((&i, (raster, report, maps)), own) in group.iter().zip(results).zip(own) {
+            out[i] = Some(((raster, iterations(&report), Some(maps)), shared + own));
         }
     }
     for (p, slot) in pending.iter().zip(&mut out) {
@@ -437,6 +439,14 @@ fn fuse_pending(pending: &[Pending], ip: &ImagePair, s: &mut Session) -> Result<
         .into_iter()
         .map(|o| o.expect("every method fused"))
         .collect())
+}
+
+/// The seconds an image fusion's report gives its own rules and synthesis (after the decomposition).
+fn rule_seconds(report: &Report) -> f64 {
+    match &report.result {
+        Some(Outcome::Image(r)) => (r.timings_ms.fuse_rule + r.timings_ms.synthesis) / 1e3,
+        _ => unreachable!("an image fusion reports an image outcome"),
+    }
 }
 
 /// The ADMM iterations of an image fusion's report.

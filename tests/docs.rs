@@ -97,6 +97,7 @@ fn every_sh_block_of_the_readme_and_docs_runs() {
                 "{name}: a clone has no ../shared; tag the block `sh norun`"
             );
             let script = runnable(&body);
+            let t = std::time::Instant::now();
             let o = Command::new("bash")
                 .args(["-euo", "pipefail", "-c", &script])
                 .current_dir(dir.path())
@@ -110,6 +111,7 @@ fn every_sh_block_of_the_readme_and_docs_runs() {
                 String::from_utf8_lossy(&o.stdout),
                 String::from_utf8_lossy(&o.stderr)
             );
+            println!("{name}: {:.1} s", t.elapsed().as_secs_f64());
             ran += 1;
         }
     }

@@ -12,7 +12,7 @@ use csfuse::formats::output::{check_outputs, remove_stale_temps, OutputSet};
 use csfuse::jobs::batch::{input_records, parameters, read_list, sha256_file, sidecar_path};
 use csfuse::jobs::batch::{Item, OnDisk};
 use csfuse::jobs::image::{fuse_rasters_variants, fuse_rasters_with_decisions, ImagePair};
-use csfuse::jobs::report::{json_bytes, Outcome, Report};
+use csfuse::jobs::report::{json_bytes, ImageOutcome, Outcome, Report};
 use csfuse::jobs::session::Session;
 use csfuse::jobs::{kind, path_text, JobOptions, Kind};
 use csfuse::metrics::{Gray, Sources};
@@ -441,20 +441,23 @@ fn fuse_pending(pending: &[Pending], ip: &ImagePair, s: &mut Session) -> Result<
         .collect())
 }
 
-/// The seconds an image fusion's report gives its own rules and synthesis (after the decomposition).
-fn rule_seconds(report: &Report) -> f64 {
+/// The outcome of an image fusion's report.
+fn image_outcome(report: &Report) -> &ImageOutcome {
     match &report.result {
-        Some(Outcome::Image(r)) => (r.timings_ms.fuse_rule + r.timings_ms.synthesis) / 1e3,
+        Some(Outcome::Image(r)) => r,
         _ => unreachable!("an image fusion reports an image outcome"),
     }
 }
 
+/// The seconds an image fusion's report gives its own rules and synthesis (after the decomposition).
+fn rule_seconds(report: &Report) -> f64 {
+    let t = &image_outcome(report).timings_ms;
+    (t.fuse_rule + t.synthesis) / 1e3
+}
+
 /// The ADMM iterations of an image fusion's report.
 fn iterations(report: &Report) -> usize {
-    match &report.result {
-        Some(Outcome::Image(r)) => r.admm_iterations.total,
-        _ => unreachable!("an image fusion reports an image outcome"),
-    }
+    image_outcome(report).admm_iterations.total
 }
 
 /// Score a fused result as written (the file's rounded samples) and write it with its sidecar and
